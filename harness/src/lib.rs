@@ -1,0 +1,21 @@
+//! evalcot's core: the GenEval suite, its exact scoring rules, the official folder layout and
+//! result records. Every other evalcot crate depends on this one and on nothing above it.
+//!
+//! Flow: suite → strategy → images → detector → [`rules`] → [`results`] → reports.
+
+pub mod detections_file;
+pub mod error;
+pub mod fsutil;
+pub mod layout;
+pub mod metadata;
+pub mod pyjson;
+pub mod results;
+pub mod rules;
+pub mod suite;
+pub mod vocab;
+
+pub use error::{Error, Result};
+pub use metadata::{Exclude, Include, Metadata, Position};
+pub use rules::{Detection, Judgement, RuleConfig};
+pub use suite::{PromptEntry, Selection, Suite};
+pub use vocab::{ClassId, Color, Relation, Tag};
