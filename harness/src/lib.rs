@@ -10,6 +10,7 @@ pub mod layout;
 pub mod metadata;
 pub mod pyjson;
 pub mod results;
+pub mod rng;
 pub mod rules;
 pub mod suite;
 pub mod vocab;
