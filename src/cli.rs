@@ -98,10 +98,10 @@ pub struct SuiteArgs {
 pub struct SelectArgs {
     /// Comma-separated tags, e.g. `counting,position`.
     #[arg(long, value_parser = parse_tags)]
-    pub tags: Option<Vec<Tag>>,
+    pub tags: Option<TagList>,
     /// Prompt indices (0-based, inclusive ranges), e.g. `0-9,20`.
     #[arg(long, value_parser = parse_indices)]
-    pub indices: Option<Vec<std::ops::RangeInclusive<usize>>>,
+    pub indices: Option<IndexRanges>,
     /// At most this many prompts of each tag.
     #[arg(long)]
     pub per_tag: Option<usize>,
@@ -113,19 +113,26 @@ pub struct SelectArgs {
 impl SelectArgs {
     pub fn to_selection(&self) -> Selection {
         Selection {
-            tags: self.tags.clone().unwrap_or_default(),
-            indices: self.indices.clone().unwrap_or_default(),
+            tags: self.tags.clone().map(|t| t.0).unwrap_or_default(),
+            indices: self.indices.clone().map(|i| i.0).unwrap_or_default(),
             per_tag: self.per_tag,
             limit: self.limit,
         }
     }
 }
 
-// clap treats a value parser returning Vec<T> as a single value of type Vec<T>.
-fn parse_tags(s: &str) -> Result<Vec<Tag>, String> {
-    Selection::parse_tags(s)
+/// A comma-separated tag list as one argument value (clap would read `Vec<T>` as many values).
+#[derive(Debug, Clone)]
+pub struct TagList(pub Vec<Tag>);
+
+/// Index ranges as one argument value.
+#[derive(Debug, Clone)]
+pub struct IndexRanges(pub Vec<std::ops::RangeInclusive<usize>>);
+
+fn parse_tags(s: &str) -> Result<TagList, String> {
+    Selection::parse_tags(s).map(TagList)
 }
 
-fn parse_indices(s: &str) -> Result<Vec<std::ops::RangeInclusive<usize>>, String> {
-    Selection::parse_indices(s)
+fn parse_indices(s: &str) -> Result<IndexRanges, String> {
+    Selection::parse_indices(s).map(IndexRanges)
 }

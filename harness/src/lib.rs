@@ -8,6 +8,7 @@ pub mod error;
 pub mod fsutil;
 pub mod layout;
 pub mod metadata;
+pub mod npsort;
 pub mod pyjson;
 pub mod results;
 pub mod rng;

@@ -5,6 +5,7 @@
 //! detections (the official `details`).
 
 use crate::metadata::Metadata;
+use crate::npsort;
 use crate::pyjson;
 use crate::vocab::{ClassId, Color, Relation, Tag, NUM_CLASSES};
 use serde::{Deserialize, Serialize};
@@ -132,8 +133,8 @@ pub struct MissingColor {
 /// Per-class filtering: score strictly above the threshold (the counting threshold for every
 /// class of a counting prompt), by descending score, at most `max_objects`, then greedy NMS.
 ///
-/// Ties keep the official order: `np.argsort(scores)[::-1]` on a stable sort puts the later of
-/// two equal-score detections first.
+/// Ties keep the official order: `np.argsort(scores)[::-1]` as numpy 1.23 computes it (for up to
+/// 16 detections of a class, the later of two equal scores comes first).
 pub fn keep_detections(
     tag: Tag,
     detections: &[Detection],
@@ -149,17 +150,17 @@ pub fn keep_detections(
         per_class[d.class.index()].push(i);
     }
     let mut kept = Vec::new();
-    for (class, mut idx) in ClassId::all().zip(per_class) {
+    for (class, idx) in ClassId::all().zip(per_class) {
         if idx.is_empty() {
             continue;
         }
-        // Descending by score; among equal scores, the later detection first.
-        idx.sort_by(|&a, &b| {
-            detections[b]
-                .score
-                .total_cmp(&detections[a].score)
-                .then(b.cmp(&a))
-        });
+        // `np.argsort(scores)[::-1]`, with numpy's own (unstable) tie order.
+        let scores: Vec<f64> = idx.iter().map(|&i| detections[i].score).collect();
+        let idx: Vec<usize> = npsort::argsort(&scores)
+            .into_iter()
+            .rev()
+            .map(|k| idx[k])
+            .collect();
         let mut ordering: Vec<usize> = idx
             .into_iter()
             .filter(|&i| detections[i].score > thr)

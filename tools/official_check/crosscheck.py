@@ -264,6 +264,13 @@ class Gen:
             cls = r.choice(pool)
             dets += [{"class": cls, "score": self.score_above(thr), "box": self.rand_box(),
                       "color": r.choice(COLORS)} for _ in range(r.randint(17, 20))]
+        if self.no_ties:
+            seen = {}
+            for d in dets:
+                used = seen.setdefault(d["class"], set())
+                while d["score"] in used:
+                    d["score"] = r.uniform(0.0, 1.0)
+                used.add(d["score"])
         # interleave classes in file order
         if r.random() < 0.7:
             r.shuffle(dets)
@@ -421,6 +428,29 @@ def tie_only(d_off, d_ev):
     return True
 
 
+def ulp_equal(d_off, d_ev):
+    """True if details agree up to 2 ulps per number (float parse/print rounding)."""
+    if set(d_off) != set(d_ev):
+        return False
+    for k in d_off:
+        a, b = d_off[k], d_ev[k]
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            if len(x) != len(y) or not all(u == v or abs(u - v) <= 2 * math.ulp(max(abs(u), abs(v)))
+                                           for u, v in zip(x, y)):
+                return False
+    return True
+
+
+def big_ties(rec):
+    """A class with > 16 rows and tied scores: numpy's introsort (not insertion sort) orders the ties."""
+    rows = {}
+    for d in rec["detections"]:
+        rows.setdefault(d["class"], []).append(d["score"])
+    return any(len(v) > 16 and len(set(v)) < len(v) for v in rows.values())
+
+
 def has_kept_ties(rec, thr):
     by = {}
     for d in rec["detections"]:
@@ -444,7 +474,8 @@ def compare(inputs, off, ev, opts):
         counting = inp["metadata"]["tag"] == "counting"
         thr = opts["counting_threshold"] if counting else opts["threshold"]
         ties = has_kept_ties(inp, thr)
-        tnote = " [image has tied kept scores]" if ties else ""
+        tnote = (" [image has tied kept scores]" if ties else "") + \
+            (" [class with >16 rows and tied scores]" if big_ties(inp) else "")
         missing = [k for k in ("filename", "tag", "prompt", "correct", "reason", "metadata", "details") if k not in e]
         if missing:
             add("missing_keys", i, f"evalcot record lacks {missing}")
@@ -461,7 +492,12 @@ def compare(inputs, off, ev, opts):
             add("correct", i, tnote)
         do, de = as_obj(o["details"]), as_obj(e["details"])
         if do != de:
-            add("details_tie_order_only" if tie_only(do, de) else "details", i, tnote)
+            if tie_only(do, de):
+                add("details_tie_order_only", i, tnote)
+            elif ulp_equal(do, de):
+                add("details_ulp_only", i, tnote)
+            else:
+                add("details", i, tnote)
         elif list(do) != list(de):
             info["details_key_order (informational)"] = info.get("details_key_order (informational)", 0) + 1
         if o["reason"] != e["reason"]:
@@ -635,13 +671,24 @@ def main():
     print(f"[crosscheck] mismatch counts: {kinds if kinds else 'none'}")
     if info:
         print(f"[crosscheck] tolerated/informational: {info}")
-    for kind, i, note in mism[:a.show]:
+    sev = ["record_count", "missing_keys", "correct", "reason", "details", "details_tie_order_only",
+           "details_ulp_only"]
+    mism.sort(key=lambda t: (sev.index(t[0]) if t[0] in sev else len(sev), t[1]))
+    shown = set()
+    for kind, i, note in mism:
+        if len(shown) >= a.show:
+            break
+        if i in shown:
+            continue
+        shown.add(i)
         print(f"\n=== mismatch [{kind}] image #{i}{note}")
         if i >= 0:
             print("input:    " + json.dumps(inputs[i]))
             print("official: " + json.dumps(off[i]))
             print("evalcot:  " + (json.dumps(ev[i]) if i < len(ev) else "<missing>"))
     print(f"\n[crosscheck] files in {out}")
+    if mism:
+        print("[crosscheck] images shown most-severe first (correct, reason, details, tie order, ulp)")
     return 1 if kinds else 0
 
 
