@@ -4,6 +4,7 @@
 //! Flow: suite → strategy → images → detector → [`rules`] → [`results`] → reports.
 
 pub mod detections_file;
+pub mod detector;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
@@ -13,6 +14,7 @@ pub mod pyjson;
 pub mod results;
 pub mod rng;
 pub mod rules;
+pub mod scoring;
 pub mod suite;
 pub mod vocab;
 
