@@ -23,6 +23,8 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Validate a GenEval metadata file and list the selected prompts.
     Suite(SuiteArgs),
+    /// The procedural world: renders, datasets, the ground-truth suite, the contact sheet.
+    World(crate::commands::world::WorldArgs),
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod score;
 mod suite;
 mod summary;
+pub mod world;
 
 use crate::cli::{Cli, Command};
 
@@ -11,5 +12,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Score(a) => score::run(&a),
         Command::Summary(a) => summary::run(&a),
         Command::Suite(a) => suite::run(&a),
+        Command::World(a) => world::run(&a),
     }
 }

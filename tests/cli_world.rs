@@ -1,0 +1,140 @@
+//! End-to-end tests of `evalcot world …` through the real binary.
+
+use std::process::{Command, Output};
+
+fn evalcot(args: &[&str], threads: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evalcot"));
+    cmd.args(args);
+    if let Some(t) = threads {
+        cmd.env("RAYON_NUM_THREADS", t);
+    }
+    cmd.output().expect("evalcot runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn ground_truth_suite_scores_one_on_every_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gt");
+    let o = evalcot(
+        &[
+            "world",
+            "suite",
+            "--images-per-prompt",
+            "1",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.join("00552/samples/0000.png").exists());
+    let dets = out.join("detections.jsonl");
+    let o = evalcot(
+        &[
+            "score",
+            "--detections",
+            dets.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let summary = text(&o.stdout);
+    assert!(
+        summary.contains("Total images: 553\nTotal prompts: 553\n"),
+        "{summary}"
+    );
+    for tag in [
+        "single_object",
+        "two_object",
+        "counting",
+        "colors",
+        "position",
+        "color_attr",
+    ] {
+        assert!(
+            summary
+                .lines()
+                .any(|l| l.starts_with(tag) && l.contains("= 100.00%")),
+            "{tag} not perfect in\n{summary}"
+        );
+    }
+    assert!(summary.ends_with("Overall score (avg. over tasks): 1.00000\n"));
+}
+
+#[test]
+fn render_is_deterministic_and_unknown_words_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.png");
+    let b = dir.path().join("b.png");
+    for p in [&a, &b] {
+        let o = evalcot(
+            &[
+                "world",
+                "render",
+                "--prompt",
+                "a photo of three clocks",
+                "--seed",
+                "3",
+                "--out",
+                p.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let o = evalcot(
+        &[
+            "world",
+            "render",
+            "--prompt",
+            "a photo of a red wolf",
+            "--out",
+            a.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("unknown word \"wolf\""),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn datasets_do_not_depend_on_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut annotations = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("d{threads}"));
+        let o = evalcot(
+            &[
+                "world",
+                "dataset",
+                "--n",
+                "40",
+                "--seed",
+                "5",
+                "--kind",
+                "detector",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            Some(threads),
+        );
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        annotations.push(std::fs::read(out.join("annotations.jsonl")).unwrap());
+        assert!(out.join("images/0000039.png").exists());
+    }
+    assert_eq!(annotations[0], annotations[1]);
+    assert_eq!(text(&annotations[0]).lines().count(), 40);
+}
