@@ -17,7 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Score detections made elsewhere with the exact GenEval rules.
+    /// Score a folder of images in the GenEval layout, or detections made elsewhere, with the
+    /// exact GenEval rules.
     Score(ScoreArgs),
     /// Print the GenEval summary of any results.jsonl (ours or the official evaluator's).
     Summary(SummaryArgs),
@@ -25,17 +26,34 @@ pub enum Command {
     Suite(SuiteArgs),
     /// The procedural world: renders, datasets, the ground-truth suite, the contact sheet.
     World(crate::commands::world::WorldArgs),
+    /// Train a model from a YAML config (resumes from the output folder's checkpoint).
+    Train(TrainArgs),
+    /// Validate a trained model and write its report.
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
-    /// Detections JSONL, one image per line: {"folder", "image", "metadata", "detections": [{"class", "score", "box", "color"}]}.
+    /// A folder in the official GenEval layout (<digits>/metadata.jsonl, <digits>/samples/<digits>.png).
+    #[arg(
+        value_name = "IMAGEDIR",
+        required_unless_present = "detections",
+        conflicts_with = "detections"
+    )]
+    pub images: Option<PathBuf>,
+    /// Detections JSONL instead of images, one image per line: {"folder", "image", "metadata", "detections": [{"class", "score", "box", "color"}]}.
     #[arg(long, value_name = "FILE")]
-    pub detections: PathBuf,
+    pub detections: Option<PathBuf>,
+    /// Detector folder (detector.json + detector.bpk); the embedded evaluation detector when omitted.
+    #[arg(long, value_name = "DIR")]
+    pub detector: Option<PathBuf>,
+    /// Images per detector batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
     /// Where to write results: a `.jsonl` file (summary.json goes beside it) or a folder
-    /// (results.jsonl and summary.json go inside).
+    /// (results.jsonl and summary.json go inside). Default: IMAGEDIR/results.jsonl.
     #[arg(long, value_name = "PATH")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub rules: RuleArgs,
 }
@@ -137,4 +155,51 @@ fn parse_tags(s: &str) -> Result<TagList, String> {
 
 fn parse_indices(s: &str) -> Result<IndexRanges, String> {
     Selection::parse_indices(s).map(IndexRanges)
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Which model.
+    pub model: TrainModel,
+    /// YAML training config (see configs/).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Output folder: weights, metadata, loss curve, checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TrainModel {
+    /// The object detector + colour classifier (evaluator or annotator).
+    Detector,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Which model.
+    pub model: EvalModel,
+    /// Detector folder; the embedded evaluation detector when omitted.
+    #[arg(long, value_name = "DIR")]
+    pub detector: Option<PathBuf>,
+    /// Held-out random scenes (1–5 objects).
+    #[arg(long, default_value_t = 2000)]
+    pub images: usize,
+    /// Object-free images for the false-positive count.
+    #[arg(long, default_value_t = 500)]
+    pub empty: usize,
+    /// Ground-truth renders per official prompt.
+    #[arg(long, default_value_t = 4)]
+    pub suite_images: usize,
+    /// Seed of the held-out scenes (training uses other streams).
+    #[arg(long, default_value_t = 777)]
+    pub seed: u64,
+    /// Markdown report to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EvalModel {
+    Detector,
 }

@@ -1,8 +1,10 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod eval;
 mod score;
 mod suite;
 mod summary;
+mod train;
 pub mod world;
 
 use crate::cli::{Cli, Command};
@@ -13,5 +15,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Summary(a) => summary::run(&a),
         Command::Suite(a) => suite::run(&a),
         Command::World(a) => world::run(&a),
+        Command::Train(a) => train::run(&a),
+        Command::Eval(a) => eval::run(&a),
     }
 }

@@ -2,20 +2,28 @@ use crate::cli::ScoreArgs;
 use anyhow::{anyhow, Context};
 use harness::detections_file::{read_detections, score_line};
 use harness::results::{write_results, ResultRow};
-use harness::{fsutil, results::ResultRecord};
+use harness::{fsutil, results::ResultRecord, RuleConfig};
+use indicatif::{ProgressBar, ProgressStyle};
 use reports::Summary;
 use std::path::{Path, PathBuf};
 
-/// `evalcot score --detections FILE --out PATH`.
+/// `evalcot score IMAGEDIR` or `evalcot score --detections FILE`.
 pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
     let cfg = args.rules.to_config().map_err(|e| anyhow!(e))?;
-    let lines = read_detections(&args.detections)?;
-    let source = args.detections.display().to_string();
-    let records = lines
-        .iter()
-        .map(|l| score_line(l, &cfg, &source))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (results_path, summary_path) = output_paths(&args.out);
+    let (records, default_out) = match (&args.detections, &args.images) {
+        (Some(dets), _) => (score_detections(dets, &cfg)?, None),
+        (None, Some(dir)) => (
+            score_images(dir, args, &cfg)?,
+            Some(dir.join("results.jsonl")),
+        ),
+        (None, None) => return Err(anyhow!("give an IMAGEDIR or --detections FILE")),
+    };
+    let out = args
+        .out
+        .clone()
+        .or(default_out)
+        .ok_or_else(|| anyhow!("--out is required with --detections"))?;
+    let (results_path, summary_path) = output_paths(&out);
     write_results(&results_path, &records)?;
     let summary = summarise(&records)?;
     write_summary(&summary_path, &summary)?;
@@ -26,6 +34,46 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
         summary_path.display()
     );
     Ok(0)
+}
+
+fn score_detections(path: &Path, cfg: &RuleConfig) -> anyhow::Result<Vec<ResultRecord>> {
+    let lines = read_detections(path)?;
+    let source = path.display().to_string();
+    Ok(lines
+        .iter()
+        .map(|l| score_line(l, cfg, &source))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+fn score_images(
+    dir: &Path,
+    args: &ScoreArgs,
+    cfg: &RuleConfig,
+) -> anyhow::Result<Vec<ResultRecord>> {
+    let device = Default::default();
+    let detector = match &args.detector {
+        Some(d) => models::detector::BurnDetector::<models::Cpu>::load_dir(d, &device)?,
+        None => models::embedded::evaluation_detector(&device)?,
+    };
+    let total = harness::layout::read_image_dir(dir)?.samples.len();
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "scoring {bar:40} {pos}/{len} images, {elapsed} elapsed, eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let scored = harness::scoring::score_image_dir(dir, &detector, cfg, args.batch_size, &|n| {
+        bar.set_position(n as u64)
+    })?;
+    bar.finish_and_clear();
+    for w in &scored.warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &scored.failures {
+        eprintln!("failed: {f}");
+    }
+    Ok(scored.records)
 }
 
 /// `--out x.jsonl` writes x.jsonl and summary.json beside it; any other path is a folder.

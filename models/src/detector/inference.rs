@@ -1,0 +1,151 @@
+//! The trained detector behind `harness::detector::Detector`: weights + metadata (architecture,
+//! calibration, the training config that produced them), batched inference on any backend.
+
+use super::data::{decode, normalise, Calibration, DecodeConfig};
+use super::model::{DetectorNet, DetectorNetConfig, OUT_CHANNELS};
+use super::training::DetectorTrainConfig;
+use crate::store::{module_from_bytes, ModelError};
+use burn::prelude::*;
+use harness::detector::{DetectedObject, Detector};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version tag of `detector.json`.
+pub const DETECTOR_FORMAT: &str = "evalcot-detector-1";
+
+/// What `detector.json` holds beside `detector.bpk`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorMeta {
+    pub format: String,
+    pub name: String,
+    pub net: DetectorNetConfig,
+    pub calibration: Calibration,
+    /// The exact training configuration (reproduce with `evalcot train detector`).
+    pub train: DetectorTrainConfig,
+}
+
+/// Runs the network on images of the configured size; one `[94·g·g]` vector per image.
+pub fn forward_images<B: Backend>(
+    net: &DetectorNet<B>,
+    images: &[RgbImage],
+    device: &B::Device,
+) -> Vec<Vec<f32>> {
+    if images.is_empty() {
+        return Vec::new();
+    }
+    let s = images[0].width() as usize;
+    let mut data = Vec::with_capacity(images.len() * 3 * s * s);
+    for img in images {
+        normalise(img, &mut data);
+    }
+    let x = Tensor::<B, 4>::from_data(TensorData::new(data, [images.len(), 3, s, s]), device);
+    let out = net.forward(x);
+    let per = out.dims()[1..].iter().product::<usize>();
+    debug_assert_eq!(out.dims()[1], OUT_CHANNELS);
+    let flat: Vec<f32> = out
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .unwrap_or_default();
+    flat.chunks(per).map(<[f32]>::to_vec).collect()
+}
+
+/// A trained detector ready for inference.
+pub struct BurnDetector<B: Backend> {
+    net: DetectorNet<B>,
+    pub meta: DetectorMeta,
+    device: B::Device,
+    decode: DecodeConfig,
+    label: String,
+}
+
+impl<B: Backend> BurnDetector<B> {
+    /// Builds the architecture from `meta` and loads `weights` into it (names any mismatch).
+    pub fn from_parts(
+        meta: DetectorMeta,
+        weights: Vec<u8>,
+        what: &str,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        if meta.format != DETECTOR_FORMAT {
+            return Err(ModelError::Config {
+                what: what.into(),
+                message: format!("format \"{}\", expected \"{DETECTOR_FORMAT}\"", meta.format),
+            });
+        }
+        // Initialised under the seed lock (the values are overwritten) so that loading never
+        // perturbs the draws of a training run in the same process.
+        let fresh = crate::seeded_init::<B, _>(device, 0, || meta.net.init::<B>(device));
+        let net = module_from_bytes(fresh, weights, what)?;
+        Ok(BurnDetector {
+            label: format!("{} ({what})", meta.name),
+            net,
+            meta,
+            device: device.clone(),
+            decode: DecodeConfig::default(),
+        })
+    }
+
+    /// Loads `DIR/detector.json` and `DIR/detector.bpk`.
+    pub fn load_dir(dir: &Path, device: &B::Device) -> Result<Self, ModelError> {
+        let meta_path = dir.join("detector.json");
+        let text =
+            std::fs::read_to_string(&meta_path).map_err(|e| harness::Error::io(&meta_path, e))?;
+        let meta: DetectorMeta = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            what: meta_path.display().to_string(),
+            message: format!("line {}: {e}", e.line()),
+        })?;
+        let weights_path = dir.join("detector.bpk");
+        let weights =
+            std::fs::read(&weights_path).map_err(|e| harness::Error::io(&weights_path, e))?;
+        Self::from_parts(meta, weights, &weights_path.display().to_string(), device)
+    }
+
+    /// Raw network outputs for a batch (used by evaluation and calibration).
+    pub fn raw(&self, images: &[RgbImage]) -> Vec<Vec<f32>> {
+        forward_images(&self.net, images, &self.device)
+    }
+
+    pub fn grid(&self) -> usize {
+        self.meta.net.grid()
+    }
+}
+
+impl<B: Backend> Detector for BurnDetector<B>
+where
+    B::Device: Sync,
+    DetectorNet<B>: Sync,
+{
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn input_size(&self) -> u32 {
+        self.meta.net.image_size as u32
+    }
+
+    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, String> {
+        let size = self.input_size();
+        if let Some(bad) = images.iter().find(|i| i.dimensions() != (size, size)) {
+            return Err(format!(
+                "expected {size}×{size} images, got {:?}",
+                bad.dimensions()
+            ));
+        }
+        let mut all = Vec::with_capacity(images.len());
+        // Bounded batches keep memory flat for any caller batch size.
+        for chunk in images.chunks(256) {
+            for out in self.raw(chunk) {
+                all.push(decode(
+                    &out,
+                    self.grid(),
+                    &self.meta.calibration,
+                    &self.decode,
+                ));
+            }
+        }
+        Ok(all)
+    }
+}

@@ -1,0 +1,12 @@
+//! The object detector + colour classifier that scores images the way GenEval's Mask2Former +
+//! CLIP do, trained on the embedded world.
+
+pub mod data;
+pub mod eval;
+pub mod inference;
+pub mod model;
+pub mod training;
+
+pub use inference::{BurnDetector, DetectorMeta};
+pub use model::{DetectorNet, DetectorNetConfig};
+pub use training::{train, DetectorTrainConfig};

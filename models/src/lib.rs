@@ -1,0 +1,33 @@
+//! evalcot's neural networks, written in burn and trained on the embedded world. Library users
+//! see them through the harness traits (`Detector`, later `Generator` and `Judge`).
+
+pub mod checkpoint;
+pub mod detector;
+pub mod embedded;
+pub mod store;
+
+/// The CPU backend: burn-flex (f32). burn 0.21's ndarray backend runs a 3×3 convolution's
+/// forward + backward 5–18× slower than flex on this machine (reports/performance.md), which
+/// would put training out of reach on two cores; ndarray stays compiled for comparison.
+pub type Cpu = burn::backend::Flex;
+/// The CPU backend with autodiff, for training.
+pub type CpuTrain = burn::backend::Autodiff<Cpu>;
+
+pub use store::ModelError;
+
+/// Runs `init` right after seeding the backend's global RNG, holding a process-wide lock so that
+/// concurrent initialisations (tests, parallel tools) cannot interleave their draws: the same seed
+/// always gives the same weights. burn initialises parameters lazily, so `init` must also use
+/// them (see `DetectorNetConfig::init_materialized`).
+pub fn seeded_init<B: burn::prelude::Backend, T>(
+    device: &B::Device,
+    seed: u64,
+    init: impl FnOnce() -> T,
+) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    B::seed(device, seed);
+    init()
+}

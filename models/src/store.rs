@@ -1,0 +1,104 @@
+//! Weights on disk: burnpack files (burn-store) written atomically, optionally in half precision,
+//! and loaded with a strict architecture check — every missing, unused or mis-shaped tensor is
+//! named, so a weights file of another architecture never loads silently.
+
+use burn::module::Module;
+use burn::prelude::Backend;
+use burn_store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
+use harness::fsutil;
+use std::path::Path;
+
+/// Errors of model loading and saving; each names the model and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{what}: {message}")]
+    Weights { what: String, message: String },
+    #[error("{0}")]
+    Harness(#[from] harness::Error),
+    #[error("{what}: config {message}")]
+    Config { what: String, message: String },
+}
+
+/// Serialises a module's parameters (f16 for conv/linear/embedding/norm weights when `half`;
+/// BatchNorm statistics stay f32 because running variances underflow in f16).
+pub fn module_to_bytes<B: Backend, M: Module<B>>(
+    module: &M,
+    half: bool,
+    what: &str,
+) -> Result<Vec<u8>, ModelError> {
+    let mut store = BurnpackStore::from_bytes(None).metadata("producer_app", "evalcot");
+    if half {
+        store = store.with_to_adapter(HalfPrecisionAdapter::new());
+    }
+    module
+        .save_into(&mut store)
+        .map_err(|e| ModelError::Weights {
+            what: what.into(),
+            message: format!("cannot serialise weights: {e}"),
+        })?;
+    let bytes = store.get_bytes().map_err(|e| ModelError::Weights {
+        what: what.into(),
+        message: format!("cannot serialise weights: {e}"),
+    })?;
+    Ok(bytes.to_vec())
+}
+
+/// Writes a module's weights atomically.
+pub fn save_module<B: Backend, M: Module<B>>(
+    module: &M,
+    path: &Path,
+    half: bool,
+) -> Result<(), ModelError> {
+    let bytes = module_to_bytes(module, half, &path.display().to_string())?;
+    fsutil::write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// Loads weights into a freshly initialised module of the expected architecture. Any tensor that
+/// is missing, left over or of another shape is an error listing them.
+pub fn module_from_bytes<B: Backend, M: Module<B>>(
+    mut module: M,
+    bytes: Vec<u8>,
+    what: &str,
+) -> Result<M, ModelError> {
+    let err = |message: String| ModelError::Weights {
+        what: what.into(),
+        message,
+    };
+    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes)))
+        .with_from_adapter(HalfPrecisionAdapter::new());
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| err(format!("not a weights file for this architecture: {e}")))?;
+    let mut problems = Vec::new();
+    if !result.errors.is_empty() {
+        problems.push(format!(
+            "{} tensors do not fit: {:?}",
+            result.errors.len(),
+            result.errors
+        ));
+    }
+    if !result.missing.is_empty() {
+        let names: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+        problems.push(format!("missing tensors: {}", names.join(", ")));
+    }
+    if !result.unused.is_empty() {
+        problems.push(format!(
+            "tensors of another architecture: {}",
+            result.unused.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(err(format!(
+            "architecture mismatch: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(module)
+}
+
+/// Reads weights from a file into `module` (see [`module_from_bytes`]).
+pub fn load_module<B: Backend, M: Module<B>>(module: M, path: &Path) -> Result<M, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| harness::Error::io(path, e))?;
+    module_from_bytes(module, bytes, &path.display().to_string())
+}

@@ -1,0 +1,169 @@
+use crate::cli::{EvalArgs, EvalModel};
+use harness::fsutil;
+use models::detector::eval::{evaluate, DetectorEval};
+use models::detector::BurnDetector;
+use reports::Summary;
+use std::fmt::Write;
+
+/// `evalcot eval detector [--detector DIR] --out FILE.md`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
+    match args.model {
+        EvalModel::Detector => {
+            let device = Default::default();
+            let (det, source) = match &args.detector {
+                Some(d) => (
+                    BurnDetector::<models::Cpu>::load_dir(d, &device)?,
+                    d.display().to_string(),
+                ),
+                None => (
+                    models::embedded::evaluation_detector(&device)?,
+                    "embedded evaluation detector".to_string(),
+                ),
+            };
+            let t = std::time::Instant::now();
+            let ev = evaluate(
+                &det,
+                args.seed,
+                args.images,
+                args.empty,
+                args.suite_images,
+                1234,
+            )
+            .map_err(|e| anyhow::anyhow!("evaluating {source}: {e}"))?;
+            let summary = Summary::from_rows(&ev.suite_rows)
+                .ok_or_else(|| anyhow::anyhow!("no suite rows"))?;
+            let text = render(
+                &ev,
+                &summary,
+                &source,
+                &det.meta.name,
+                args,
+                t.elapsed().as_secs_f64(),
+            );
+            fsutil::write_atomic(&args.out, text.as_bytes())?;
+            print!("{}", summary.render_official());
+            eprintln!("wrote {}", args.out.display());
+            Ok(0)
+        }
+    }
+}
+
+fn render(
+    ev: &DetectorEval,
+    summary: &Summary,
+    source: &str,
+    name: &str,
+    args: &EvalArgs,
+    secs: f64,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Detector validation: {name}\n");
+    let _ = writeln!(
+        s,
+        "Made by `evalcot eval detector{} --images {} --empty {} --suite-images {} --seed {}` ({source}; {:.0} s on this machine).\n",
+        args.detector.as_ref().map(|d| format!(" --detector {}", d.display())).unwrap_or_default(),
+        args.images, args.empty, args.suite_images, args.seed, secs
+    );
+    let _ = writeln!(
+        s,
+        "## GenEval score of the ground-truth suite through the detector\n"
+    );
+    let _ = writeln!(s, "553 official prompts × {} renders (suite seed 1234), scored with the exact GenEval rules:\n", args.suite_images);
+    let _ = writeln!(s, "```\n{}```\n", summary.render_official());
+    let _ = writeln!(
+        s,
+        "| tag | correct | images | accuracy |\n|---|---|---|---|"
+    );
+    for t in &summary.tags {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} |",
+            t.tag,
+            t.correct,
+            t.total,
+            t.accuracy()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **overall** (mean over tags) | | | **{:.4}** |\n",
+        summary.overall()
+    );
+    let _ = writeln!(
+        s,
+        "## Held-out renders: {} images, {} objects (score > 0.3, same class, IoU ≥ 0.5)\n",
+        ev.images, ev.objects
+    );
+    let total = ev.per_class.iter().fold((0, 0, 0), |a, (_, c)| {
+        (a.0 + c.true_pos, a.1 + c.false_pos, a.2 + c.false_neg)
+    });
+    let _ = writeln!(
+        s,
+        "All classes: precision {:.4}, recall {:.4} ({} true positives, {} false positives, {} missed).\n",
+        total.0 as f64 / (total.0 + total.1).max(1) as f64,
+        total.0 as f64 / (total.0 + total.2).max(1) as f64,
+        total.0, total.1, total.2
+    );
+    let _ = writeln!(
+        s,
+        "### Per colour (objects found with the right class; colour predicted right or wrong)\n"
+    );
+    let _ = writeln!(s, "| colour | right | wrong | predicted wrongly as this | precision | recall |\n|---|---|---|---|---|---|");
+    for (c, n) in &ev.per_color {
+        let _ = writeln!(
+            s,
+            "| {c} | {} | {} | {} | {:.3} | {:.3} |",
+            n.true_pos,
+            n.false_neg,
+            n.false_pos,
+            n.precision(),
+            n.recall()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### Calibration (reliability table, all decoded detections)\n"
+    );
+    let _ = writeln!(s, "| score bin | detections | mean score | fraction matched to a true object |\n|---|---|---|---|");
+    for b in &ev.reliability {
+        let frac = if b.count > 0 {
+            format!("{:.3}", b.matched as f64 / b.count as f64)
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {:.1}–{:.1} | {} | {:.3} | {} |",
+            b.lo, b.hi, b.count, b.mean_score, frac
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### False positives on {} object-free images\n",
+        ev.empty_images
+    );
+    let _ = writeln!(
+        s,
+        "{} detections with score > 0.3 ({:.4} per image), {} with score > 0.9.\n",
+        ev.empty_fp_03,
+        ev.empty_fp_03 as f64 / ev.empty_images.max(1) as f64,
+        ev.empty_fp_09
+    );
+    let _ = writeln!(s, "### Per class\n");
+    let _ = writeln!(
+        s,
+        "| class | TP | FP | FN | precision | recall |\n|---|---|---|---|---|---|"
+    );
+    for (c, n) in &ev.per_class {
+        let _ = writeln!(
+            s,
+            "| {c} | {} | {} | {} | {:.3} | {:.3} |",
+            n.true_pos,
+            n.false_pos,
+            n.false_neg,
+            n.precision(),
+            n.recall()
+        );
+    }
+    s
+}
