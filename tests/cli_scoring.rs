@@ -1,19 +1,10 @@
 //! End-to-end tests of `evalcot score --detections`, `evalcot summary` and `evalcot suite`
 //! through the real binary.
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn evalcot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_evalcot"))
-        .args(args)
-        .output()
-        .expect("evalcot runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 const DOG: &str = r#"{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"}"#;
 const RED_CAT: &str = r#"{"tag": "colors", "include": [{"class": "cat", "count": 1, "color": "red"}], "prompt": "a photo of a red cat"}"#;
@@ -57,13 +48,7 @@ fn score_writes_official_results_summary_and_prints_the_official_text() {
         ],
     );
     let out = dir.path().join("out/results.jsonl");
-    let o = evalcot(&[
-        "score",
-        "--detections",
-        dets.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = score_detections(&dets, &out, &[]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
     assert_eq!(
@@ -107,15 +92,7 @@ fn score_writes_official_results_summary_and_prints_the_official_text() {
 
     // Thresholds are configurable: at 0.35 the 0.31 dog is dropped.
     let out2 = dir.path().join("out2");
-    let o = evalcot(&[
-        "score",
-        "--detections",
-        dets.to_str().unwrap(),
-        "--out",
-        out2.to_str().unwrap(),
-        "--threshold",
-        "0.35",
-    ]);
+    let o = score_detections(&dets, &out2, &["--threshold", "0.35"]);
     assert!(o.status.success());
     assert!(text(&o.stdout).contains("single_object    = 33.33% (1 / 3)"));
     assert!(out2.join("results.jsonl").exists() && out2.join("summary.json").exists());
@@ -196,13 +173,7 @@ fn bad_input_exits_2_with_file_line_and_field_and_writes_nothing() {
     ];
     for (bad, want) in cases {
         write(&dets, &[line("00000", "0000.png", DOG, "[]"), bad]);
-        let o = evalcot(&[
-            "score",
-            "--detections",
-            dets.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = score_detections(&dets, &out, &[]);
         assert_eq!(o.status.code(), Some(2), "{want}");
         let err = text(&o.stderr);
         assert!(err.contains(want), "expected {want:?} in {err:?}");
@@ -220,15 +191,7 @@ fn bad_input_exits_2_with_file_line_and_field_and_writes_nothing() {
     assert!(text(&o.stderr).contains("/nonexistent/d.jsonl"));
     // A non-finite rule setting.
     write(&dets, &[line("00000", "0000.png", DOG, "[]")]);
-    let o = evalcot(&[
-        "score",
-        "--detections",
-        dets.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threshold",
-        "NaN",
-    ]);
+    let o = score_detections(&dets, &out, &["--threshold", "NaN"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("threshold must be a finite number"));
 }
@@ -241,13 +204,7 @@ fn unwritable_output_is_an_error_naming_the_path() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();
     let out = blocker.join("results.jsonl");
-    let o = evalcot(&[
-        "score",
-        "--detections",
-        dets.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = score_detections(&dets, &out, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains(blocker.to_str().unwrap()),

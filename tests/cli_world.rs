@@ -1,50 +1,32 @@
 //! End-to-end tests of `evalcot world …` through the real binary.
 
-use std::process::{Command, Output};
-
-fn evalcot(args: &[&str], threads: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evalcot"));
-    cmd.args(args);
-    if let Some(t) = threads {
-        cmd.env("RAYON_NUM_THREADS", t);
-    }
-    cmd.output().expect("evalcot runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::*;
 
 #[test]
 fn ground_truth_suite_scores_one_on_every_tag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gt");
-    let o = evalcot(
-        &[
-            "world",
-            "suite",
-            "--images-per-prompt",
-            "1",
-            "--seed",
-            "7",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let o = evalcot(&[
+        "world",
+        "suite",
+        "--images-per-prompt",
+        "1",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(out.join("00552/samples/0000.png").exists());
     let dets = out.join("detections.jsonl");
-    let o = evalcot(
-        &[
-            "score",
-            "--detections",
-            dets.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        None,
-    );
+    let o = evalcot(&[
+        "score",
+        "--detections",
+        dets.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let summary = text(&o.stdout);
     assert!(
@@ -75,33 +57,27 @@ fn render_is_deterministic_and_unknown_words_are_named() {
     let a = dir.path().join("a.png");
     let b = dir.path().join("b.png");
     for p in [&a, &b] {
-        let o = evalcot(
-            &[
-                "world",
-                "render",
-                "--prompt",
-                "a photo of three clocks",
-                "--seed",
-                "3",
-                "--out",
-                p.to_str().unwrap(),
-            ],
-            None,
-        );
-        assert!(o.status.success(), "{}", text(&o.stderr));
-    }
-    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    let o = evalcot(
-        &[
+        let o = evalcot(&[
             "world",
             "render",
             "--prompt",
-            "a photo of a red wolf",
+            "a photo of three clocks",
+            "--seed",
+            "3",
             "--out",
-            a.to_str().unwrap(),
-        ],
-        None,
-    );
+            p.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let o = evalcot(&[
+        "world",
+        "render",
+        "--prompt",
+        "a photo of a red wolf",
+        "--out",
+        a.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains("unknown word \"wolf\""),
@@ -116,7 +92,7 @@ fn datasets_do_not_depend_on_thread_count() {
     let mut annotations = Vec::new();
     for threads in ["1", "2"] {
         let out = dir.path().join(format!("d{threads}"));
-        let o = evalcot(
+        let o = evalcot_with(
             &[
                 "world",
                 "dataset",

@@ -106,45 +106,35 @@ fn aquicksort(v: &[f64], t: &mut [usize]) {
 fn aheapsort(v: &[f64], t: &mut [usize]) {
     // 1-based heap indexing as in numpy: a[k] is t[k - 1].
     let n0 = t.len();
-    let mut l = n0 >> 1;
-    while l > 0 {
+    for l in (1..=n0 >> 1).rev() {
         let tmp = t[l - 1];
-        let (mut i, mut j) = (l, l << 1);
-        while j <= n0 {
-            if j < n0 && less(v[t[j - 1]], v[t[j]]) {
-                j += 1;
-            }
-            if less(v[tmp], v[t[j - 1]]) {
-                t[i - 1] = t[j - 1];
-                i = j;
-                j += j;
-            } else {
-                break;
-            }
-        }
-        t[i - 1] = tmp;
-        l -= 1;
+        sift_down(v, t, tmp, l, n0);
     }
     let mut n = n0;
     while n > 1 {
         let tmp = t[n - 1];
         t[n - 1] = t[0];
         n -= 1;
-        let (mut i, mut j) = (1usize, 2usize);
-        while j <= n {
-            if j < n && less(v[t[j - 1]], v[t[j]]) {
-                j += 1;
-            }
-            if less(v[tmp], v[t[j - 1]]) {
-                t[i - 1] = t[j - 1];
-                i = j;
-                j += j;
-            } else {
-                break;
-            }
-        }
-        t[i - 1] = tmp;
+        sift_down(v, t, tmp, 1, n);
     }
+}
+
+/// Places `tmp` at heap position `i` (1-based) of a heap of `n`, moving larger children up.
+fn sift_down(v: &[f64], t: &mut [usize], tmp: usize, mut i: usize, n: usize) {
+    let mut j = i << 1;
+    while j <= n {
+        if j < n && less(v[t[j - 1]], v[t[j]]) {
+            j += 1;
+        }
+        if less(v[tmp], v[t[j - 1]]) {
+            t[i - 1] = t[j - 1];
+            i = j;
+            j += j;
+        } else {
+            break;
+        }
+    }
+    t[i - 1] = tmp;
 }
 
 #[cfg(test)]
@@ -171,6 +161,15 @@ mod tests {
         assert!(is_sorted_perm(&v, &argsort(&v)));
         let nan = [1.0, f64::NAN, 0.5];
         assert_eq!(argsort(&nan), vec![2, 0, 1]);
+    }
+
+    #[test]
+    fn heapsort_fallback_sorts() {
+        let mut rng = Rng::new(11);
+        let v: Vec<f64> = (0..100).map(|_| rng.below(10) as f64).collect();
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        aheapsort(&v, &mut idx);
+        assert!(is_sorted_perm(&v, &idx));
     }
 
     #[test]
