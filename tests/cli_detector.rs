@@ -17,17 +17,7 @@ fn overall(summary: &str) -> f64 {
 fn embedded_detector_scores_ground_truth_renders_and_mismatched_images_low() {
     let dir = tempfile::tempdir().unwrap();
     let gt = dir.path().join("gt");
-    let o = evalcot(&[
-        "world",
-        "suite",
-        "--images-per-prompt",
-        "1",
-        "--seed",
-        "99",
-        "--out",
-        gt.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    world_suite_one_image(&gt, 99);
     let o = evalcot(&["score", gt.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let score = overall(&text(&o.stdout));
@@ -68,15 +58,7 @@ fn a_detector_folder_of_another_architecture_is_refused_by_name() {
     .unwrap();
     std::fs::write(det.join("detector.bpk"), b"garbage").unwrap();
     let gt = dir.path().join("gt");
-    let o = evalcot(&[
-        "world",
-        "suite",
-        "--images-per-prompt",
-        "1",
-        "--out",
-        gt.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
+    world_suite_one_image(&gt, 0);
     let o = evalcot(&[
         "score",
         gt.to_str().unwrap(),

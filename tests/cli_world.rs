@@ -7,17 +7,7 @@ use common::*;
 fn ground_truth_suite_scores_one_on_every_tag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gt");
-    let o = evalcot(&[
-        "world",
-        "suite",
-        "--images-per-prompt",
-        "1",
-        "--seed",
-        "7",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    world_suite_one_image(&out, 7);
     assert!(out.join("00552/samples/0000.png").exists());
     let dets = out.join("detections.jsonl");
     let o = evalcot(&[

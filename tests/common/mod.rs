@@ -33,3 +33,19 @@ pub fn score_detections(dets: &Path, out: &Path, extra: &[&str]) -> Output {
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }
+
+/// `evalcot world suite --images-per-prompt 1 --seed SEED --out OUT`, asserting success.
+pub fn world_suite_one_image(out: &Path, seed: u64) {
+    let seed = seed.to_string();
+    let o = evalcot(&[
+        "world",
+        "suite",
+        "--images-per-prompt",
+        "1",
+        "--seed",
+        &seed,
+        "--out",
+        path(out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
