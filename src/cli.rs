@@ -30,6 +30,65 @@ pub enum Command {
     Train(TrainArgs),
     /// Validate a trained model and write its report.
     Eval(EvalArgs),
+    /// Generate a suite with a strategy, score it, and write the official layout, results and
+    /// summary (resumes an interrupted run in the same --out).
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// `geneval` (the official 553 prompts) or a metadata JSONL file.
+    #[arg(value_name = "SUITE")]
+    pub suite: Option<String>,
+    /// YAML run configuration; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// baseline | orm | prm | parm | parm++ | oracle.
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Candidates per output image.
+    #[arg(long)]
+    pub n: Option<usize>,
+    #[arg(long)]
+    pub images_per_prompt: Option<usize>,
+    /// Generation steps per schedule (default: the generator's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Classifier-free guidance scale (default: the generator's).
+    #[arg(long = "cfg")]
+    pub cfg_scale: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Generator name (`base`) or folder with generator.json.
+    #[arg(long)]
+    pub generator: Option<String>,
+    /// Comma-separated tags, e.g. `counting,position`.
+    #[arg(long)]
+    pub tags: Option<String>,
+    /// Prompt indices (0-based, inclusive ranges), e.g. `0-9,20`.
+    #[arg(long)]
+    pub indices: Option<String>,
+    /// At most this many prompts of each tag.
+    #[arg(long)]
+    pub per_tag: Option<usize>,
+    /// At most this many prompts in all.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Prompts batched together through the models.
+    #[arg(long)]
+    pub batch_prompts: Option<usize>,
+    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, or a folder with judge.json.
+    #[arg(long)]
+    pub judge: Option<String>,
+    /// PARM's decisions: sample (as the paper's code) or threshold at 0.5.
+    #[arg(long)]
+    pub decision: Option<strategies::Decision>,
+    /// Output folder (default runs/<strategy>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Evaluation detector folder; the embedded one when omitted.
+    #[arg(long, value_name = "DIR")]
+    pub detector: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -167,12 +226,28 @@ pub struct TrainArgs {
     /// Output folder: weights, metadata, loss curve, checkpoint.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum TrainModel {
     /// The object detector + colour classifier (evaluator or annotator).
     Detector,
+    /// The VQ image tokenizer.
+    Tokenizer,
+    /// The masked-token generator (needs a trained tokenizer).
+    Generator,
+    /// A judge (zero-shot on renders, or fine-tuned on the generator with the annotator).
+    Judge,
+}
+
+/// Compute device: the CPU (burn-flex), or an NVIDIA GPU (binary built with `--features cuda`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +266,9 @@ pub struct EvalArgs {
     /// Ground-truth renders per official prompt.
     #[arg(long, default_value_t = 4)]
     pub suite_images: usize,
+    /// Tokenizer folder; the embedded tokenizer when omitted.
+    #[arg(long, value_name = "DIR")]
+    pub tokenizer: Option<PathBuf>,
     /// Seed of the held-out scenes (training uses other streams).
     #[arg(long, default_value_t = 777)]
     pub seed: u64,
@@ -202,4 +280,6 @@ pub struct EvalArgs {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum EvalModel {
     Detector,
+    /// The image tokenizer: PSNR, codebook use, GenEval of reconstructed ground truth.
+    Tokenizer,
 }

@@ -8,6 +8,8 @@ pub mod detections_file;
 pub mod detector;
 pub mod error;
 pub mod fsutil;
+pub mod generator;
+pub mod judge;
 pub mod layout;
 pub mod metadata;
 pub mod npsort;
@@ -17,6 +19,7 @@ pub mod rng;
 pub mod rules;
 pub mod scoring;
 pub mod suite;
+pub mod testkit;
 pub mod vocab;
 
 pub use error::{Error, Result};

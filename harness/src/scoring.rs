@@ -103,6 +103,47 @@ pub fn score_image_dir(
     })
 }
 
+/// Judges in-memory images with `detector` and the GenEval rules: each is resized to the
+/// detector's input, its boxes scaled back, and judged against its metadata. A per-image error
+/// (a non-finite detector output) is returned for that image, naming the detector; a failing
+/// detector call fails the batch.
+pub fn judge_images(
+    detector: &dyn Detector,
+    images: &[RgbImage],
+    metadata: &[&crate::Metadata],
+    cfg: &RuleConfig,
+) -> std::result::Result<Vec<std::result::Result<rules::Judgement, String>>, String> {
+    if images.len() != metadata.len() {
+        return Err(format!(
+            "{} images but {} metadata records",
+            images.len(),
+            metadata.len()
+        ));
+    }
+    let size = detector.input_size();
+    let resized: Vec<(RgbImage, f32, f32)> = images
+        .par_iter()
+        .map(|img| resize_for_detector(img, size))
+        .collect();
+    let inputs: Vec<RgbImage> = resized.iter().map(|(i, _, _)| i.clone()).collect();
+    let outputs = detector
+        .detect(&inputs)
+        .map_err(|e| format!("detector {}: {e}", detector.name()))?;
+    Ok(outputs
+        .into_iter()
+        .zip(&resized)
+        .zip(metadata)
+        .map(|((objects, (_, sx, sy)), meta)| {
+            let dets = objects
+                .into_iter()
+                .map(|o| o.rescaled(*sx, *sy).to_detection())
+                .collect::<std::result::Result<Vec<Detection>, String>>()
+                .map_err(|e| format!("detector {}: {e}", detector.name()))?;
+            rules::judge(meta, &dets, cfg).map_err(|e| e.to_string())
+        })
+        .collect())
+}
+
 fn judge_sample(
     sample: &SampleEntry,
     dets: &[Detection],

@@ -2,7 +2,10 @@
 //! on a fresh machine without any download.
 
 use crate::detector::{BurnDetector, DetectorMeta};
+use crate::judge::{BurnJudge, JudgeMeta};
+use crate::maskgit::{BurnGenerator, GeneratorMeta};
 use crate::store::ModelError;
+use crate::vq::{VqMeta, VqTokenizer};
 use burn::prelude::Backend;
 
 const EVALUATOR_META: &str = include_str!("../weights/detector/detector.json");
@@ -11,10 +14,86 @@ const EVALUATOR_WEIGHTS: &[u8] = include_bytes!("../weights/detector/detector.bp
 /// The evaluation detector (the one that scores every run).
 pub fn evaluation_detector<B: Backend>(device: &B::Device) -> Result<BurnDetector<B>, ModelError> {
     let what = "embedded models/weights/detector";
-    let meta: DetectorMeta =
-        serde_json::from_str(EVALUATOR_META).map_err(|e| ModelError::Config {
-            what: what.into(),
-            message: e.to_string(),
-        })?;
+    let meta: DetectorMeta = parse_meta(EVALUATOR_META, what)?;
     BurnDetector::from_parts(meta, EVALUATOR_WEIGHTS.to_vec(), what, device)
+}
+
+const TOKENIZER_META: &str = include_str!("../weights/tokenizer/tokenizer.json");
+const TOKENIZER_WEIGHTS: &[u8] = include_bytes!("../weights/tokenizer/tokenizer.bpk");
+
+/// The image tokenizer every shipped generator predicts codes of.
+pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
+    let what = "embedded models/weights/tokenizer";
+    let meta: VqMeta = parse_meta(TOKENIZER_META, what)?;
+    VqTokenizer::from_parts(meta, TOKENIZER_WEIGHTS.to_vec(), what, device)
+}
+
+/// Generators shipped in the binary: `(name, generator.json, generator.bpk)`.
+const GENERATORS: &[(&str, &str, &[u8])] = &[(
+    "base",
+    include_str!("../weights/generator/generator.json"),
+    include_bytes!("../weights/generator/generator.bpk"),
+)];
+
+/// Names of the shipped generators.
+pub fn generator_names() -> Vec<&'static str> {
+    GENERATORS.iter().map(|g| g.0).collect()
+}
+
+/// A shipped generator by name, with the shipped tokenizer.
+pub fn generator<B: Backend>(
+    name: &str,
+    device: &B::Device,
+) -> Result<BurnGenerator<B>, ModelError> {
+    let (_, meta, weights) =
+        GENERATORS
+            .iter()
+            .find(|g| g.0 == name)
+            .ok_or_else(|| ModelError::Config {
+                what: format!("generator {name:?}"),
+                message: format!(
+                    "is not shipped; known: {} (or give a folder holding generator.json)",
+                    generator_names().join(", ")
+                ),
+            })?;
+    let what = format!("embedded generator {name}");
+    let meta: GeneratorMeta = parse_meta(meta, &what)?;
+    BurnGenerator::from_parts(meta, weights.to_vec(), tokenizer(device)?, &what, device)
+}
+
+fn parse_meta<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, ModelError> {
+    serde_json::from_str(text).map_err(|e| ModelError::Config {
+        what: what.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Judges shipped in the binary: `(name, judge.json, judge.bpk)`.
+const JUDGES: &[(&str, &str, &[u8])] = &[(
+    "zero-shot",
+    include_str!("../weights/judge-zero-shot/judge.json"),
+    include_bytes!("../weights/judge-zero-shot/judge.bpk"),
+)];
+
+/// Names of the shipped judges.
+pub fn judge_names() -> Vec<&'static str> {
+    JUDGES.iter().map(|g| g.0).collect()
+}
+
+/// A shipped judge by name.
+pub fn judge<B: Backend>(name: &str, device: &B::Device) -> Result<BurnJudge<B>, ModelError> {
+    let (_, meta, weights) =
+        JUDGES
+            .iter()
+            .find(|g| g.0 == name)
+            .ok_or_else(|| ModelError::Config {
+                what: format!("judge {name:?}"),
+                message: format!(
+                    "is not shipped; known: [{}] (or give a folder holding judge.json)",
+                    judge_names().join(", ")
+                ),
+            })?;
+    let what = format!("embedded judge {name}");
+    let meta: JudgeMeta = parse_meta(meta, &what)?;
+    BurnJudge::from_parts(meta, weights.to_vec(), &what, device)
 }

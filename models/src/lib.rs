@@ -4,7 +4,11 @@
 pub mod checkpoint;
 pub mod detector;
 pub mod embedded;
+pub mod judge;
+pub mod maskgit;
 pub mod store;
+pub mod train_loop;
+pub mod vq;
 
 /// The CPU backend: burn-flex (f32). burn 0.21's ndarray backend runs a 3×3 convolution's
 /// forward + backward 5–18× slower than flex on this machine (reports/performance.md), which
@@ -12,6 +16,12 @@ pub mod store;
 pub type Cpu = burn::backend::Flex;
 /// The CPU backend with autodiff, for training.
 pub type CpuTrain = burn::backend::Autodiff<Cpu>;
+/// burn's CUDA backend (f32), for `--device cuda` (cargo feature `cuda`).
+#[cfg(feature = "cuda")]
+pub type Gpu = burn::backend::Cuda;
+/// The CUDA backend with autodiff, for training.
+#[cfg(feature = "cuda")]
+pub type GpuTrain = burn::backend::Autodiff<Gpu>;
 
 pub use store::ModelError;
 

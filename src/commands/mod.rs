@@ -1,6 +1,7 @@
 //! One function per subcommand; each returns the process exit code.
 
 mod eval;
+pub mod run;
 mod score;
 mod suite;
 mod summary;
@@ -17,5 +18,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::World(a) => world::run(&a),
         Command::Train(a) => train::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Run(a) => run::run(&a),
     }
 }

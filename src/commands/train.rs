@@ -1,33 +1,80 @@
-use crate::cli::{TrainArgs, TrainModel};
+use crate::cli::{DeviceArg, TrainArgs, TrainModel};
+use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
-use models::detector::{train, DetectorTrainConfig};
+use models::detector::DetectorTrainConfig;
+use models::judge::{JudgeMode, JudgeTrainConfig};
+use models::maskgit::GeneratorTrainConfig;
+use models::vq::VqTrainConfig;
 
-/// `evalcot train MODEL --config FILE --out DIR`.
+/// `evalcot train MODEL --config FILE --out DIR [--device cpu|cuda]`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
+    match args.device {
+        DeviceArg::Cpu => train_on::<models::CpuTrain>(args, &Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => train_on::<models::GpuTrain>(args, &Default::default()),
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda => anyhow::bail!(
+            "--device cuda: this evalcot was built without the `cuda` feature \
+             (build with `cargo build --release --features cuda`)"
+        ),
+    }
+}
+
+fn bar(steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} steps, {elapsed} elapsed, eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Loads and validates a YAML training config, creates the output folder and records the
+/// resolved config there.
+fn prepare<C: serde::de::DeserializeOwned + serde::Serialize>(
+    args: &TrainArgs,
+    validate: impl Fn(&C) -> Result<(), String>,
+) -> anyhow::Result<C> {
+    let cfg: C = harness::config::load_yaml(&args.config)?;
+    validate(&cfg).map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| harness::Error::io(&args.out, e))?;
+    harness::config::write_yaml(&args.out.join("train.yaml"), &cfg)?;
+    Ok(cfg)
+}
+
+/// Progress callback showing the named loss columns of the shared training loop.
+fn loop_progress<'a>(
+    bar: &'a ProgressBar,
+    columns: &'a [&'a str],
+) -> impl FnMut(usize, usize, &[f64]) + 'a {
+    move |step, _, row| {
+        bar.set_position(step as u64);
+        let parts: Vec<String> = columns
+            .iter()
+            .zip(row.iter().skip(3))
+            .map(|(c, v)| format!("{c} {v:.4}"))
+            .collect();
+        bar.set_message(format!("loss {:.4} ({})", row[2], parts.join(" ")));
+    }
+}
+
+fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow::Result<i32> {
     match args.model {
         TrainModel::Detector => {
-            let cfg: DetectorTrainConfig = harness::config::load_yaml(&args.config)?;
-            cfg.validate()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
-            std::fs::create_dir_all(&args.out).map_err(|e| harness::Error::io(&args.out, e))?;
-            harness::config::write_yaml(&args.out.join("train.yaml"), &cfg)?;
-            let bar = ProgressBar::new(cfg.steps as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} steps, {elapsed} elapsed, eta {eta} {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let device = Default::default();
-            let meta = train::<models::CpuTrain>(&cfg, &args.out, &device, &mut |step, _, row| {
-                bar.set_position(step as u64);
-                if let Some(r) = row {
-                    bar.set_message(format!(
-                        "loss {:.4} (heat {:.4} box {:.4} colour {:.4})",
-                        r.total, r.heat, r.boxes, r.color
-                    ));
-                }
-            })?;
+            let cfg: DetectorTrainConfig = prepare(args, DetectorTrainConfig::validate)?;
+            let bar = bar(cfg.steps);
+            let meta =
+                models::detector::train::<B>(&cfg, &args.out, device, &mut |step, _, row| {
+                    bar.set_position(step as u64);
+                    if let Some(r) = row {
+                        bar.set_message(format!(
+                            "loss {:.4} (heat {:.4} box {:.4} colour {:.4})",
+                            r.total, r.heat, r.boxes, r.color
+                        ));
+                    }
+                })?;
             bar.finish();
             eprintln!(
                 "wrote {} (calibration a={:.4} b={:.4})",
@@ -35,7 +82,68 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
                 meta.calibration.a,
                 meta.calibration.b
             );
-            Ok(0)
+        }
+        TrainModel::Tokenizer => {
+            let cfg: VqTrainConfig = prepare(args, VqTrainConfig::validate)?;
+            let bar = bar(cfg.steps);
+            let cols = ["recon", "commit", "codebook", "psnr", "codes"];
+            models::vq::train::<B>(&cfg, &args.out, device, &mut loop_progress(&bar, &cols))?;
+            bar.finish();
+            eprintln!("wrote {}", args.out.display());
+        }
+        TrainModel::Generator => {
+            let cfg: GeneratorTrainConfig = prepare(args, GeneratorTrainConfig::validate)?;
+            let bar = bar(cfg.steps);
+            let cols = ["token_acc"];
+            models::maskgit::train::<B>(&cfg, &args.out, device, &mut loop_progress(&bar, &cols))?;
+            bar.finish();
+            eprintln!("wrote {}", args.out.display());
+        }
+        TrainModel::Judge => {
+            let cfg: JudgeTrainConfig = prepare(args, JudgeTrainConfig::validate)?;
+            let (generator, annotator) = match cfg.mode {
+                JudgeMode::ZeroShot => (None, None),
+                JudgeMode::FineTuned => (
+                    Some(crate::commands::run::load_generator(&cfg.generator)?),
+                    Some(models::detector::BurnDetector::<models::Cpu>::load_dir(
+                        &cfg.annotator,
+                        &Default::default(),
+                    )?),
+                ),
+            };
+            let collecting = ProgressBar::new(0);
+            collecting.set_style(
+                ProgressStyle::with_template("building judge data {bar:40} {pos}/{len}, {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let pool = models::judge::build_pool(
+                &cfg,
+                generator
+                    .as_ref()
+                    .map(|g| g as &dyn harness::generator::Generator),
+                annotator
+                    .as_ref()
+                    .map(|a| a as &dyn harness::detector::Detector),
+                &mut |done, total| {
+                    collecting.set_length(total as u64);
+                    collecting.set_position(done as u64);
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{}: building judge data: {e}", args.config.display()))?;
+            collecting.finish_and_clear();
+            eprintln!("{} judge samples", pool.len());
+            let bar = bar(cfg.steps);
+            let cols = ["yes_bce", "cells_bce", "acc"];
+            models::judge::train::<B>(
+                &cfg,
+                &pool,
+                &args.out,
+                device,
+                &mut loop_progress(&bar, &cols),
+            )?;
+            bar.finish();
+            eprintln!("wrote {}", args.out.display());
         }
     }
+    Ok(0)
 }

@@ -184,6 +184,17 @@ pub fn score_suite<B: Backend>(
 where
     BurnDetector<B>: Detector,
 {
+    score_suite_with(det, images_per_prompt, seed, &mut |images| Ok(images))
+}
+
+/// [`score_suite`] with the ground-truth renders passed through `transform` first (e.g. a
+/// tokenizer's encode → decode) — how much of the GenEval score survives the transform.
+pub fn score_suite_with(
+    det: &dyn Detector,
+    images_per_prompt: usize,
+    seed: u64,
+    transform: &mut dyn FnMut(Vec<image::RgbImage>) -> Result<Vec<image::RgbImage>, String>,
+) -> Result<Vec<ResultRow>, String> {
     let suite = Suite::official();
     let cfg = RuleConfig::default();
     let jobs: Vec<(usize, usize)> = suite
@@ -205,7 +216,7 @@ where
                 .map_err(|e| e.to_string())
             })
             .collect::<Result<_, _>>()?;
-        let images: Vec<_> = scenes.iter().map(|s| s.image.clone()).collect();
+        let images = transform(scenes.iter().map(|s| s.image.clone()).collect())?;
         for (&(p, _), found) in chunk.iter().zip(det.detect(&images)?) {
             let meta = &suite.prompts[p].metadata;
             let dets = found

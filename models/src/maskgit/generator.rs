@@ -1,0 +1,330 @@
+//! The trained masked-token generator behind `harness::generator::Generator`: Show-o's sampling
+//! loop, one step at a time, batched over candidates with the CFG pair in one forward.
+
+use super::model::{MaskGit, MaskGitConfig};
+use super::training::{cosine_mask, prompt_ids};
+use crate::store::{module_from_bytes, ModelError};
+use crate::train_loop::read_json;
+use crate::vq::VqTokenizer;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use harness::generator::{cosine_mask_len, remask_temperature, Generator, Trajectory, MASK};
+use harness::rng::Rng;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version tag of `generator.json`.
+pub const GENERATOR_FORMAT: &str = "evalcot-maskgit-1";
+
+/// Sampling settings (the paper's defaults: T = 18, s = 1.75).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    /// Steps T of a full schedule.
+    pub steps: usize,
+    /// Classifier-free guidance scale s in `(1+s)·cond − s·uncond`.
+    pub cfg_scale: f64,
+    /// Initial re-masking temperature τ0 (annealed per step, reset per candidate).
+    pub tau0: f64,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        SamplingConfig {
+            steps: 18,
+            cfg_scale: 1.75,
+            tau0: 1.0,
+        }
+    }
+}
+
+impl SamplingConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps == 0 || !self.cfg_scale.is_finite() || self.tau0.is_nan() || self.tau0 < 0.0 {
+            return Err("sampling.steps ≥ 1, finite sampling.cfg_scale, sampling.tau0 ≥ 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// What `generator.json` holds beside `generator.bpk`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorMeta {
+    pub format: String,
+    pub name: String,
+    pub net: MaskGitConfig,
+    /// Name of the tokenizer whose codes this generator predicts.
+    pub tokenizer: String,
+    pub sampling: SamplingConfig,
+    /// The exact training configuration (generator or DPO) that produced the weights.
+    pub train: serde_json::Value,
+}
+
+/// A trained generator with its tokenizer.
+pub struct BurnGenerator<B: Backend> {
+    pub net: MaskGit<B>,
+    pub tokenizer: VqTokenizer<B>,
+    pub meta: GeneratorMeta,
+    pub sampling: SamplingConfig,
+    device: B::Device,
+}
+
+impl<B: Backend> BurnGenerator<B> {
+    pub fn from_parts(
+        meta: GeneratorMeta,
+        weights: Vec<u8>,
+        tokenizer: VqTokenizer<B>,
+        what: &str,
+        device: &B::Device,
+    ) -> Result<Self, ModelError> {
+        let bad = |message: String| ModelError::Config {
+            what: what.into(),
+            message,
+        };
+        if meta.format != GENERATOR_FORMAT {
+            return Err(bad(format!(
+                "format {:?}, expected {GENERATOR_FORMAT:?}",
+                meta.format
+            )));
+        }
+        meta.net.validate().map_err(bad)?;
+        if meta.tokenizer != tokenizer.meta.name
+            || meta.net.codebook != tokenizer.meta.net.codebook
+            || meta.net.image_tokens != tokenizer.meta.net.tokens()
+        {
+            return Err(bad(format!(
+                "was trained on tokenizer {:?} ({} codes, {} tokens), given {:?} ({} codes, {} tokens)",
+                meta.tokenizer,
+                meta.net.codebook,
+                meta.net.image_tokens,
+                tokenizer.meta.name,
+                tokenizer.meta.net.codebook,
+                tokenizer.meta.net.tokens()
+            )));
+        }
+        let net = module_from_bytes(meta.net.init::<B>(device), weights, what)?;
+        Ok(BurnGenerator {
+            net,
+            tokenizer,
+            sampling: meta.sampling,
+            meta,
+            device: device.clone(),
+        })
+    }
+
+    /// From a generator folder (`generator.json`, `generator.bpk`) and a tokenizer folder.
+    pub fn load_dir(dir: &Path, tokenizer: &Path, device: &B::Device) -> Result<Self, ModelError> {
+        let meta: GeneratorMeta = read_json(&dir.join("generator.json"))?;
+        let path = dir.join("generator.bpk");
+        let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
+        let tok = VqTokenizer::load_dir(tokenizer, device)?;
+        Self::from_parts(meta, bytes, tok, &path.display().to_string(), device)
+    }
+
+    pub fn config(&self) -> &MaskGitConfig {
+        &self.meta.net
+    }
+
+    fn text_ids(&self, prompt: &str) -> Result<Vec<i64>, String> {
+        prompt_ids(prompt).map_err(|e| format!("generator {}: {e}", self.meta.name))
+    }
+
+    /// CFG log-probabilities `[n, tokens, codebook]` for trajectories `batch` (host, row-major).
+    fn guided_log_probs(&self, batch: &[&Trajectory]) -> Result<Vec<f32>, String> {
+        let cfg = &self.meta.net;
+        let n = batch.len();
+        let uncond = self.text_ids("")?;
+        let mut text = Vec::with_capacity(2 * n * cfg.text_len);
+        let mut image = Vec::with_capacity(2 * n * cfg.image_tokens);
+        for t in batch {
+            text.extend(self.text_ids(&t.prompt)?);
+        }
+        for _ in batch {
+            text.extend_from_slice(&uncond);
+        }
+        for _ in 0..2 {
+            for t in batch {
+                if t.tokens.len() != cfg.image_tokens {
+                    return Err(format!(
+                        "trajectory of {} tokens, generator expects {}",
+                        t.tokens.len(),
+                        cfg.image_tokens
+                    ));
+                }
+                image.extend(t.tokens.iter().map(|&v| {
+                    if v == MASK {
+                        cfg.mask_id() as i64
+                    } else {
+                        v as i64
+                    }
+                }));
+            }
+        }
+        let d = &self.device;
+        let text = Tensor::<B, 2, Int>::from_data(TensorData::new(text, [2 * n, cfg.text_len]), d);
+        let image =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(image, [2 * n, cfg.image_tokens]), d);
+        let logits = self.net.forward(text, image);
+        let cond = logits.clone().narrow(0, 0, n);
+        let unc = logits.narrow(0, n, n);
+        let s = self.sampling.cfg_scale;
+        let guided = cond.mul_scalar(1.0 + s) - unc.mul_scalar(s);
+        let out: Vec<f32> = log_softmax(guided, 2)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| format!("generator output: {e:?}"))?;
+        if let Some(bad) = out
+            .iter()
+            .find(|v| !v.is_finite() && **v != f32::NEG_INFINITY)
+        {
+            return Err(format!(
+                "generator {} produced a non-finite log-probability ({bad})",
+                self.meta.name
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// One sampling step of one trajectory given its guided log-probabilities `[tokens·codebook]`:
+/// draw every masked token, score it `log p + τ·Gumbel`, keep the most confident and re-mask the
+/// `mask_len` least confident (Show-o's loop).
+pub fn sample_step(t: &mut Trajectory, logp: &[f32], codebook: usize, tau0: f64) {
+    let mut rng = Rng::new(t.step_seed());
+    let tau = remask_temperature(tau0, t.step, t.steps);
+    let n = t.tokens.len();
+    let mut prediction = Vec::with_capacity(n);
+    let mut confidence = Vec::with_capacity(n);
+    for (p, &tok) in t.tokens.iter().enumerate() {
+        let row = &logp[p * codebook..(p + 1) * codebook];
+        if tok != MASK {
+            prediction.push(tok);
+            confidence.push(f64::INFINITY);
+            continue;
+        }
+        // Multinomial draw by inverse CDF; the draw is made for every masked position so that
+        // the random stream does not depend on which positions the model is sure about.
+        let u = rng.f64();
+        let mut acc = 0.0f64;
+        let mut pick = codebook - 1;
+        for (k, &lp) in row.iter().enumerate() {
+            acc += (lp as f64).exp();
+            if u < acc {
+                pick = k;
+                break;
+            }
+        }
+        prediction.push(pick as u32);
+        confidence.push(row[pick] as f64 + tau * rng.gumbel());
+    }
+    let unknown = t.masked();
+    let keep_masked = cosine_mask_len(t.schedule_masked, t.step, t.steps, unknown);
+    // Positions re-masked: the `keep_masked` lowest confidences (ties by position).
+    let mut order: Vec<usize> = (0..n).filter(|&p| t.tokens[p] == MASK).collect();
+    order.sort_by(|&a, &b| confidence[a].total_cmp(&confidence[b]).then(a.cmp(&b)));
+    let remasked: std::collections::HashSet<usize> = order.into_iter().take(keep_masked).collect();
+    for (p, (tok, &pred)) in t.tokens.iter_mut().zip(&prediction).enumerate() {
+        if *tok == MASK && !remasked.contains(&p) {
+            *tok = pred;
+        }
+    }
+    t.prediction = prediction;
+    t.step += 1;
+    t.forwards += 2;
+}
+
+impl<B: Backend> Generator for BurnGenerator<B>
+where
+    B::Device: Send + Sync,
+    MaskGit<B>: Send + Sync,
+    VqTokenizer<B>: Send + Sync,
+{
+    fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    fn grid(&self) -> (usize, usize) {
+        let g = self.tokenizer.meta.net.grid;
+        (g, g)
+    }
+
+    fn default_steps(&self) -> usize {
+        self.sampling.steps
+    }
+
+    fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+        let live: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].done()).collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&Trajectory> = live.iter().map(|&i| &batch[i]).collect();
+        let logp = self.guided_log_probs(&refs)?;
+        let k = self.meta.net.codebook;
+        let per = self.meta.net.image_tokens * k;
+        for (j, &i) in live.iter().enumerate() {
+            sample_step(
+                &mut batch[i],
+                &logp[j * per..(j + 1) * per],
+                k,
+                self.sampling.tau0,
+            );
+        }
+        Ok(())
+    }
+
+    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
+        // Before its first step a trajectory has no prediction; masked positions decode as code
+        // 0 then (nothing looks at such an image but previews).
+        let grids: Vec<Vec<u32>> = batch
+            .iter()
+            .map(|t| {
+                if t.prediction.len() == t.tokens.len() {
+                    t.prediction.clone()
+                } else {
+                    t.tokens
+                        .iter()
+                        .map(|&v| if v == MASK { 0 } else { v })
+                        .collect()
+                }
+            })
+            .collect();
+        let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
+        self.tokenizer.decode(&refs)
+    }
+
+    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String> {
+        let cfg = &self.meta.net;
+        if tokens.len() != cfg.image_tokens {
+            return Err(format!(
+                "{} tokens given, generator expects {}",
+                tokens.len(),
+                cfg.image_tokens
+            ));
+        }
+        let mask = cosine_mask(&mut Rng::new(seed), tokens.len());
+        let mut h = super::training::HostBatch {
+            text: Vec::new(),
+            input: Vec::new(),
+            targets: Vec::new(),
+            masked: Vec::new(),
+        };
+        super::training::push_masked(
+            &mut h,
+            &self.text_ids(prompt)?,
+            tokens,
+            &mask,
+            cfg.mask_id(),
+        );
+        let (text, input, targets, masked) =
+            super::training::to_device::<B>(h, cfg.text_len, &self.device);
+        let v = self
+            .net
+            .masked_log_prob(text, input, targets, masked)
+            .into_scalar()
+            .elem::<f64>();
+        Ok(v)
+    }
+}

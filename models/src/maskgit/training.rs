@@ -1,0 +1,281 @@
+//! Generator training: masked-token prediction on fresh world renders of the *training* prompts
+//! (never the 553 GenEval prompts), tokenised by a frozen tokenizer. The mask ratio follows the
+//! cosine schedule (MaskGIT / Show-o); one prompt in ten is replaced by the empty prompt so that
+//! classifier-free guidance has an unconditional model to push against.
+
+use super::generator::{GeneratorMeta, SamplingConfig, GENERATOR_FORMAT};
+use super::model::{MaskGit, MaskGitConfig};
+use crate::store::{save_module, ModelError};
+use crate::train_loop::{self, LoopSpec, StepLoss};
+use crate::vq::VqTokenizer;
+use burn::module::AutodiffModule;
+use burn::optim::AdamWConfig;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use harness::rng::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use world::dataset::{DatasetKind, SampleSource};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorTrainConfig {
+    pub name: String,
+    pub seed: u64,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// Fraction of samples trained with the empty prompt (for classifier-free guidance).
+    pub uncond_prob: f64,
+    /// Folder of the tokenizer whose codes the generator predicts.
+    pub tokenizer: PathBuf,
+    pub checkpoint_every: usize,
+    pub log_every: usize,
+    /// Every this many steps (0: never) the weights are also exported to
+    /// `OUT/snapshots/step-N/`, so that the training budget can be chosen afterwards.
+    #[serde(default)]
+    pub snapshot_every: usize,
+    pub net: MaskGitConfig,
+    /// Sampling defaults recorded with the weights.
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+}
+
+impl GeneratorTrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.net.validate()?;
+        self.sampling.validate()?;
+        if self.steps == 0 || self.batch_size == 0 || self.lr <= 0.0 {
+            return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
+        }
+        if !(0.0..1.0).contains(&self.uncond_prob) {
+            return Err(format!(
+                "uncond_prob {} must be in [0, 1)",
+                self.uncond_prob
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Positions hidden by a cosine-schedule mask over `n` tokens: ratio `cos(π/2·u)`, `u ~ U(0,1)`,
+/// at least one position (Show-o's and MaskGIT's training mask; DPO scores under it too).
+pub fn cosine_mask(rng: &mut Rng, n: usize) -> Vec<bool> {
+    let ratio = (std::f64::consts::FRAC_PI_2 * rng.f64()).cos();
+    let k = ((ratio * n as f64).ceil() as usize).clamp(1, n);
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let mut mask = vec![false; n];
+    order[..k].iter().for_each(|&i| mask[i] = true);
+    mask
+}
+
+/// One training batch on the host.
+pub struct HostBatch {
+    pub text: Vec<i64>,
+    pub input: Vec<i64>,
+    pub targets: Vec<i64>,
+    pub masked: Vec<f32>,
+}
+
+/// Prompt token ids of `prompt` (the empty prompt gives the unconditional input).
+pub fn prompt_ids(prompt: &str) -> Result<Vec<i64>, String> {
+    world::tokenizer::encode_padded(prompt)
+        .map(|ids| ids.iter().map(|&i| i as i64).collect())
+        .map_err(|e| format!("prompt {prompt:?}: {e}"))
+}
+
+/// Masks `targets` for one sample and appends it to `batch`.
+pub fn push_masked(
+    batch: &mut HostBatch,
+    text: &[i64],
+    targets: &[u32],
+    mask: &[bool],
+    mask_id: usize,
+) {
+    batch.text.extend_from_slice(text);
+    for (&t, &m) in targets.iter().zip(mask) {
+        batch.input.push(if m { mask_id as i64 } else { t as i64 });
+        batch.targets.push(t as i64);
+        batch.masked.push(if m { 1.0 } else { 0.0 });
+    }
+}
+
+fn data_err(message: impl Into<String>) -> ModelError {
+    ModelError::Config {
+        what: "generator training data".into(),
+        message: message.into(),
+    }
+}
+
+/// Step `step`'s batch: renders, tokenises, draws prompts-or-empty and masks, all from
+/// `(seed, step, slot)`.
+pub fn batch<B: Backend>(
+    cfg: &GeneratorTrainConfig,
+    source: &SampleSource,
+    tokenizer: &VqTokenizer<B>,
+    step: usize,
+) -> Result<HostBatch, ModelError> {
+    let samples: Vec<_> = (0..cfg.batch_size)
+        .into_par_iter()
+        .map(|i| source.sample(step * cfg.batch_size + i))
+        .collect::<Result<_, _>>()
+        .map_err(|e| data_err(e.to_string()))?;
+    let images: Vec<_> = samples.iter().map(|s| s.scene.image.clone()).collect();
+    let grids = tokenizer.encode(&images);
+    let mut out = HostBatch {
+        text: Vec::new(),
+        input: Vec::new(),
+        targets: Vec::new(),
+        masked: Vec::new(),
+    };
+    for (i, (s, grid)) in samples.iter().zip(&grids).enumerate() {
+        let mut rng = Rng::derived(cfg.seed, &[step as u64, i as u64]);
+        let prompt = match (&s.metadata, rng.chance(cfg.uncond_prob)) {
+            (Some(m), false) => m.prompt.as_str(),
+            _ => "",
+        };
+        let text = prompt_ids(prompt).map_err(data_err)?;
+        let mask = cosine_mask(&mut rng, grid.len());
+        push_masked(&mut out, &text, grid, &mask, cfg.net.mask_id());
+    }
+    Ok(out)
+}
+
+/// Device tensors of a host batch: `(text, input, targets, masked)`.
+#[allow(clippy::type_complexity)]
+pub fn to_device<B: Backend>(
+    h: HostBatch,
+    text_len: usize,
+    device: &B::Device,
+) -> (
+    Tensor<B, 2, Int>,
+    Tensor<B, 2, Int>,
+    Tensor<B, 2, Int>,
+    Tensor<B, 2>,
+) {
+    let b = h.text.len() / text_len;
+    let n = h.targets.len() / b.max(1);
+    (
+        Tensor::from_data(TensorData::new(h.text, [b, text_len]), device),
+        Tensor::from_data(TensorData::new(h.input, [b, n]), device),
+        Tensor::from_data(TensorData::new(h.targets, [b, n]), device),
+        Tensor::from_data(TensorData::new(h.masked, [b, n]), device),
+    )
+}
+
+/// Trains (or resumes) a generator into `out` (`generator.bpk`, `generator.json`, `losses.csv`).
+pub fn train<B: AutodiffBackend>(
+    cfg: &GeneratorTrainConfig,
+    out: &Path,
+    device: &B::Device,
+    progress: &mut dyn FnMut(usize, usize, &[f64]),
+) -> Result<GeneratorMeta, ModelError> {
+    cfg.validate().map_err(|m| ModelError::Config {
+        what: "generator training".into(),
+        message: m,
+    })?;
+    let tokenizer = VqTokenizer::<B::InnerBackend>::load_dir(&cfg.tokenizer, device)?;
+    if tokenizer.meta.net.codebook != cfg.net.codebook
+        || tokenizer.meta.net.tokens() != cfg.net.image_tokens
+    {
+        return Err(ModelError::Config {
+            what: "generator training".into(),
+            message: format!(
+                "net.codebook/net.image_tokens ({}/{}) do not match the tokenizer in {} ({}/{})",
+                cfg.net.codebook,
+                cfg.net.image_tokens,
+                cfg.tokenizer.display(),
+                tokenizer.meta.net.codebook,
+                tokenizer.meta.net.tokens()
+            ),
+        });
+    }
+    let model: MaskGit<B> =
+        crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device));
+    let optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init::<B, MaskGit<B>>();
+    let source = SampleSource::new(DatasetKind::Prompts, cfg.seed);
+    let spec = LoopSpec {
+        what: "generator",
+        config: serde_json::to_value(cfg).map_err(|e| data_err(e.to_string()))?,
+        steps: cfg.steps,
+        lr: cfg.lr,
+        warmup_steps: cfg.warmup_steps,
+        checkpoint_every: cfg.checkpoint_every,
+        log_every: cfg.log_every,
+        columns: &["token_accuracy"],
+    };
+    let mut step_fn = |model: &MaskGit<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
+        let host = batch(cfg, &source, &tokenizer, step)?;
+        let (text, input, targets, masked) = to_device::<B>(host, cfg.net.text_len, device);
+        let count = masked.clone().sum();
+        let logits = model.forward(text, input);
+        let [b, n, k] = logits.dims();
+        let logp = burn::tensor::activation::log_softmax(logits, 2);
+        let picked = logp
+            .clone()
+            .gather(2, targets.clone().reshape([b, n, 1]))
+            .reshape([b, n]);
+        let loss = -(picked * masked.clone()).sum() / count.clone();
+        let hit = logp
+            .detach()
+            .argmax(2)
+            .reshape([b, n])
+            .equal(targets)
+            .float()
+            * masked;
+        let _ = k;
+        let acc = hit.sum() / count;
+        Ok(StepLoss {
+            total: loss,
+            parts: vec![acc],
+        })
+    };
+    let mut snapshot = |m: MaskGit<B>, step: usize| -> Result<MaskGit<B>, ModelError> {
+        if cfg.snapshot_every > 0 && (step + 1).is_multiple_of(cfg.snapshot_every) {
+            let dir = out.join("snapshots").join(format!("step-{}", step + 1));
+            std::fs::create_dir_all(&dir).map_err(|e| harness::Error::io(&dir, e))?;
+            write_generator(&m.valid(), &meta_of(cfg, &tokenizer.meta.name)?, &dir)?;
+        }
+        Ok(m)
+    };
+    let model = train_loop::run(
+        &spec,
+        out,
+        model,
+        optim,
+        device,
+        &mut step_fn,
+        &mut snapshot,
+        progress,
+    )?;
+    let meta = meta_of(cfg, &tokenizer.meta.name)?;
+    write_generator(&model.valid(), &meta, out)?;
+    Ok(meta)
+}
+
+fn meta_of(cfg: &GeneratorTrainConfig, tokenizer: &str) -> Result<GeneratorMeta, ModelError> {
+    Ok(GeneratorMeta {
+        format: GENERATOR_FORMAT.into(),
+        name: cfg.name.clone(),
+        net: cfg.net,
+        tokenizer: tokenizer.to_string(),
+        sampling: cfg.sampling,
+        train: serde_json::to_value(cfg).map_err(|e| data_err(e.to_string()))?,
+    })
+}
+
+/// Writes `generator.bpk` (half precision) and `generator.json` into `dir`.
+pub fn write_generator<B: Backend>(
+    net: &MaskGit<B>,
+    meta: &GeneratorMeta,
+    dir: &Path,
+) -> Result<(), ModelError> {
+    save_module(net, &dir.join("generator.bpk"), true)?;
+    train_loop::write_json(&dir.join("generator.json"), meta)
+}

@@ -1,0 +1,10 @@
+//! The image tokenizer (VQ autoencoder): renders ↔ 8×8 token grids.
+
+pub mod eval;
+pub mod inference;
+pub mod model;
+pub mod training;
+
+pub use inference::{VqMeta, VqTokenizer, VQ_FORMAT};
+pub use model::{VqNet, VqNetConfig};
+pub use training::{train, VqTrainConfig};

@@ -1,0 +1,258 @@
+//! Tokenizer training: reconstruction MSE + VQ losses on fresh world renders (half training-prompt
+//! scenes, half random scenes), with dead-code restarts. Deterministic per seed; resumable.
+
+use super::inference::{images_to_tensor, VqMeta, VqTokenizer, VQ_FORMAT};
+use super::model::{VqNet, VqNetConfig};
+use crate::store::{save_module, ModelError};
+use crate::train_loop::{self, LoopSpec, StepLoss};
+use burn::module::{AutodiffModule, Param};
+use burn::optim::AdamWConfig;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use harness::rng::Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use world::dataset::{DatasetKind, SampleSource};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VqTrainConfig {
+    pub name: String,
+    pub seed: u64,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    /// Weight of the commitment loss (encoder pulled toward its code).
+    pub commit_beta: f64,
+    /// Every this many steps, codes unused since the last restart are moved onto encoder outputs.
+    pub restart_every: usize,
+    /// Weight of reconstruction error off the objects (objects, grown by one pixel, weigh 1).
+    /// Below 1 the codes are spent on what the detector and the prompt care about — object
+    /// shapes and colours — rather than on background texture, which also makes background
+    /// tokens predictable for the generator.
+    #[serde(default = "one")]
+    pub background_weight: f64,
+    pub checkpoint_every: usize,
+    pub log_every: usize,
+    pub net: VqNetConfig,
+}
+
+impl VqTrainConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.net.validate()?;
+        if self.steps == 0 || self.batch_size < 2 || self.lr <= 0.0 {
+            return Err("steps ≥ 1, batch_size ≥ 2 and lr > 0 are required".into());
+        }
+        Ok(())
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Per-pixel loss weights of a scene: 1 on objects grown by one pixel, `background` elsewhere.
+pub fn pixel_weights(scene: &world::Scene, background: f64) -> Vec<f32> {
+    let (w, h) = scene.image.dimensions();
+    let mut out = vec![background as f32; (w * h) as usize];
+    for o in &scene.objects {
+        for y in 0..h {
+            for x in 0..w {
+                if o.mask.get(x, y) {
+                    for (dx, dy) in [(0i64, 0i64), (-1, 0), (1, 0), (0, -1), (0, 1)] {
+                        let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                        if nx >= 0 && ny >= 0 && (nx as u32) < w && (ny as u32) < h {
+                            out[(ny as u32 * w + nx as u32) as usize] = 1.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Images of step `step`: even slots from training-prompt scenes, odd from random scenes.
+pub fn batch_images(
+    cfg: &VqTrainConfig,
+    prompts: &SampleSource,
+    random: &SampleSource,
+    step: usize,
+) -> Result<Vec<world::image::RgbImage>, ModelError> {
+    Ok(batch_scenes(cfg, prompts, random, step)?
+        .into_iter()
+        .map(|s| s.image)
+        .collect())
+}
+
+fn batch_scenes(
+    cfg: &VqTrainConfig,
+    prompts: &SampleSource,
+    random: &SampleSource,
+    step: usize,
+) -> Result<Vec<world::Scene>, ModelError> {
+    (0..cfg.batch_size)
+        .into_par_iter()
+        .map(|i| {
+            let index = step * cfg.batch_size + i;
+            let src = if i % 2 == 0 { prompts } else { random };
+            src.sample(index)
+                .map(|s| s.scene)
+                .map_err(|e| ModelError::Config {
+                    what: "tokenizer training data".into(),
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Probe batches for dead-code restarts are drawn far from the training batches.
+const PROBE_OFFSET: usize = 1 << 40;
+
+fn indices_of<B: Backend>(indices: Tensor<B, 2, Int>) -> Vec<usize> {
+    indices
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| i as usize)
+        .collect()
+}
+
+/// Trains (or resumes) a tokenizer into `out` (`tokenizer.bpk`, `tokenizer.json`, `losses.csv`).
+pub fn train<B: AutodiffBackend>(
+    cfg: &VqTrainConfig,
+    out: &Path,
+    device: &B::Device,
+    progress: &mut dyn FnMut(usize, usize, &[f64]),
+) -> Result<VqMeta, ModelError> {
+    cfg.validate().map_err(|m| ModelError::Config {
+        what: "tokenizer training".into(),
+        message: m,
+    })?;
+    let model: VqNet<B> =
+        crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device));
+    let optim = AdamWConfig::new()
+        .with_weight_decay(0.0)
+        .init::<B, VqNet<B>>();
+    let prompts = SampleSource::new(DatasetKind::Prompts, cfg.seed);
+    let random = SampleSource::new(DatasetKind::Detector, cfg.seed ^ 0x5eed);
+    let spec = LoopSpec {
+        what: "tokenizer",
+        config: serde_json::to_value(cfg).map_err(|e| ModelError::Config {
+            what: "tokenizer".into(),
+            message: e.to_string(),
+        })?,
+        steps: cfg.steps,
+        lr: cfg.lr,
+        warmup_steps: cfg.warmup_steps,
+        checkpoint_every: cfg.checkpoint_every,
+        log_every: cfg.log_every,
+        columns: &["recon", "commit", "codebook", "psnr", "used_codes"],
+    };
+    let k = cfg.net.codebook;
+    let mut step_fn = |model: &VqNet<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
+        let scenes = batch_scenes(cfg, &prompts, &random, step)?;
+        let images: Vec<_> = scenes.iter().map(|s| s.image.clone()).collect();
+        let x = images_to_tensor::<B>(&images, device);
+        let s = cfg.net.image_size;
+        let weights: Vec<f32> = scenes
+            .iter()
+            .flat_map(|sc| pixel_weights(sc, cfg.background_weight))
+            .collect();
+        let w =
+            Tensor::<B, 4>::from_data(TensorData::new(weights, [images.len(), 1, s, s]), device);
+        let q = model.quantize(model.encode(x.clone()));
+        let recon = model.decode(q.z_q);
+        let err = (recon - x).powf_scalar(2.0);
+        let mse = err.clone().mean();
+        let weighted = (err * w.clone()).mean() / w.mean();
+        let total = weighted + q.commit.clone().mul_scalar(cfg.commit_beta) + q.codebook.clone();
+        let idx = indices_of(q.indices);
+        let mut seen = vec![false; k];
+        idx.iter().for_each(|&i| seen[i] = true);
+        let used = seen.iter().filter(|&&s| s).count() as f32;
+        // PSNR of images in [-1, 1]: peak-to-peak 2.
+        let mse_v = mse.clone().into_scalar().elem::<f32>();
+        let psnr = 10.0 * (4.0 / mse_v.max(1e-12)).log10();
+        let scalar = |v: f32| Tensor::<B, 1>::from_floats([v], device);
+        Ok(StepLoss {
+            total,
+            parts: vec![mse, q.commit, q.codebook, scalar(psnr), scalar(used)],
+        })
+    };
+    // Dead-code restart: usage is measured on probe batches drawn from the step index (not on
+    // state carried between steps), so a resumed run restarts exactly the same codes.
+    let mut after = |model: VqNet<B>, step: usize| -> Result<VqNet<B>, ModelError> {
+        if cfg.restart_every == 0
+            || !(step + 1).is_multiple_of(cfg.restart_every)
+            || step + 1 >= cfg.steps
+        {
+            return Ok(model);
+        }
+        let d = cfg.net.code_dim;
+        let mut counts = vec![0u64; k];
+        let mut pool: Vec<f32> = Vec::new();
+        for probe in 0..4 {
+            let images = batch_images(cfg, &prompts, &random, PROBE_OFFSET + 4 * step + probe)?;
+            let q = model
+                .valid()
+                .quantize(model.valid().encode(images_to_tensor(&images, device)));
+            indices_of(q.indices).iter().for_each(|&i| counts[i] += 1);
+            pool.extend(
+                q.z_flat
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+        let dead: Vec<usize> = (0..k).filter(|&i| counts[i] == 0).collect();
+        let n = pool.len() / d;
+        if dead.is_empty() || n == 0 {
+            return Ok(model);
+        }
+        let mut book: Vec<f32> = model
+            .codebook
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap_or_default();
+        let mut rng = Rng::derived(cfg.seed, &[0xdead, step as u64]);
+        for &code in &dead {
+            let src = rng.index(n);
+            book[code * d..(code + 1) * d].copy_from_slice(&pool[src * d..(src + 1) * d]);
+        }
+        let mut model = model;
+        let id = model.codebook.id;
+        let t = Tensor::<B, 2>::from_data(TensorData::new(book, [k, d]), device).require_grad();
+        model.codebook = Param::initialized(id, t);
+        Ok(model)
+    };
+    let model = train_loop::run(
+        &spec,
+        out,
+        model,
+        optim,
+        device,
+        &mut step_fn,
+        &mut after,
+        progress,
+    )?;
+    let net = model.valid();
+    let meta = VqMeta {
+        format: VQ_FORMAT.into(),
+        name: cfg.name.clone(),
+        net: cfg.net,
+        train: cfg.clone(),
+    };
+    save_module(&net, &out.join("tokenizer.bpk"), true)?;
+    train_loop::write_json(&out.join("tokenizer.json"), &meta)?;
+    // Loading what was just written checks the files.
+    VqTokenizer::<B::InnerBackend>::load_dir(out, device)?;
+    Ok(meta)
+}

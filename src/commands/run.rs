@@ -1,0 +1,154 @@
+use crate::cli::RunArgs;
+use crate::commands::score::{summarise, write_summary};
+use anyhow::anyhow;
+use harness::Suite;
+use indicatif::{ProgressBar, ProgressStyle};
+use models::maskgit::BurnGenerator;
+use models::Cpu;
+use std::path::{Path, PathBuf};
+use strategies::runner::{self, RunPlan};
+use strategies::{Context, RunConfig};
+
+/// Command-line flags over the YAML config (over the defaults).
+fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
+    let mut cfg: RunConfig = match &args.config {
+        Some(p) => harness::config::load_yaml(p)?,
+        None => RunConfig::default(),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = &args.$field { cfg.$field = v.clone(); } )* };
+    }
+    set!(
+        suite,
+        strategy,
+        n,
+        images_per_prompt,
+        seed,
+        generator,
+        batch_prompts,
+        judge,
+        decision
+    );
+    macro_rules! set_opt {
+        ($($field:ident),*) => { $( if args.$field.is_some() { cfg.$field = args.$field.clone(); } )* };
+    }
+    set_opt!(steps, cfg_scale, tags, indices, per_tag, limit);
+    let source = args
+        .config
+        .as_ref()
+        .map_or("the command line".to_string(), |p| p.display().to_string());
+    cfg.validate().map_err(|e| anyhow!("{source}: {e}"))?;
+    Ok(cfg)
+}
+
+/// A generator by name or folder. Names: the generators shipped in the binary.
+pub fn load_generator(name: &str) -> anyhow::Result<BurnGenerator<Cpu>> {
+    let device = Default::default();
+    let dir = Path::new(name);
+    if dir.join("generator.json").exists() {
+        let tok = dir.join("tokenizer");
+        let tokenizer = if tok.join("tokenizer.json").exists() {
+            models::vq::VqTokenizer::load_dir(&tok, &device)?
+        } else {
+            models::embedded::tokenizer(&device)?
+        };
+        let meta = models::train_loop::read_json(&dir.join("generator.json"))?;
+        let path = dir.join("generator.bpk");
+        let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
+        return Ok(BurnGenerator::from_parts(
+            meta,
+            bytes,
+            tokenizer,
+            &path.display().to_string(),
+            &device,
+        )?);
+    }
+    Ok(models::embedded::generator(name, &device)?)
+}
+
+/// A judge by name (`zero-shot`, `fine-tuned`) or folder.
+pub fn load_judge(name: &str) -> anyhow::Result<models::judge::BurnJudge<Cpu>> {
+    let device = Default::default();
+    let dir = Path::new(name);
+    if dir.join("judge.json").exists() {
+        return Ok(models::judge::BurnJudge::load_dir(dir, &device)?);
+    }
+    Ok(models::embedded::judge(name, &device)?)
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    let mut cfg = resolve(args)?;
+    let suite = match cfg.suite.as_str() {
+        "geneval" => Suite::official(),
+        path => Suite::load(Path::new(path))?,
+    };
+    let selection = cfg.selection().map_err(|e| anyhow!(e))?;
+    let prompts: Vec<_> = suite.select(&selection)?.into_iter().cloned().collect();
+    if prompts.is_empty() {
+        anyhow::bail!("the selection matches no prompt of {}", suite.source);
+    }
+    let mut generator = load_generator(&cfg.generator)?;
+    if let Some(s) = cfg.cfg_scale {
+        generator.sampling.cfg_scale = s;
+    }
+    cfg.cfg_scale = Some(generator.sampling.cfg_scale);
+    let steps = *cfg.steps.get_or_insert(generator.sampling.steps);
+    let device = Default::default();
+    let detector = match &args.detector {
+        Some(d) => models::detector::BurnDetector::<Cpu>::load_dir(d, &device)?,
+        None => models::embedded::evaluation_detector(&device)?,
+    };
+    let strategy = strategies::by_name(&cfg.strategy).map_err(|e| anyhow!(e))?;
+    let judge = match cfg.strategy.as_str() {
+        "baseline" | "oracle" => None,
+        _ => Some(load_judge(&cfg.judge)?),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.strategy));
+    let resolved = serde_norway::to_string(&cfg)?;
+    let cx = Context {
+        generator: &generator,
+        steps,
+        n: cfg.n,
+        detector: Some(&detector),
+        rules: harness::RuleConfig::default(),
+        judge: judge.as_ref().map(|j| j as &dyn harness::judge::Judge),
+        decision: cfg.decision,
+    };
+    let plan = RunPlan {
+        out: &out,
+        prompts: &prompts,
+        images_per_prompt: cfg.images_per_prompt,
+        seed: cfg.seed,
+        batch_jobs: cfg.batch_prompts * cfg.images_per_prompt,
+        resolved_config: &resolved,
+    };
+    let started = std::time::Instant::now();
+    let bar = ProgressBar::new((prompts.len() * cfg.images_per_prompt) as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{} {{bar:40}} {{pos}}/{{len}} images, {{elapsed}} elapsed, eta {{eta}}",
+            cfg.strategy
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (generated, resumed) = runner::generate(&plan, strategy.as_ref(), &cx, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let gen_seconds = started.elapsed().as_secs_f64();
+    let (records, compute) = runner::score(&out, &detector, &cx.rules, 64, &|_| {})?;
+    let summary = summarise(&records)?;
+    write_summary(&out.join("summary.json"), &summary)?;
+    print!("{}", summary.render_official());
+    let images = records.len().max(1) as f64;
+    eprintln!(
+        "{generated} images generated now ({resumed} resumed) in {gen_seconds:.1} s; per image: {:.0} generator forwards, {:.1} judge calls; wrote {}",
+        compute.forwards as f64 / images,
+        compute.judge_calls as f64 / images,
+        out.display()
+    );
+    Ok(0)
+}

@@ -1,0 +1,277 @@
+//! The run loop: suite → strategy → images (official layout) → detector → GenEval rules →
+//! results. Runs are append-only: every finished image is a PNG renamed into place followed by
+//! one line of `generation.jsonl`; a rerun of the same command skips what is complete, so a run
+//! killed at any moment finishes with the same results as an uninterrupted one.
+
+use crate::{Compute, Context, Job, Strategy};
+use harness::detector::Detector;
+use harness::error::{Error, Location};
+use harness::layout::LayoutWriter;
+use harness::results::ResultRecord;
+use harness::rng::derive_seed;
+use harness::{PromptEntry, RuleConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// One line of `generation.jsonl`: what produced an image and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRecord {
+    pub prompt_index: usize,
+    pub image_index: usize,
+    pub strategy: String,
+    pub generator: String,
+    pub forwards: u64,
+    pub judge_calls: u64,
+    pub candidates: u64,
+    pub truncated: u64,
+    pub trace: serde_json::Value,
+}
+
+/// What the run loop needs besides the models.
+pub struct RunPlan<'a> {
+    pub out: &'a Path,
+    pub prompts: &'a [PromptEntry],
+    pub images_per_prompt: usize,
+    pub seed: u64,
+    /// Jobs handed to the strategy at once (several prompts' candidates share forwards).
+    pub batch_jobs: usize,
+    /// The fully resolved configuration, written as `config.yaml`; a folder holding another
+    /// configuration is refused.
+    pub resolved_config: &'a str,
+}
+
+/// What a finished run produced.
+pub struct RunOutput {
+    pub records: Vec<ResultRecord>,
+    pub compute: Compute,
+    pub generated_now: usize,
+    pub resumed: usize,
+    pub results: PathBuf,
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> Error {
+    Error::invalid(Location::file(path.display().to_string()), message)
+}
+
+/// Reads `generation.jsonl`, dropping a final line cut short by a kill (no newline) — the image
+/// it described is regenerated. Any other malformed line is an error naming it.
+pub fn read_generation(path: &Path) -> harness::Result<BTreeMap<(usize, usize), GenerationRecord>> {
+    let mut done = BTreeMap::new();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    if complete.len() != text.len() {
+        // Truncate the torn tail so that the next append starts on a fresh line.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        f.set_len(complete.len() as u64)
+            .map_err(|e| Error::io(path, e))?;
+    }
+    for (i, line) in complete.lines().enumerate() {
+        let rec: GenerationRecord = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                Location::line(path.display().to_string(), i + 1),
+                format!("not a generation record: {e}"),
+            )
+        })?;
+        done.insert((rec.prompt_index, rec.image_index), rec);
+    }
+    Ok(done)
+}
+
+/// Generates every missing image of the plan. `progress(done, total)` after each batch.
+pub fn generate(
+    plan: &RunPlan<'_>,
+    strategy: &dyn Strategy,
+    cx: &Context<'_>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> harness::Result<(usize, usize)> {
+    let out = plan.out;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let config_path = out.join("config.yaml");
+    match std::fs::read_to_string(&config_path) {
+        Ok(existing) if existing != plan.resolved_config => return Err(invalid(
+            &config_path,
+            "belongs to a run with another configuration; use another --out or remove the folder",
+        )),
+        Ok(_) => {}
+        Err(_) => harness::fsutil::write_atomic(&config_path, plan.resolved_config.as_bytes())?,
+    }
+    let writer = LayoutWriter::create(out)?;
+    for p in plan.prompts {
+        writer.write_metadata(p.index, &p.metadata)?;
+    }
+    let gen_path = out.join("generation.jsonl");
+    let done = read_generation(&gen_path)?;
+    let jobs: Vec<Job> = plan
+        .prompts
+        .iter()
+        .flat_map(|p| {
+            (0..plan.images_per_prompt).map(move |k| Job {
+                prompt_index: p.index,
+                image_index: k,
+                metadata: p.metadata.clone(),
+                seed: derive_seed(plan.seed, &[p.index as u64, k as u64]),
+            })
+        })
+        .filter(|j| {
+            !(done.contains_key(&(j.prompt_index, j.image_index))
+                && writer.sample_path(j.prompt_index, j.image_index).exists())
+        })
+        .collect();
+    let total = plan.prompts.len() * plan.images_per_prompt;
+    let resumed = total - jobs.len();
+    let mut finished = resumed;
+    progress(finished, total);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&gen_path)
+        .map_err(|e| Error::io(&gen_path, e))?;
+    for chunk in jobs.chunks(plan.batch_jobs.max(1)) {
+        let outcomes = strategy
+            .run(cx, chunk)
+            .map_err(|e| invalid(out, format!("strategy {}: {e}", strategy.name())))?;
+        if outcomes.len() != chunk.len() {
+            return Err(invalid(
+                out,
+                format!(
+                    "strategy {} returned {} images for {} jobs",
+                    strategy.name(),
+                    outcomes.len(),
+                    chunk.len()
+                ),
+            ));
+        }
+        for (job, o) in chunk.iter().zip(outcomes) {
+            // The PNG lands (atomically) before its record: a record always means a whole image.
+            writer.write_sample(job.prompt_index, job.image_index, &o.image)?;
+            let rec = GenerationRecord {
+                prompt_index: job.prompt_index,
+                image_index: job.image_index,
+                strategy: strategy.name().to_string(),
+                generator: cx.generator.name().to_string(),
+                forwards: o.compute.forwards,
+                judge_calls: o.compute.judge_calls,
+                candidates: o.compute.candidates,
+                truncated: o.compute.truncated,
+                trace: o.trace,
+            };
+            let line =
+                serde_json::to_string(&rec).map_err(|e| invalid(&gen_path, e.to_string()))?;
+            log.write_all(format!("{line}\n").as_bytes())
+                .and_then(|_| log.flush())
+                .map_err(|e| Error::io(&gen_path, e))?;
+        }
+        finished += chunk.len();
+        progress(finished, total);
+    }
+    log.sync_all().map_err(|e| Error::io(&gen_path, e))?;
+    Ok((total - resumed, resumed))
+}
+
+/// Scores the run folder with the evaluation detector and joins each result with its
+/// generation record (compute, decisions). Writes `results.jsonl`.
+pub fn score(
+    out: &Path,
+    detector: &dyn Detector,
+    rules: &RuleConfig,
+    batch_size: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> harness::Result<(Vec<ResultRecord>, Compute)> {
+    let scored = harness::scoring::score_image_dir(out, detector, rules, batch_size, progress)?;
+    let gen = read_generation(&out.join("generation.jsonl"))?;
+    let mut total = Compute::default();
+    let mut records = scored.records;
+    for r in &mut records {
+        let key = key_of(&r.filename)
+            .ok_or_else(|| invalid(out, format!("unexpected sample name {}", r.filename)))?;
+        let g = gen.get(&key).ok_or_else(|| {
+            invalid(
+                &out.join("generation.jsonl"),
+                format!(
+                    "has no record for {}; rerun the same command to finish the run",
+                    r.filename
+                ),
+            )
+        })?;
+        total += Compute {
+            forwards: g.forwards,
+            judge_calls: g.judge_calls,
+            candidates: g.candidates,
+            truncated: g.truncated,
+        };
+        let value = serde_json::to_value(g).map_err(|e| invalid(out, e.to_string()))?;
+        if let serde_json::Value::Object(map) = value {
+            for (k, v) in map {
+                if k != "prompt_index" && k != "image_index" {
+                    r.extra.insert(k, v);
+                }
+            }
+        }
+    }
+    harness::results::write_results(&out.join("results.jsonl"), &records)?;
+    Ok((records, total))
+}
+
+/// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png`.
+fn key_of(filename: &str) -> Option<(usize, usize)> {
+    let path = Path::new(filename);
+    let image = path.file_stem()?.to_str()?.parse().ok()?;
+    let folder = path
+        .parent()?
+        .parent()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()?;
+    Some((folder, image))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_last_line_is_dropped_and_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generation.jsonl");
+        let rec = GenerationRecord {
+            prompt_index: 3,
+            image_index: 1,
+            strategy: "baseline".into(),
+            generator: "base".into(),
+            forwards: 36,
+            judge_calls: 0,
+            candidates: 1,
+            truncated: 0,
+            trace: serde_json::json!({}),
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        std::fs::write(&path, format!("{line}\n{{\"prompt_ind")).unwrap();
+        let done = read_generation(&path).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[&(3, 1)], rec);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
+        std::fs::write(&path, "{}\n").unwrap();
+        let e = read_generation(&path).unwrap_err().to_string();
+        assert!(e.contains("generation.jsonl") && e.contains(":1"), "{e}");
+    }
+
+    #[test]
+    fn sample_keys_parse() {
+        assert_eq!(key_of("run/00012/samples/0003.png"), Some((12, 3)));
+        assert_eq!(key_of("x.png"), None);
+    }
+}

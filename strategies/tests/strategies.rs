@@ -1,0 +1,200 @@
+//! Strategies and the run loop on the test kit's dummy generator and detector.
+
+use harness::generator::Generator;
+use harness::testkit::{DummyDetector, DummyGenerator};
+use harness::{RuleConfig, Suite};
+use strategies::runner::{self, RunPlan};
+use strategies::{by_name, Context, Job};
+
+fn jobs(n: usize) -> Vec<Job> {
+    let suite = Suite::official();
+    (0..n)
+        .map(|i| Job {
+            prompt_index: i,
+            image_index: 0,
+            metadata: suite.prompts[i].metadata.clone(),
+            seed: 1000 + i as u64,
+        })
+        .collect()
+}
+
+fn context<'a>(g: &'a DummyGenerator, n: usize) -> Context<'a> {
+    Context {
+        generator: g,
+        steps: g.default_steps(),
+        n,
+        detector: Some(&DummyDetector),
+        rules: RuleConfig::default(),
+        judge: None,
+        decision: strategies::Decision::Threshold,
+    }
+}
+
+fn correct(images: &[image::RgbImage], jobs: &[Job]) -> usize {
+    let metas: Vec<_> = jobs.iter().map(|j| &j.metadata).collect();
+    harness::scoring::judge_images(&DummyDetector, images, &metas, &RuleConfig::default())
+        .unwrap()
+        .iter()
+        .filter(|v| v.as_ref().unwrap().correct)
+        .count()
+}
+
+#[test]
+fn oracle_beats_baseline_and_counts_compute() {
+    let g = DummyGenerator::default();
+    // Single-object prompts: the dummy draws the prompt's class with probability 0.1 per cell.
+    let js = jobs(40);
+    let base = by_name("baseline")
+        .unwrap()
+        .run(&context(&g, 8), &js)
+        .unwrap();
+    let oracle = by_name("oracle")
+        .unwrap()
+        .run(&context(&g, 8), &js)
+        .unwrap();
+    let b: Vec<_> = base.iter().map(|o| o.image.clone()).collect();
+    let o: Vec<_> = oracle.iter().map(|o| o.image.clone()).collect();
+    let (cb, co) = (correct(&b, &js), correct(&o, &js));
+    assert!(co > cb + 5, "oracle {co} vs baseline {cb} of 40");
+    assert_eq!(base[0].compute.forwards, 8); // 4 steps × CFG pair
+    assert_eq!(oracle[0].compute.forwards, 64);
+    assert_eq!(oracle[0].compute.judge_calls, 8);
+    // Baseline is the oracle's first candidate whenever that one is correct.
+    for (i, o) in oracle.iter().enumerate() {
+        if o.trace["chosen"] == 0 {
+            assert_eq!(o.image, base[i].image);
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_batching() {
+    let g = DummyGenerator::default();
+    let js = jobs(6);
+    let s = by_name("oracle").unwrap();
+    let all = s.run(&context(&g, 5), &js).unwrap();
+    for (i, j) in js.iter().enumerate() {
+        let one = s.run(&context(&g, 5), std::slice::from_ref(j)).unwrap();
+        assert_eq!(one[0].image, all[i].image);
+        assert_eq!(one[0].trace, all[i].trace);
+    }
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_results() {
+    let g = DummyGenerator::default();
+    let suite = Suite::official();
+    let prompts: Vec<_> = suite.prompts[..5].to_vec();
+    let strategy = by_name("oracle").unwrap();
+    let run = |out: &std::path::Path, stop_after: Option<usize>| {
+        let plan = RunPlan {
+            out,
+            prompts: &prompts,
+            images_per_prompt: 2,
+            seed: 7,
+            batch_jobs: 3,
+            resolved_config: "strategy: oracle\n",
+        };
+        let mut batches = 0;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runner::generate(&plan, strategy.as_ref(), &context(&g, 4), &mut |_, _| {
+                batches += 1;
+                if Some(batches) == stop_after {
+                    panic!("killed");
+                }
+            })
+        }));
+        if stop_after.is_none() {
+            r.unwrap().unwrap();
+        }
+    };
+    let full = tempfile::tempdir().unwrap();
+    run(full.path(), None);
+    let cut = tempfile::tempdir().unwrap();
+    run(cut.path(), Some(3)); // killed after two of four batches
+                              // A torn record line from the kill is dropped on resume.
+    let gen = cut.path().join("generation.jsonl");
+    let mut text = std::fs::read_to_string(&gen).unwrap();
+    text.push_str("{\"prompt_index\": 4, \"ima");
+    std::fs::write(&gen, text).unwrap();
+    run(cut.path(), None);
+    let rules = RuleConfig::default();
+    let (a, ca) = runner::score(full.path(), &DummyDetector, &rules, 4, &|_| {}).unwrap();
+    let (b, cb) = runner::score(cut.path(), &DummyDetector, &rules, 4, &|_| {}).unwrap();
+    assert_eq!(a.len(), 10);
+    let strip = |rs: Vec<harness::results::ResultRecord>, root: &std::path::Path| {
+        rs.into_iter()
+            .map(|mut r| {
+                r.filename = r.filename.replace(&root.display().to_string(), "");
+                serde_json::to_string(&r).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(a, full.path()), strip(b, cut.path()));
+    assert_eq!(ca, cb);
+    assert_eq!(ca.forwards, 10 * 4 * 8);
+    // A folder of another configuration is refused.
+    let plan = RunPlan {
+        out: full.path(),
+        prompts: &prompts,
+        images_per_prompt: 2,
+        seed: 8,
+        batch_jobs: 3,
+        resolved_config: "strategy: oracle\nseed: 8\n",
+    };
+    let err = runner::generate(&plan, strategy.as_ref(), &context(&g, 4), &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.yaml") && err.contains("another configuration"),
+        "{err}"
+    );
+}
+
+fn judged<'a>(g: &'a DummyGenerator, j: &'a harness::testkit::DummyJudge, n: usize) -> Context<'a> {
+    Context {
+        judge: Some(j),
+        ..context(g, n)
+    }
+}
+
+#[test]
+fn verifiers_improve_on_the_baseline_and_account_for_compute() {
+    let g = DummyGenerator::default();
+    let judge = harness::testkit::DummyJudge { sharpness: 0.9 };
+    let js = jobs(40);
+    let score = |name: &str| {
+        let outs = by_name(name)
+            .unwrap()
+            .run(&judged(&g, &judge, 8), &js)
+            .unwrap();
+        let images: Vec<_> = outs.iter().map(|o| o.image.clone()).collect();
+        (correct(&images, &js), outs)
+    };
+    let (base, _) = score("baseline");
+    let (orm, orm_out) = score("orm");
+    let (oracle, _) = score("oracle");
+    let (prm, prm_out) = score("prm");
+    let (parm, parm_out) = score("parm");
+    let (plus, plus_out) = score("parm++");
+    // A judge that agrees with the evaluator makes ORM the oracle.
+    assert_eq!(orm, oracle);
+    assert!(orm > base + 5, "orm {orm} vs baseline {base}");
+    assert!(prm >= base, "prm {prm} vs baseline {base}");
+    assert!(parm > base, "parm {parm} vs baseline {base}");
+    assert!(plus >= parm, "parm++ {plus} vs parm {parm}");
+    assert_eq!(orm_out[0].compute.forwards, 8 * 8);
+    assert_eq!(prm_out[0].compute.forwards, 8 * 8); // N branches × 4 steps × CFG pair
+    assert_eq!(prm_out[0].compute.judge_calls, 8 * 4);
+    // PARM truncates paths judged hopeless: fewer forwards than N full candidates overall.
+    let parm_fwd: u64 = parm_out.iter().map(|o| o.compute.forwards).sum();
+    let truncated: u64 = parm_out.iter().map(|o| o.compute.truncated).sum();
+    assert!(
+        truncated > 0 && parm_fwd < 40 * 8 * 8,
+        "{parm_fwd} forwards, {truncated} truncated"
+    );
+    // PARM++ records its reflection rounds.
+    assert!(plus_out
+        .iter()
+        .any(|o| o.trace.as_array().is_some_and(|a| a.len() > 1)));
+}

@@ -1,0 +1,119 @@
+//! `evalcot run`: the official layout with compute records, resumption, thread-count
+//! independence and clear errors for bad settings.
+
+mod common;
+use common::{evalcot, evalcot_with, path, text};
+
+fn run(out: &std::path::Path, extra: &[&str], threads: Option<&str>) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "geneval",
+        "--indices",
+        "0,100,300",
+        "--images-per-prompt",
+        "2",
+        "--steps",
+        "6",
+        "--out",
+        path(out),
+    ];
+    args.extend_from_slice(extra);
+    evalcot_with(&args, threads)
+}
+
+fn sorted_results(dir: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(|l| l.replace(&dir.display().to_string(), "RUN"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn baseline_and_oracle_runs_write_the_layout_resume_and_ignore_thread_count() {
+    let a = tempfile::tempdir().unwrap();
+    let o = run(a.path(), &["--strategy", "baseline"], Some("1"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("Overall score"));
+    for f in [
+        "config.yaml",
+        "generation.jsonl",
+        "results.jsonl",
+        "summary.json",
+    ] {
+        assert!(a.path().join(f).exists(), "{f}");
+    }
+    assert!(a.path().join("00100/samples/0001.png").exists());
+    let results = sorted_results(a.path());
+    assert_eq!(results.len(), 6);
+    let first: serde_json::Value = serde_json::from_str(&results[0]).unwrap();
+    assert_eq!(first["forwards"], 12); // 6 steps × the CFG pair
+    assert_eq!(first["strategy"], "baseline");
+    let config = std::fs::read_to_string(a.path().join("config.yaml")).unwrap();
+    assert!(
+        config.contains("steps: 6") && config.contains("cfg_scale: 1.75"),
+        "{config}"
+    );
+
+    // Same command, two threads, in another folder: identical results.
+    let b = tempfile::tempdir().unwrap();
+    let o = run(b.path(), &["--strategy", "baseline"], Some("2"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(results, sorted_results(b.path()));
+
+    // Rerunning a finished run generates nothing and gives the same results.
+    let o = run(a.path(), &["--strategy", "baseline"], None);
+    assert!(
+        text(&o.stderr).contains("0 images generated now (6 resumed)"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(results, sorted_results(a.path()));
+
+    // Another configuration in the same folder is refused.
+    let o = run(a.path(), &["--strategy", "baseline", "--seed", "5"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("another configuration"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // The oracle never does worse than its first candidate and counts N candidates.
+    let c = tempfile::tempdir().unwrap();
+    let o = run(c.path(), &["--strategy", "oracle", "--n", "3"], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let first: serde_json::Value = serde_json::from_str(&sorted_results(c.path())[0]).unwrap();
+    assert_eq!(first["forwards"], 36);
+    assert_eq!(first["judge_calls"], 3);
+}
+
+#[test]
+fn bad_run_settings_are_named_errors() {
+    let d = tempfile::tempdir().unwrap();
+    for (args, expect) in [
+        (vec!["--n", "0"], "n: must be at least 1"),
+        (vec!["--strategy", "magic"], "unknown strategy \"magic\""),
+        (vec!["--tags", "colour"], "tags"),
+        (vec!["--generator", "nonexistent"], "nonexistent"),
+    ] {
+        let o = run(d.path(), &args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&o.stderr).contains(expect),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    let yaml = d.path().join("run.yaml");
+    std::fs::write(&yaml, "strategy: baseline\nsamples: 3\n").unwrap();
+    let o = evalcot(&["run", "--config", path(&yaml), "--out", path(d.path())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("run.yaml") && text(&o.stderr).contains("samples"),
+        "{}",
+        text(&o.stderr)
+    );
+}
