@@ -18,6 +18,7 @@ fn tiny_vq(steps: usize) -> VqTrainConfig {
         warmup_steps: 1,
         commit_beta: 0.25,
         restart_every: 2,
+        background_weight: 0.5,
         checkpoint_every: 2,
         log_every: 1,
         net: VqNetConfig {
