@@ -266,6 +266,15 @@ pub struct EvalArgs {
     /// Ground-truth renders per official prompt.
     #[arg(long, default_value_t = 4)]
     pub suite_images: usize,
+    /// Judges to evaluate (names or folders), comma-separated.
+    #[arg(long, default_value = "zero-shot")]
+    pub judges: String,
+    /// Generator whose samples the judges are checked on.
+    #[arg(long, default_value = "base")]
+    pub generator: String,
+    /// Validation prompts sampled for the generator check (2 samples each).
+    #[arg(long, default_value_t = 100)]
+    pub prompts: usize,
     /// Tokenizer folder; the embedded tokenizer when omitted.
     #[arg(long, value_name = "DIR")]
     pub tokenizer: Option<PathBuf>,
@@ -282,4 +291,7 @@ pub enum EvalModel {
     Detector,
     /// The image tokenizer: PSNR, codebook use, GenEval of reconstructed ground truth.
     Tokenizer,
+    /// Judges: accuracy/AUROC per task on held-out renders, agreement with GenEval on generator
+    /// samples.
+    Judge,
 }

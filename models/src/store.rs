@@ -19,6 +19,16 @@ pub enum ModelError {
     Config { what: String, message: String },
 }
 
+impl ModelError {
+    /// A configuration problem of `what`.
+    pub fn config(what: impl Into<String>, message: impl Into<String>) -> Self {
+        ModelError::Config {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Serialises a module's parameters (f16 for conv/linear/embedding/norm weights when `half`;
 /// BatchNorm statistics stay f32 because running variances underflow in f16).
 pub fn module_to_bytes<B: Backend, M: Module<B>>(

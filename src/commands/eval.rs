@@ -9,6 +9,7 @@ use std::fmt::Write;
 pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
     match args.model {
         EvalModel::Tokenizer => tokenizer(args),
+        EvalModel::Judge => judges(args),
         EvalModel::Detector => {
             let device = Default::default();
             let (det, source) = match &args.detector {
@@ -282,5 +283,67 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
     )?;
     fsutil::write_atomic(&sheet_path, &bytes)?;
     eprintln!("wrote {} and {}", args.out.display(), sheet_path.display());
+    Ok(0)
+}
+
+/// `evalcot eval judge --judges zero-shot,fine-tuned --out FILE.md`.
+fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
+    use models::judge::eval;
+    let device = Default::default();
+    let det = match &args.detector {
+        Some(d) => BurnDetector::<models::Cpu>::load_dir(d, &device)?,
+        None => models::embedded::evaluation_detector(&device)?,
+    };
+    let generator = crate::commands::run::load_generator(&args.generator)?;
+    // Held-out prompts: the validation split of the training prompts (never trained on).
+    let all = world::prompts::training_prompts(world::prompts::DEFAULT_COUNT, args.seed);
+    let val = world::prompts::split(&all, args.seed).1;
+    let clean =
+        eval::clean_samples(&val, args.images, args.seed).map_err(|e| anyhow::anyhow!(e))?;
+    let step = (val.len() / args.prompts.max(1)).max(1);
+    let sampled: Vec<_> = val
+        .iter()
+        .step_by(step)
+        .take(args.prompts)
+        .cloned()
+        .collect();
+    let t = std::time::Instant::now();
+    let mut s = String::new();
+    let _ = writeln!(s, "# Judge validation\n");
+    let _ = writeln!(
+        s,
+        "Command: `evalcot eval judge --judges {} --generator {} --images {} --prompts {} --seed {} --out {}`.\n",
+        args.judges, args.generator, args.images, args.prompts, args.seed, args.out.display()
+    );
+    let _ = writeln!(s, "Held-out prompts: the validation split of the training prompts (seed {}), never trained on. *Clean renders*: {} prompts rendered matching or as a near miss (the zero-shot judge's kind of data), asked `final`, plus one `reflect` question per include clause. *Generator samples*: 2 samples of generator `{}` for each of {} prompts; the GenEval verdict comes from the evaluation detector and the rules.\n", args.seed, args.images, args.generator, sampled.len());
+    let _ = writeln!(
+        s,
+        "| judge | data | task | n | positives | accuracy | AUROC |\n|---|---|---|---|---|---|---|"
+    );
+    for name in args
+        .judges
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let judge = crate::commands::run::load_judge(name)?;
+        for (task, sc) in eval::per_task(&judge, &clean).map_err(|e| anyhow::anyhow!(e))? {
+            let _ = writeln!(
+                s,
+                "| {name} | clean renders | {} | {} | {} | {:.3} | {:.3} |",
+                task.as_str(),
+                sc.n,
+                sc.positives,
+                sc.accuracy,
+                sc.auroc
+            );
+        }
+        let (sc, geneval) = eval::agreement(&judge, &generator, &det, &sampled, 2, args.seed)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let _ = writeln!(s, "| {name} | generator samples (agreement with GenEval; GenEval accuracy {:.3}) | final | {} | {} | {:.3} | {:.3} |", geneval, sc.n, sc.positives, sc.accuracy, sc.auroc);
+    }
+    let _ = writeln!(s, "\n{:.0} s on this machine.", t.elapsed().as_secs_f64());
+    fsutil::write_atomic(&args.out, s.as_bytes())?;
+    print!("{s}");
     Ok(0)
 }

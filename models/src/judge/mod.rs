@@ -2,6 +2,7 @@
 //! on clean renders or fine-tuned on the generator's labelled trajectories.
 
 pub mod data;
+pub mod eval;
 pub mod inference;
 pub mod model;
 pub mod training;

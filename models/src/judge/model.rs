@@ -4,13 +4,13 @@
 //! a spatial head gives, per cell, the logit that the object the question is about is centred
 //! there (reflection counts and localises with it).
 
-use crate::vq::model::space_to_depth;
+use crate::vq::model::{conv, space_to_depth};
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::transformer::{
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
 };
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -45,14 +45,6 @@ impl Default for JudgeNetConfig {
             text_layers: 1,
         }
     }
-}
-
-fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize, d: &B::Device) -> Conv2d<B> {
-    let p = k / 2;
-    Conv2dConfig::new([cin, cout], [k, k])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .init(d)
 }
 
 #[derive(Module, Debug)]

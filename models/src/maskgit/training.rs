@@ -174,10 +174,8 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(usize, usize, &[f64]),
 ) -> Result<GeneratorMeta, ModelError> {
-    cfg.validate().map_err(|m| ModelError::Config {
-        what: "generator training".into(),
-        message: m,
-    })?;
+    cfg.validate()
+        .map_err(|m| ModelError::config("generator training", m))?;
     let tokenizer = VqTokenizer::<B::InnerBackend>::load_dir(&cfg.tokenizer, device)?;
     if tokenizer.meta.net.codebook != cfg.net.codebook
         || tokenizer.meta.net.tokens() != cfg.net.image_tokens

@@ -65,7 +65,14 @@ impl VqNetConfig {
     }
 }
 
-fn conv<B: Backend>(cin: usize, cout: usize, k: usize, stride: usize, d: &B::Device) -> Conv2d<B> {
+/// A k×k convolution with "same" padding.
+pub(crate) fn conv<B: Backend>(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    d: &B::Device,
+) -> Conv2d<B> {
     let p = k / 2;
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])

@@ -129,10 +129,8 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn FnMut(usize, usize, &[f64]),
 ) -> Result<VqMeta, ModelError> {
-    cfg.validate().map_err(|m| ModelError::Config {
-        what: "tokenizer training".into(),
-        message: m,
-    })?;
+    cfg.validate()
+        .map_err(|m| ModelError::config("tokenizer training", m))?;
     let model: VqNet<B> =
         crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device));
     let optim = AdamWConfig::new()
