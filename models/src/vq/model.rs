@@ -1,4 +1,5 @@
-//! The image tokenizer: a VQ autoencoder mapping a 64×64 render to an 8×8 grid of codes.
+//! The image tokenizer: a VQ autoencoder mapping a 64×64 render to an 8×8 (or 16×16) grid of
+//! codes.
 //!
 //! Why this shape: the generator, its judges and the decoder run at every step of every candidate
 //! (PARM judges decoded step images), so the decoder must be cheap on two CPU cores. Pixels are
@@ -16,7 +17,8 @@ use burn::tensor::activation::relu;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VqNetConfig {
-    /// Input side in pixels (square); must be 8 × `grid`.
+    /// Input side in pixels (square); must be 8 × `grid` (8×8-pixel tokens) or 4 × `grid`
+    /// (4×4-pixel tokens).
     pub image_size: usize,
     /// Token grid side.
     pub grid: usize,
@@ -48,9 +50,10 @@ impl Default for VqNetConfig {
 
 impl VqNetConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.image_size != 8 * self.grid || self.grid == 0 {
+        if self.grid == 0 || (self.image_size != 8 * self.grid && self.image_size != 4 * self.grid)
+        {
             return Err(format!(
-                "net.image_size ({}) must be 8 × net.grid ({})",
+                "net.image_size ({}) must be 8 × or 4 × net.grid ({})",
                 self.image_size, self.grid
             ));
         }
@@ -62,6 +65,11 @@ impl VqNetConfig {
 
     pub fn tokens(&self) -> usize {
         self.grid * self.grid
+    }
+
+    /// Pixels per token side (8 or 4). With 4 the 16×16 stage is the token grid itself.
+    pub fn patch(&self) -> usize {
+        self.image_size / self.grid.max(1)
     }
 }
 
@@ -129,6 +137,8 @@ pub struct VqNet<B: Backend> {
     dec_up: Conv2d<B>,
     dec_mid: Conv2d<B>,
     dec_out: Conv2d<B>,
+    /// Pixels per token side (8: the decoder upsamples 8×8 → 16×16 first; 4: it starts there).
+    patch: usize,
 }
 
 /// What quantisation returns: the straight-through code vectors, the indices and the two VQ
@@ -151,7 +161,7 @@ impl VqNetConfig {
         );
         VqNet {
             enc_in: conv(48, self.c1, 3, 1, d),
-            enc_down: conv(self.c1, self.c2, 3, 2, d),
+            enc_down: conv(self.c1, self.c2, 3, if self.patch() == 8 { 2 } else { 1 }, d),
             enc_blocks: (0..self.blocks)
                 .map(|_| ResBlock::new(self.c2, d))
                 .collect(),
@@ -161,9 +171,16 @@ impl VqNetConfig {
             dec_blocks: (0..self.blocks)
                 .map(|_| ResBlock::new(self.c2, d))
                 .collect(),
-            dec_up: conv(self.c2, 4 * self.c1, 1, 1, d),
+            dec_up: conv(
+                self.c2,
+                if self.patch() == 8 { 4 * self.c1 } else { self.c1 },
+                1,
+                1,
+                d,
+            ),
             dec_mid: conv(self.c1, self.c1, 3, 1, d),
             dec_out: conv(self.c1, 48, 3, 1, d),
+            patch: self.patch(),
         }
     }
 
@@ -248,7 +265,8 @@ impl<B: Backend> VqNet<B> {
         for block in &self.dec_blocks {
             x = block.forward(x);
         }
-        let x = depth_to_space(self.dec_up.forward(relu(x)), 2); // [b, c1, 16, 16]
+        let x = self.dec_up.forward(relu(x));
+        let x = if self.patch == 8 { depth_to_space(x, 2) } else { x }; // [b, c1, 16, 16]
         let x = relu(self.dec_mid.forward(relu(x)));
         depth_to_space(self.dec_out.forward(x), 4) // [b, 3, 64, 64]
     }
@@ -269,6 +287,24 @@ mod tests {
             y.into_data().to_vec::<f32>().unwrap(),
         );
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_16x16_grid_of_4_pixel_tokens_round_trips_shapes() {
+        let d = Default::default();
+        let cfg = VqNetConfig {
+            grid: 16,
+            c1: 8,
+            c2: 16,
+            ..VqNetConfig::default()
+        };
+        cfg.validate().unwrap();
+        let net = cfg.init_materialized::<B>(&d);
+        let x = Tensor::<B, 4>::random([1, 3, 64, 64], burn::tensor::Distribution::Default, &d);
+        let q = net.quantize(net.encode(x));
+        assert_eq!(q.indices.dims(), [1, 256]);
+        assert_eq!(net.decode(net.embed(q.indices)).dims(), [1, 3, 64, 64]);
+        assert!(VqNetConfig { grid: 12, ..cfg }.validate().is_err());
     }
 
     #[test]
