@@ -161,7 +161,13 @@ impl VqNetConfig {
         );
         VqNet {
             enc_in: conv(48, self.c1, 3, 1, d),
-            enc_down: conv(self.c1, self.c2, 3, if self.patch() == 8 { 2 } else { 1 }, d),
+            enc_down: conv(
+                self.c1,
+                self.c2,
+                3,
+                if self.patch() == 8 { 2 } else { 1 },
+                d,
+            ),
             enc_blocks: (0..self.blocks)
                 .map(|_| ResBlock::new(self.c2, d))
                 .collect(),
@@ -173,7 +179,11 @@ impl VqNetConfig {
                 .collect(),
             dec_up: conv(
                 self.c2,
-                if self.patch() == 8 { 4 * self.c1 } else { self.c1 },
+                if self.patch() == 8 {
+                    4 * self.c1
+                } else {
+                    self.c1
+                },
                 1,
                 1,
                 d,
@@ -266,7 +276,11 @@ impl<B: Backend> VqNet<B> {
             x = block.forward(x);
         }
         let x = self.dec_up.forward(relu(x));
-        let x = if self.patch == 8 { depth_to_space(x, 2) } else { x }; // [b, c1, 16, 16]
+        let x = if self.patch == 8 {
+            depth_to_space(x, 2)
+        } else {
+            x
+        }; // [b, c1, 16, 16]
         let x = relu(self.dec_mid.forward(relu(x)));
         depth_to_space(self.dec_out.forward(x), 4) // [b, 3, 64, 64]
     }
