@@ -45,20 +45,28 @@ pub fn generator<B: Backend>(
     name: &str,
     device: &B::Device,
 ) -> Result<BurnGenerator<B>, ModelError> {
-    let (_, meta, weights) =
-        GENERATORS
-            .iter()
-            .find(|g| g.0 == name)
-            .ok_or_else(|| ModelError::Config {
-                what: format!("generator {name:?}"),
-                message: format!(
-                    "is not shipped; known: {} (or give a folder holding generator.json)",
-                    generator_names().join(", ")
-                ),
-            })?;
-    let what = format!("embedded generator {name}");
+    let (meta, weights, what) = lookup(GENERATORS, "generator", name)?;
     let meta: GeneratorMeta = parse_meta(meta, &what)?;
     BurnGenerator::from_parts(meta, weights.to_vec(), tokenizer(device)?, &what, device)
+}
+
+/// A shipped model's metadata text, weights and display name from a `(name, json, bpk)` table.
+fn lookup(
+    table: &'static [(&'static str, &'static str, &'static [u8])],
+    kind: &str,
+    name: &str,
+) -> Result<(&'static str, &'static [u8], String), ModelError> {
+    let (_, meta, weights) = table.iter().find(|g| g.0 == name).ok_or_else(|| {
+        let known: Vec<&str> = table.iter().map(|g| g.0).collect();
+        ModelError::config(
+            format!("{kind} {name:?}"),
+            format!(
+                "is not shipped; known: [{}] (or give a folder holding {kind}.json)",
+                known.join(", ")
+            ),
+        )
+    })?;
+    Ok((meta, weights, format!("embedded {kind} {name}")))
 }
 
 fn parse_meta<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, ModelError> {
@@ -82,18 +90,7 @@ pub fn judge_names() -> Vec<&'static str> {
 
 /// A shipped judge by name.
 pub fn judge<B: Backend>(name: &str, device: &B::Device) -> Result<BurnJudge<B>, ModelError> {
-    let (_, meta, weights) =
-        JUDGES
-            .iter()
-            .find(|g| g.0 == name)
-            .ok_or_else(|| ModelError::Config {
-                what: format!("judge {name:?}"),
-                message: format!(
-                    "is not shipped; known: [{}] (or give a folder holding judge.json)",
-                    judge_names().join(", ")
-                ),
-            })?;
-    let what = format!("embedded judge {name}");
+    let (meta, weights, what) = lookup(JUDGES, "judge", name)?;
     let meta: JudgeMeta = parse_meta(meta, &what)?;
     BurnJudge::from_parts(meta, weights.to_vec(), &what, device)
 }
