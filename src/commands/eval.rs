@@ -183,10 +183,7 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
             "embedded tokenizer".to_string(),
         ),
     };
-    let det = match &args.detector {
-        Some(d) => BurnDetector::<models::Cpu>::load_dir(d, &device)?,
-        None => models::embedded::evaluation_detector(&device)?,
-    };
+    let det = crate::commands::run::load_detector(args.detector.as_deref())?;
     let t = std::time::Instant::now();
     let ev = models::vq::eval::evaluate(&tok, &det, args.images, args.suite_images, args.seed)
         .map_err(|e| anyhow::anyhow!("evaluating {source}: {e}"))?;
@@ -289,11 +286,7 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
 /// `evalcot eval judge --judges zero-shot,fine-tuned --out FILE.md`.
 fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
     use models::judge::eval;
-    let device = Default::default();
-    let det = match &args.detector {
-        Some(d) => BurnDetector::<models::Cpu>::load_dir(d, &device)?,
-        None => models::embedded::evaluation_detector(&device)?,
-    };
+    let det = crate::commands::run::load_detector(args.detector.as_deref())?;
     let generator = crate::commands::run::load_generator(&args.generator)?;
     // Held-out prompts: the validation split of the training prompts (never trained on).
     let all = world::prompts::training_prompts(world::prompts::DEFAULT_COUNT, args.seed);

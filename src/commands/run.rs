@@ -66,6 +66,15 @@ pub fn load_generator(name: &str) -> anyhow::Result<BurnGenerator<Cpu>> {
     Ok(models::embedded::generator(name, &device)?)
 }
 
+/// The detector in `dir`, or the embedded evaluation detector.
+pub fn load_detector(dir: Option<&Path>) -> anyhow::Result<models::detector::BurnDetector<Cpu>> {
+    let device = Default::default();
+    Ok(match dir {
+        Some(d) => models::detector::BurnDetector::<Cpu>::load_dir(d, &device)?,
+        None => models::embedded::evaluation_detector(&device)?,
+    })
+}
+
 /// A judge by name (`zero-shot`, `fine-tuned`) or folder.
 pub fn load_judge(name: &str) -> anyhow::Result<models::judge::BurnJudge<Cpu>> {
     let device = Default::default();
@@ -93,11 +102,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     }
     cfg.cfg_scale = Some(generator.sampling.cfg_scale);
     let steps = *cfg.steps.get_or_insert(generator.sampling.steps);
-    let device = Default::default();
-    let detector = match &args.detector {
-        Some(d) => models::detector::BurnDetector::<Cpu>::load_dir(d, &device)?,
-        None => models::embedded::evaluation_detector(&device)?,
-    };
+    let detector = load_detector(args.detector.as_deref())?;
     let strategy = strategies::by_name(&cfg.strategy).map_err(|e| anyhow!(e))?;
     let judge = match cfg.strategy.as_str() {
         "baseline" | "oracle" => None,

@@ -50,11 +50,7 @@ fn score_images(
     args: &ScoreArgs,
     cfg: &RuleConfig,
 ) -> anyhow::Result<Vec<ResultRecord>> {
-    let device = Default::default();
-    let detector = match &args.detector {
-        Some(d) => models::detector::BurnDetector::<models::Cpu>::load_dir(d, &device)?,
-        None => models::embedded::evaluation_detector(&device)?,
-    };
+    let detector = crate::commands::run::load_detector(args.detector.as_deref())?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(

@@ -218,12 +218,7 @@ pub fn losses<B: Backend>(
 }
 
 fn lr_at(cfg: &DetectorTrainConfig, step: usize) -> f64 {
-    if step < cfg.warmup_steps {
-        return cfg.lr * (step + 1) as f64 / cfg.warmup_steps as f64;
-    }
-    let t = (step - cfg.warmup_steps) as f64 / (cfg.steps - cfg.warmup_steps).max(1) as f64;
-    // Cosine decay to 5% of the peak rate.
-    cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos()))
+    crate::train_loop::lr_at(cfg.lr, cfg.warmup_steps, cfg.steps, step)
 }
 
 /// Files a training run writes into its output folder.
