@@ -33,6 +33,49 @@ pub enum Command {
     /// Generate a suite with a strategy, score it, and write the official layout, results and
     /// summary (resumes an interrupted run in the same --out).
     Run(Box<RunArgs>),
+    /// Tables (Markdown, CSV, LaTeX) with bootstrap intervals, plots (PNG, SVG) and an offline
+    /// HTML page from run folders.
+    Report(ReportArgs),
+    /// Compare a run with a committed baseline; exit 1 on a significant drop beyond --max-drop.
+    Gate(GateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run folders written by `evalcot run`.
+    #[arg(value_name = "RUN", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Report folder (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Bootstrap resamples of prompts.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+    /// Seed of the resampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Baseline JSON (see --write-baseline).
+    #[arg(long, value_name = "FILE", required_unless_present = "write_baseline")]
+    pub baseline: Option<PathBuf>,
+    /// Run folder (or its results.jsonl) to check.
+    #[arg(long, value_name = "RUN")]
+    pub run: PathBuf,
+    /// Largest tolerated drop in accuracy, per tag and overall.
+    #[arg(long, default_value_t = 0.02)]
+    pub max_drop: f64,
+    /// Significance level of the one-sided paired test.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Write the baseline of --run to FILE instead of checking.
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    pub write_baseline: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,17 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The phrase every model uses when it produced a NaN or an infinity ("generator base produced a
+/// non-finite log-probability", "detector … non-finite output …"). The run loop turns errors that
+/// contain it into a failed image with that reason instead of aborting the run; any other error
+/// still aborts.
+pub const NON_FINITE: &str = "non-finite";
+
+/// Whether a model's error message reports a NaN or an infinity (see [`NON_FINITE`]).
+pub fn is_non_finite(message: &str) -> bool {
+    message.contains(NON_FINITE)
+}
+
 /// A problem inside one JSON value, before the file and line are known: the dotted field path
 /// and what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -78,9 +78,121 @@ pub struct Verdict {
     pub clauses: Vec<ClauseVerdict>,
 }
 
+/// Checks a judge's answer to `requests`: one verdict per request, and every P(yes), clause
+/// P(pass) and blamed region finite. A NaN or an infinity is an error naming the judge, the task
+/// and the input (prompt and step), never a verdict.
+pub fn check_verdicts(
+    judge: &str,
+    requests: &[JudgeRequest<'_>],
+    verdicts: &[Verdict],
+) -> Result<(), String> {
+    if verdicts.len() != requests.len() {
+        return Err(format!(
+            "judge {judge} returned {} verdicts for {} requests",
+            verdicts.len(),
+            requests.len()
+        ));
+    }
+    for (r, v) in requests.iter().zip(verdicts) {
+        let bad = if !v.p_yes.is_finite() {
+            Some(format!("P(yes) {}", v.p_yes))
+        } else {
+            v.clauses.iter().find_map(|c| {
+                if !c.p_pass.is_finite() {
+                    Some(format!("P(pass) {} of clause {}", c.p_pass, c.clause))
+                } else if c.region.is_some_and(|b| b.iter().any(|x| !x.is_finite())) {
+                    Some(format!("region {:?} of clause {}", c.region, c.clause))
+                } else {
+                    None
+                }
+            })
+        };
+        if let Some(what) = bad {
+            let step = r
+                .step
+                .map_or(String::new(), |(s, t)| format!(" at step {s}/{t}"));
+            return Err(format!(
+                "judge {judge} returned a {} {what} for task {} on prompt {:?}{step}",
+                crate::error::NON_FINITE,
+                r.task.as_str(),
+                r.metadata.prompt
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A yes/no verifier.
 pub trait Judge: Send + Sync {
     fn name(&self) -> &str;
     /// One verdict per request, in order. A non-finite score is an error naming the judge.
     fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_verdicts_name_judge_task_and_prompt() {
+        let suite = crate::Suite::official();
+        let image = RgbImage::new(4, 4);
+        let request = JudgeRequest {
+            task: JudgeTask::Reflect,
+            image: &image,
+            metadata: &suite.prompts[0].metadata,
+            step: Some((2, 6)),
+        };
+        let clause = |p_pass: f64, region: Option<[f32; 4]>| ClauseVerdict {
+            clause: "include[0]".into(),
+            p_pass,
+            explanation: String::new(),
+            region,
+        };
+        let ok = Verdict {
+            p_yes: 0.5,
+            clauses: vec![clause(0.9, Some([0.0, 0.0, 1.0, 1.0]))],
+        };
+        check_verdicts(
+            "j",
+            std::slice::from_ref(&request),
+            std::slice::from_ref(&ok),
+        )
+        .unwrap();
+        for (bad, want) in [
+            (
+                Verdict {
+                    p_yes: f64::NAN,
+                    ..ok.clone()
+                },
+                "P(yes) NaN",
+            ),
+            (
+                Verdict {
+                    p_yes: 0.5,
+                    clauses: vec![clause(f64::INFINITY, None)],
+                },
+                "P(pass) inf of clause include[0]",
+            ),
+            (
+                Verdict {
+                    p_yes: 0.5,
+                    clauses: vec![clause(0.2, Some([0.0, f32::NAN, 1.0, 1.0]))],
+                },
+                "region",
+            ),
+        ] {
+            let e = check_verdicts("j", std::slice::from_ref(&request), &[bad]).unwrap_err();
+            assert!(
+                e.contains("judge j returned a non-finite")
+                    && e.contains(want)
+                    && e.contains("task reflect on prompt \"a photo of a bench\" at step 2/6"),
+                "{e}"
+            );
+            assert!(crate::error::is_non_finite(&e));
+        }
+        assert!(check_verdicts("j", std::slice::from_ref(&request), &[])
+            .unwrap_err()
+            .contains("0 verdicts for 1 requests"));
+    }
 }

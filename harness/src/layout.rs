@@ -63,6 +63,8 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         let name = entry.file_name().to_string_lossy().into_owned();
         out.push((name, entry.path()));
     }
+    // `read_dir` order is the file system's; sort so that warnings repeat exactly.
+    out.sort();
     Ok(out)
 }
 

@@ -19,6 +19,8 @@ fn tiny_vq(steps: usize) -> VqTrainConfig {
         commit_beta: 0.25,
         restart_every: 2,
         background_weight: 0.5,
+        smooth_background: Some(3),
+        perceptual: None,
         checkpoint_every: 2,
         log_every: 1,
         net: VqNetConfig {

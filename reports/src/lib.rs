@@ -1,6 +1,17 @@
-//! evalcot reports: summaries and tables computed from result files only. This crate never links
-//! a model; it reads what runs wrote.
+//! evalcot reports: summaries, tables, plots and the regression gate, computed from result files
+//! only. This crate never links a model; it reads what runs wrote.
 
+pub mod gate;
+pub mod html;
+pub mod plots;
+pub mod report;
+pub mod run;
+pub mod stats;
 pub mod summary;
+pub mod tables;
 
+pub use gate::{Baseline, GateOptions, GateReport};
+pub use report::{write_report, Written};
+pub use run::Run;
 pub use summary::{Summary, TagCount};
+pub use tables::{BootstrapOptions, Tables};

@@ -1,6 +1,8 @@
 //! One function per subcommand; each returns the process exit code.
 
 mod eval;
+mod gate;
+mod report;
 pub mod run;
 mod score;
 mod suite;
@@ -19,5 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Train(a) => train::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Report(a) => report::run(&a),
+        Command::Gate(a) => gate::run(&a),
     }
 }

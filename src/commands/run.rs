@@ -38,6 +38,7 @@ fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         .as_ref()
         .map_or("the command line".to_string(), |p| p.display().to_string());
     cfg.validate().map_err(|e| anyhow!("{source}: {e}"))?;
+    cfg.selection().map_err(|e| anyhow!("{source}: {e}"))?;
     Ok(cfg)
 }
 
@@ -145,6 +146,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     bar.finish_and_clear();
     let gen_seconds = started.elapsed().as_secs_f64();
     let (records, compute) = runner::score(&out, &detector, &cx.rules, 64, &|_| {})?;
+    for r in &records {
+        if let Some(e) = r.extra.get("error").and_then(|e| e.as_str()) {
+            eprintln!("failed: {}: {e}", r.filename);
+        }
+    }
     let summary = summarise(&records)?;
     write_summary(&out.join("summary.json"), &summary)?;
     print!("{}", summary.render_official());

@@ -143,20 +143,20 @@ impl Context<'_> {
                 step: *step,
             })
             .collect();
-        let verdicts = judge.judge(&requests)?;
-        verdicts
-            .into_iter()
-            .map(|v| {
-                if v.p_yes.is_finite() {
-                    Ok(v.p_yes)
-                } else {
-                    Err(format!(
-                        "judge {} returned a non-finite P(yes)",
-                        judge.name()
-                    ))
-                }
-            })
-            .collect()
+        let verdicts = self.verdicts(judge, &requests)?;
+        Ok(verdicts.into_iter().map(|v| v.p_yes).collect())
+    }
+
+    /// The judge's verdicts on `requests`, checked: a NaN or an infinity anywhere (P(yes), a
+    /// clause's P(pass), a blamed region) is an error naming the judge, the task and the prompt.
+    pub fn verdicts(
+        &self,
+        judge: &dyn Judge,
+        requests: &[JudgeRequest<'_>],
+    ) -> Result<Vec<harness::judge::Verdict>, String> {
+        let verdicts = judge.judge(requests)?;
+        harness::judge::check_verdicts(judge.name(), requests, &verdicts)?;
+        Ok(verdicts)
     }
 }
 

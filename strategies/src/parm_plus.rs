@@ -81,7 +81,7 @@ impl Strategy for ParmPlus {
                     step: None,
                 })
                 .collect();
-            let verdicts = judge.judge(&requests)?;
+            let verdicts = cx.verdicts(judge, &requests)?;
             let mut fix = Vec::new();
             for (k, &j) in open.iter().enumerate() {
                 let v = &verdicts[k];

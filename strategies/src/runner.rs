@@ -2,10 +2,14 @@
 //! results. Runs are append-only: every finished image is a PNG renamed into place followed by
 //! one line of `generation.jsonl`; a rerun of the same command skips what is complete, so a run
 //! killed at any moment finishes with the same results as an uninterrupted one.
+//!
+//! A model that produces a NaN or an infinity fails only the image it was working on: that image
+//! gets a `generation.jsonl` record whose `error` names the model and the input, and a result
+//! counted as incorrect with that reason.
 
-use crate::{Compute, Context, Job, Strategy};
+use crate::{Compute, Context, Job, Outcome, Strategy};
 use harness::detector::Detector;
-use harness::error::{Error, Location};
+use harness::error::{is_non_finite, Error, Location};
 use harness::layout::LayoutWriter;
 use harness::results::ResultRecord;
 use harness::rng::derive_seed;
@@ -28,6 +32,9 @@ pub struct GenerationRecord {
     pub candidates: u64,
     pub truncated: u64,
     pub trace: serde_json::Value,
+    /// Why this image could not be generated (a model's non-finite output); no PNG exists then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What the run loop needs besides the models.
@@ -109,8 +116,12 @@ pub fn generate(
         Err(_) => harness::fsutil::write_atomic(&config_path, plan.resolved_config.as_bytes())?,
     }
     let writer = LayoutWriter::create(out)?;
+    remove_stale_temporaries(out);
     for p in plan.prompts {
         writer.write_metadata(p.index, &p.metadata)?;
+        let folder = out.join(LayoutWriter::folder_name(p.index));
+        remove_stale_temporaries(&folder);
+        remove_stale_temporaries(&folder.join("samples"));
     }
     let gen_path = out.join("generation.jsonl");
     let done = read_generation(&gen_path)?;
@@ -126,8 +137,9 @@ pub fn generate(
             })
         })
         .filter(|j| {
-            !(done.contains_key(&(j.prompt_index, j.image_index))
-                && writer.sample_path(j.prompt_index, j.image_index).exists())
+            !done.get(&(j.prompt_index, j.image_index)).is_some_and(|r| {
+                r.error.is_some() || writer.sample_path(j.prompt_index, j.image_index).exists()
+            })
         })
         .collect();
     let total = plan.prompts.len() * plan.images_per_prompt;
@@ -140,33 +152,38 @@ pub fn generate(
         .open(&gen_path)
         .map_err(|e| Error::io(&gen_path, e))?;
     for chunk in jobs.chunks(plan.batch_jobs.max(1)) {
-        let outcomes = strategy
-            .run(cx, chunk)
-            .map_err(|e| invalid(out, format!("strategy {}: {e}", strategy.name())))?;
-        if outcomes.len() != chunk.len() {
-            return Err(invalid(
-                out,
-                format!(
-                    "strategy {} returned {} images for {} jobs",
-                    strategy.name(),
-                    outcomes.len(),
-                    chunk.len()
-                ),
-            ));
-        }
+        let outcomes = run_chunk(out, strategy, cx, chunk)?;
         for (job, o) in chunk.iter().zip(outcomes) {
-            // The PNG lands (atomically) before its record: a record always means a whole image.
-            writer.write_sample(job.prompt_index, job.image_index, &o.image)?;
-            let rec = GenerationRecord {
-                prompt_index: job.prompt_index,
-                image_index: job.image_index,
-                strategy: strategy.name().to_string(),
-                generator: cx.generator.name().to_string(),
-                forwards: o.compute.forwards,
-                judge_calls: o.compute.judge_calls,
-                candidates: o.compute.candidates,
-                truncated: o.compute.truncated,
-                trace: o.trace,
+            let rec = match o {
+                Ok(o) => {
+                    // The PNG lands (atomically) before its record: a record always means a
+                    // whole image.
+                    writer.write_sample(job.prompt_index, job.image_index, &o.image)?;
+                    GenerationRecord {
+                        prompt_index: job.prompt_index,
+                        image_index: job.image_index,
+                        strategy: strategy.name().to_string(),
+                        generator: cx.generator.name().to_string(),
+                        forwards: o.compute.forwards,
+                        judge_calls: o.compute.judge_calls,
+                        candidates: o.compute.candidates,
+                        truncated: o.compute.truncated,
+                        trace: o.trace,
+                        error: None,
+                    }
+                }
+                Err(reason) => GenerationRecord {
+                    prompt_index: job.prompt_index,
+                    image_index: job.image_index,
+                    strategy: strategy.name().to_string(),
+                    generator: cx.generator.name().to_string(),
+                    forwards: 0,
+                    judge_calls: 0,
+                    candidates: 0,
+                    truncated: 0,
+                    trace: serde_json::Value::Null,
+                    error: Some(reason),
+                },
             };
             let line =
                 serde_json::to_string(&rec).map_err(|e| invalid(&gen_path, e.to_string()))?;
@@ -181,6 +198,69 @@ pub fn generate(
     Ok((total - resumed, resumed))
 }
 
+/// Runs one batch of jobs. When a model's NaN or infinity fails the batch, each job is run alone
+/// (results do not depend on batching), so that only the jobs that fail by themselves fail, each
+/// with a reason naming the strategy, the model (from its message) and the input. Any other
+/// error aborts the run.
+fn run_chunk(
+    out: &Path,
+    strategy: &dyn Strategy,
+    cx: &Context<'_>,
+    chunk: &[Job],
+) -> harness::Result<Vec<Result<Outcome, String>>> {
+    let checked = |jobs: &[Job], r: Result<Vec<Outcome>, String>| match r {
+        Ok(o) if o.len() == jobs.len() => Ok(Ok(o)),
+        Ok(o) => Err(invalid(
+            out,
+            format!(
+                "strategy {} returned {} images for {} jobs",
+                strategy.name(),
+                o.len(),
+                jobs.len()
+            ),
+        )),
+        Err(e) if is_non_finite(&e) => Ok(Err(e)),
+        Err(e) => Err(invalid(out, format!("strategy {}: {e}", strategy.name()))),
+    };
+    let fail = |job: &Job, e: String| {
+        format!(
+            "prompt {} image {} ({:?}): strategy {}: {e}",
+            job.prompt_index,
+            job.image_index,
+            job.metadata.prompt,
+            strategy.name()
+        )
+    };
+    match checked(chunk, strategy.run(cx, chunk))? {
+        Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+        Err(e) if chunk.len() == 1 => Ok(vec![Err(fail(&chunk[0], e))]),
+        Err(_) => chunk
+            .iter()
+            .map(|job| {
+                let one = std::slice::from_ref(job);
+                Ok(match checked(one, strategy.run(cx, one))? {
+                    Ok(mut o) => Ok(o.remove(0)),
+                    Err(e) => Err(fail(job, e)),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Removes temporary files left by killed runs (`.<name>.<pid>.tmp`, see
+/// [`harness::fsutil::temp_path`]) from `dir`. Readers never count them; this only tidies up.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Scores the run folder with the evaluation detector and joins each result with its
 /// generation record (compute, decisions). Writes `results.jsonl`.
 pub fn score(
@@ -190,10 +270,14 @@ pub fn score(
     batch_size: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> harness::Result<(Vec<ResultRecord>, Compute)> {
-    let scored = harness::scoring::score_image_dir(out, detector, rules, batch_size, progress)?;
     let gen = read_generation(&out.join("generation.jsonl"))?;
+    // Images that failed in generation have no PNG; a run where every image failed has none.
+    let mut records = if gen.is_empty() || gen.values().any(|g| g.error.is_none()) {
+        harness::scoring::score_image_dir(out, detector, rules, batch_size, progress)?.records
+    } else {
+        Vec::new()
+    };
     let mut total = Compute::default();
-    let mut records = scored.records;
     for r in &mut records {
         let key = key_of(&r.filename)
             .ok_or_else(|| invalid(out, format!("unexpected sample name {}", r.filename)))?;
@@ -212,17 +296,55 @@ pub fn score(
             candidates: g.candidates,
             truncated: g.truncated,
         };
-        let value = serde_json::to_value(g).map_err(|e| invalid(out, e.to_string()))?;
-        if let serde_json::Value::Object(map) = value {
-            for (k, v) in map {
-                if k != "prompt_index" && k != "image_index" {
-                    r.extra.insert(k, v);
-                }
+        merge_record(out, r, g)?;
+    }
+    for g in gen.values() {
+        if let Some(reason) = &g.error {
+            records.push(failed_generation(out, g, reason)?);
+        }
+    }
+    records.sort_by_key(|r| key_of(&r.filename));
+    harness::results::write_results(&out.join("results.jsonl"), &records)?;
+    Ok((records, total))
+}
+
+/// Adds a generation record's fields (compute, trace, error) to a result.
+fn merge_record(out: &Path, r: &mut ResultRecord, g: &GenerationRecord) -> harness::Result<()> {
+    let value = serde_json::to_value(g).map_err(|e| invalid(out, e.to_string()))?;
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            if k != "prompt_index" && k != "image_index" {
+                r.extra.insert(k, v);
             }
         }
     }
-    harness::results::write_results(&out.join("results.jsonl"), &records)?;
-    Ok((records, total))
+    Ok(())
+}
+
+/// The result of an image that failed in generation: incorrect, with the failure as its reason.
+fn failed_generation(
+    out: &Path,
+    g: &GenerationRecord,
+    reason: &str,
+) -> harness::Result<ResultRecord> {
+    let folder = LayoutWriter::folder_name(g.prompt_index);
+    let meta = harness::layout::read_folder_metadata(&out.join(&folder).join("metadata.jsonl"))?;
+    let filename = out
+        .join(&folder)
+        .join("samples")
+        .join(LayoutWriter::image_name(g.image_index));
+    let mut r = ResultRecord {
+        filename: filename.display().to_string(),
+        tag: meta.tag.as_str().to_string(),
+        prompt: meta.prompt.clone(),
+        correct: false,
+        reason: reason.to_string(),
+        metadata: meta.to_json_string(),
+        details: "{}".into(),
+        extra: serde_json::Map::new(),
+    };
+    merge_record(out, &mut r, g)?;
+    Ok(r)
 }
 
 /// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png`.
@@ -257,6 +379,7 @@ mod tests {
             candidates: 1,
             truncated: 0,
             trace: serde_json::json!({}),
+            error: None,
         };
         let line = serde_json::to_string(&rec).unwrap();
         std::fs::write(&path, format!("{line}\n{{\"prompt_ind")).unwrap();

@@ -151,7 +151,7 @@ fn an_interrupted_run_resumes_to_the_same_results() {
     );
 }
 
-fn judged<'a>(g: &'a DummyGenerator, j: &'a harness::testkit::DummyJudge, n: usize) -> Context<'a> {
+fn judged<'a>(g: &'a DummyGenerator, j: &'a dyn harness::judge::Judge, n: usize) -> Context<'a> {
     Context {
         judge: Some(j),
         ..context(g, n)
@@ -197,4 +197,172 @@ fn verifiers_improve_on_the_baseline_and_account_for_compute() {
     assert!(plus_out
         .iter()
         .any(|o| o.trace.as_array().is_some_and(|a| a.len() > 1)));
+}
+
+/// [`harness::testkit::DummyJudge`], except that every answer about a prompt containing `word`
+/// is NaN (P(yes) and each clause's P(pass)), as a judge with broken weights would give.
+struct NanJudge {
+    inner: harness::testkit::DummyJudge,
+    word: &'static str,
+}
+
+impl harness::judge::Judge for NanJudge {
+    fn name(&self) -> &str {
+        "nan-judge"
+    }
+    fn judge(
+        &self,
+        requests: &[harness::judge::JudgeRequest<'_>],
+    ) -> Result<Vec<harness::judge::Verdict>, String> {
+        let mut verdicts = self.inner.judge(requests)?;
+        for (r, v) in requests.iter().zip(&mut verdicts) {
+            if r.metadata.prompt.contains(self.word) {
+                v.p_yes = f64::NAN;
+                for c in &mut v.clauses {
+                    c.p_pass = f64::NAN;
+                }
+            }
+        }
+        Ok(verdicts)
+    }
+}
+
+/// [`DummyGenerator`], except that a batch holding a prompt containing `word` fails as the burn
+/// generator does on a NaN log-probability.
+struct NanGenerator {
+    inner: DummyGenerator,
+    word: &'static str,
+}
+
+impl Generator for NanGenerator {
+    fn name(&self) -> &str {
+        "nan-gen"
+    }
+    fn grid(&self) -> (usize, usize) {
+        self.inner.grid()
+    }
+    fn default_steps(&self) -> usize {
+        self.inner.default_steps()
+    }
+    fn step(&self, batch: &mut [harness::generator::Trajectory]) -> Result<(), String> {
+        if batch.iter().any(|t| t.prompt.contains(self.word)) {
+            return Err("generator nan-gen produced a non-finite log-probability (NaN)".into());
+        }
+        self.inner.step(batch)
+    }
+    fn decode(
+        &self,
+        batch: &[harness::generator::Trajectory],
+    ) -> Result<Vec<image::RgbImage>, String> {
+        self.inner.decode(batch)
+    }
+    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String> {
+        self.inner.log_prob(prompt, tokens, seed)
+    }
+}
+
+/// Runs `strategy` on the first five prompts (2 images each, batches of 4 jobs) into `out` and
+/// scores it; returns the result lines with `out` stripped and how many images were generated.
+fn run_and_score(
+    out: &std::path::Path,
+    strategy: &str,
+    cx: &Context<'_>,
+) -> (Vec<serde_json::Value>, usize) {
+    let prompts: Vec<_> = Suite::official().prompts[..5].to_vec();
+    let plan = RunPlan {
+        out,
+        prompts: &prompts,
+        images_per_prompt: 2,
+        seed: 3,
+        batch_jobs: 4,
+        resolved_config: "x\n",
+    };
+    let s = by_name(strategy).unwrap();
+    let (generated, _) = runner::generate(&plan, s.as_ref(), cx, &mut |_, _| {}).unwrap();
+    let (records, _) =
+        runner::score(out, &DummyDetector, &RuleConfig::default(), 4, &|_| {}).unwrap();
+    let root = out.display().to_string();
+    let lines = records
+        .into_iter()
+        .map(|mut r| {
+            r.filename = r.filename.replace(&root, "RUN");
+            serde_json::to_value(&r).unwrap()
+        })
+        .collect();
+    (lines, generated)
+}
+
+#[test]
+fn a_nan_from_a_model_fails_only_its_image_with_a_reason_naming_model_and_input() {
+    let g = DummyGenerator::default();
+    let good = harness::testkit::DummyJudge { sharpness: 0.9 };
+    let nan = NanJudge {
+        inner: harness::testkit::DummyJudge { sharpness: 0.9 },
+        word: "cow",
+    };
+    for strategy in ["orm", "prm", "parm", "parm++"] {
+        let reference = tempfile::tempdir().unwrap();
+        let (want, _) = run_and_score(reference.path(), strategy, &judged(&g, &good, 3));
+        let dir = tempfile::tempdir().unwrap();
+        let (got, generated) = run_and_score(dir.path(), strategy, &judged(&g, &nan, 3));
+        assert_eq!((got.len(), generated), (10, 10), "{strategy}");
+        for (w, r) in want.iter().zip(&got) {
+            if r["prompt"] == "a photo of a cow" {
+                let reason = r["reason"].as_str().unwrap();
+                assert_eq!(r["correct"], false);
+                assert_eq!(r["error"], r["reason"]);
+                assert!(
+                    reason.contains("judge nan-judge returned a non-finite")
+                        && reason.contains("on prompt \"a photo of a cow\"")
+                        && reason.starts_with("prompt 1 image ")
+                        && reason.contains(&format!("strategy {strategy}")),
+                    "{strategy}: {reason}"
+                );
+            } else {
+                // The other images of the failed batches are exactly those of a clean run.
+                assert_eq!(w, r, "{strategy}");
+            }
+        }
+        // A failed image is final: rerunning generates nothing and changes nothing.
+        let (again, generated) = run_and_score(dir.path(), strategy, &judged(&g, &nan, 3));
+        assert_eq!((&again, generated), (&got, 0), "{strategy}");
+    }
+    // The generator's NaN fails its image the same way, for every strategy.
+    let broken = NanGenerator {
+        inner: DummyGenerator::default(),
+        word: "clock",
+    };
+    let cx = Context {
+        generator: &broken,
+        ..judged(&g, &good, 3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (got, _) = run_and_score(dir.path(), "baseline", &cx);
+    let failed: Vec<_> = got.iter().filter(|r| r.get("error").is_some()).collect();
+    assert_eq!(failed.len(), 2);
+    for r in failed {
+        assert_eq!(r["prompt"], "a photo of a clock");
+        assert!(
+            r["reason"].as_str().unwrap().contains(
+                "(\"a photo of a clock\"): strategy baseline: generator nan-gen produced a non-finite"
+            ),
+            "{}",
+            r["reason"]
+        );
+    }
+    // Every image failing still gives a complete, scored run.
+    let all = NanGenerator {
+        inner: DummyGenerator::default(),
+        word: "a photo",
+    };
+    let cx = Context {
+        generator: &all,
+        ..judged(&g, &good, 3)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (got, _) = run_and_score(dir.path(), "oracle", &cx);
+    assert_eq!(got.len(), 10);
+    assert!(got
+        .iter()
+        .all(|r| r["correct"] == false && r.get("error").is_some()));
 }

@@ -111,6 +111,11 @@ impl<B: Backend> BurnDetector<B> {
     pub fn grid(&self) -> usize {
         self.meta.net.grid()
     }
+
+    /// The network alone (the tokenizer trains against it as a perceptual loss).
+    pub fn into_net(self) -> DetectorNet<B> {
+        self.net
+    }
 }
 
 impl<B: Backend> Detector for BurnDetector<B>

@@ -119,6 +119,12 @@ impl<B: Backend> DetectorNet<B> {
     /// - returns `[batch, 94, 16, 16]`: 80 heat-map logits, dx, dy, log w, log h (in grid
     ///   cells), 10 colour logits
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.features(images).1
+    }
+
+    /// The head's features `[batch, c2, 16, 16]` and the outputs of [`Self::forward`]. The
+    /// tokenizer's perceptual loss compares them between an image and its reconstruction.
+    pub fn features(&self, images: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let x = self.stem.forward(images); // [b, c1, 32, 32]
         let x = self.stage1.forward(x); // [b, c1, 32, 32]
         let mut x = self.down.forward(x); // [b, c2, 16, 16]
@@ -126,6 +132,7 @@ impl<B: Backend> DetectorNet<B> {
             x = x.clone() + block.forward(x); // residual keeps early localisation
         }
         let x = self.head.forward(x); // [b, c2, 16, 16]
-        self.out.forward(x) // [b, 94, 16, 16]
+        let out = self.out.forward(x.clone()); // [b, 94, 16, 16]
+        (x, out)
     }
 }

@@ -4,6 +4,7 @@
 //! a spatial head gives, per cell, the logit that the object the question is about is centred
 //! there (reflection counts and localises with it).
 
+use crate::detector::model::{DetectorNet, DetectorNetConfig, HEAT};
 use crate::vq::model::{conv, space_to_depth};
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
@@ -12,7 +13,7 @@ use burn::nn::transformer::{
 };
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid};
 
 /// Task tokens are appended after the prompt vocabulary.
 pub const TASKS: usize = 5;
@@ -31,6 +32,10 @@ pub struct JudgeNetConfig {
     pub blocks: usize,
     /// Transformer layers of the question encoder.
     pub text_layers: usize,
+    /// A frozen detector whose 16×16 head features and class/box/colour maps are concatenated
+    /// to the image features — the paper's judge also starts from a pretrained vision encoder.
+    /// Its weights are stored inside the judge's checkpoint.
+    pub backbone: Option<DetectorNetConfig>,
 }
 
 impl Default for JudgeNetConfig {
@@ -43,6 +48,7 @@ impl Default for JudgeNetConfig {
             c2: 96,
             blocks: 3,
             text_layers: 1,
+            backbone: None,
         }
     }
 }
@@ -68,6 +74,7 @@ impl<B: Backend> FilmBlock<B> {
 #[derive(Module, Debug)]
 pub struct JudgeNet<B: Backend> {
     stem: Conv2d<B>,
+    pub backbone: Option<DetectorNet<B>>,
     down: Conv2d<B>,
     blocks: Vec<FilmBlock<B>>,
     tokens: Embedding<B>,
@@ -89,7 +96,8 @@ impl JudgeNetConfig {
     pub fn init<B: Backend>(&self, d: &B::Device) -> JudgeNet<B> {
         JudgeNet {
             stem: conv(48, self.c1, 3, 1, d),
-            down: conv(self.c1, self.c2, 3, 2, d),
+            backbone: self.backbone.map(|c| c.init(d)),
+            down: conv(self.c1 + self.backbone_channels(), self.c2, 3, 2, d),
             blocks: (0..self.blocks)
                 .map(|_| FilmBlock {
                     conv: conv(self.c2, self.c2, 3, 1, d),
@@ -121,7 +129,18 @@ impl JudgeNetConfig {
         net
     }
 
+    /// Channels the backbone adds at 16×16: its head features and its 94 output maps.
+    pub fn backbone_channels(&self) -> usize {
+        self.backbone
+            .map_or(0, |c| c.c2 + crate::detector::model::OUT_CHANNELS)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(b) = self.backbone {
+            if b.image_size != self.image_size || b.grid() != 16 {
+                return Err("net.backbone must take 64×64 images to a 16×16 grid".into());
+            }
+        }
         if self.image_size != 64 || !self.c2.is_multiple_of(4) || self.c1 == 0 || self.blocks == 0 {
             return Err(
                 "net.image_size 64, net.c2 a multiple of 4, net.c1 and net.blocks ≥ 1".into(),
@@ -137,7 +156,16 @@ impl<B: Backend> JudgeNet<B> {
     /// - `question`: `[b, 1 + text_len]`: the task token (`text_vocab + task`) then the prompt
     ///   (or clause) tokens
     pub fn forward(&self, images: Tensor<B, 4>, question: Tensor<B, 2, Int>) -> JudgeOutput<B> {
-        let x = relu(self.stem.forward(space_to_depth(images, 4))); // [b, c1, 16, 16]
+        let mut x = relu(self.stem.forward(space_to_depth(images.clone(), 4))); // [b, c1, 16, 16]
+        if let Some(net) = &self.backbone {
+            // Frozen: detached, so training never moves it (the detector's normalisation is 2×
+            // the [-1, 1] range used here).
+            let (f, o) = net.features(images.mul_scalar(2.0));
+            let [b, c, g, _] = o.dims();
+            let heat = sigmoid(o.clone().slice([0..b, 0..HEAT, 0..g, 0..g]));
+            let rest = o.slice([0..b, HEAT..c, 0..g, 0..g]);
+            x = Tensor::cat(vec![x, f.detach(), heat.detach(), rest.detach()], 1);
+        }
         let mut x = relu(self.down.forward(x)); // [b, c2, 8, 8]
         let e = self.tokens.forward(question);
         let [b, len, c] = e.dims();

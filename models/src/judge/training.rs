@@ -48,6 +48,10 @@ pub struct JudgeTrainConfig {
     /// Fine-tuned: generator name or folder; the annotator detector folder.
     pub generator: String,
     pub annotator: std::path::PathBuf,
+    /// Detector folder whose weights fill `net.backbone` (the annotator: the evaluation
+    /// detector must never shape a judge).
+    #[serde(default)]
+    pub backbone: Option<std::path::PathBuf>,
     pub checkpoint_every: usize,
     pub log_every: usize,
     pub net: JudgeNetConfig,
@@ -56,6 +60,11 @@ pub struct JudgeTrainConfig {
 impl JudgeTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.net.validate()?;
+        if self.net.backbone.is_some() != self.backbone.is_some() {
+            return Err(
+                "net.backbone (architecture) and backbone (weights folder) go together".into(),
+            );
+        }
         if self.steps == 0 || self.batch_size == 0 || self.lr <= 0.0 {
             return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
         }
@@ -107,8 +116,20 @@ pub fn train<B: AutodiffBackend>(
     if pool.is_empty() {
         return Err(bad("the sample pool is empty".into()));
     }
-    let model: JudgeNet<B> =
+    let mut model: JudgeNet<B> =
         crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device));
+    if let Some(dir) = &cfg.backbone {
+        let det = crate::detector::BurnDetector::<B>::load_dir(dir, device)?;
+        if Some(det.meta.net) != cfg.net.backbone {
+            return Err(bad(format!(
+                "backbone {}: its architecture {:?} is not net.backbone {:?}",
+                dir.display(),
+                det.meta.net,
+                cfg.net.backbone
+            )));
+        }
+        model.backbone = Some(det.into_net().no_grad());
+    }
     let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, JudgeNet<B>>();

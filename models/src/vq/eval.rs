@@ -18,6 +18,11 @@ pub struct VqEval {
     pub codes_used: usize,
     pub perplexity: f64,
     pub codebook: usize,
+    /// Predictability of the token grids, which bounds what a generator can learn: distinct codes
+    /// per image, and how often a token equals its left neighbour.
+    pub distinct_per_image: f64,
+    pub left_agreement: f64,
+    pub tokens: usize,
     /// Ground-truth suite judged on the originals and on reconstructions.
     pub suite_original: Vec<ResultRow>,
     pub suite_reconstructed: Vec<ResultRow>,
@@ -56,6 +61,8 @@ pub fn evaluate<B: Backend>(
     let k = tok.meta.net.codebook;
     let mut counts = vec![0u64; k];
     let mut psnrs = [Vec::new(), Vec::new()];
+    let (mut distinct, mut grids_seen, mut same_left, mut pairs) = (0usize, 0usize, 0usize, 0usize);
+    let side = tok.meta.net.grid;
     for (slot, kind) in [DatasetKind::Detector, DatasetKind::Prompts]
         .into_iter()
         .enumerate()
@@ -75,6 +82,17 @@ pub fn evaluate<B: Backend>(
                 .iter()
                 .flatten()
                 .for_each(|&c| counts[c as usize] += 1);
+            for g in &grids {
+                let mut codes = g.clone();
+                codes.sort_unstable();
+                codes.dedup();
+                distinct += codes.len();
+                grids_seen += 1;
+                for (j, &c) in g.iter().enumerate().filter(|(j, _)| j % side > 0) {
+                    pairs += 1;
+                    same_left += usize::from(c == g[j - 1]);
+                }
+            }
             psnrs[slot].extend(batch.iter().zip(&recon).map(|(a, b)| psnr(a, b)));
         }
     }
@@ -99,6 +117,9 @@ pub fn evaluate<B: Backend>(
         codes_used: counts.iter().filter(|&&c| c > 0).count(),
         perplexity: entropy.exp(),
         codebook: k,
+        distinct_per_image: distinct as f64 / grids_seen.max(1) as f64,
+        left_agreement: same_left as f64 / pairs.max(1) as f64,
+        tokens: side * side,
         suite_original,
         suite_reconstructed,
     })

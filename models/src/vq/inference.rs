@@ -141,6 +141,17 @@ impl<B: Backend> VqTokenizer<B> {
         }
         let idx =
             Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [grids.len(), n]), &self.device);
-        Ok(tensor_to_images(self.net.decode(self.net.embed(idx))))
+        let pixels = self.net.decode(self.net.embed(idx));
+        // A NaN would be clamped to a black pixel below: fail the decode instead, by name.
+        let bad = pixels.clone().is_nan().any().into_scalar().to_bool()
+            || pixels.clone().is_inf().any().into_scalar().to_bool();
+        if bad {
+            return Err(format!(
+                "tokenizer {} decoded {} pixels",
+                self.meta.name,
+                harness::error::NON_FINITE
+            ));
+        }
+        Ok(tensor_to_images(pixels))
     }
 }

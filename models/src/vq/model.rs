@@ -28,6 +28,9 @@ pub struct VqNetConfig {
     pub c2: usize,
     /// Residual blocks at 8×8 in the encoder and in the decoder.
     pub blocks: usize,
+    /// Residual blocks at 16×16 in the decoder, where glyph outlines and legs are drawn (0 in
+    /// the first tokenizer).
+    pub dec_blocks16: usize,
     /// Dimension of a code vector.
     pub code_dim: usize,
     /// Number of codes.
@@ -42,6 +45,7 @@ impl Default for VqNetConfig {
             c1: 64,
             c2: 128,
             blocks: 2,
+            dec_blocks16: 0,
             code_dim: 16,
             codebook: 512,
         }
@@ -135,6 +139,7 @@ pub struct VqNet<B: Backend> {
     dec_in: Conv2d<B>,
     dec_blocks: Vec<ResBlock<B>>,
     dec_up: Conv2d<B>,
+    dec_fine: Vec<ResBlock<B>>,
     dec_mid: Conv2d<B>,
     dec_out: Conv2d<B>,
     /// Pixels per token side (8: the decoder upsamples 8×8 → 16×16 first; 4: it starts there).
@@ -188,6 +193,9 @@ impl VqNetConfig {
                 1,
                 d,
             ),
+            dec_fine: (0..self.dec_blocks16)
+                .map(|_| ResBlock::new(self.c1, d))
+                .collect(),
             dec_mid: conv(self.c1, self.c1, 3, 1, d),
             dec_out: conv(self.c1, 48, 3, 1, d),
             patch: self.patch(),
@@ -281,6 +289,7 @@ impl<B: Backend> VqNet<B> {
         } else {
             x
         }; // [b, c1, 16, 16]
+        let x = self.dec_fine.iter().fold(x, |x, block| block.forward(x));
         let x = relu(self.dec_mid.forward(relu(x)));
         depth_to_space(self.dec_out.forward(x), 4) // [b, 3, 64, 64]
     }

@@ -3,11 +3,13 @@
 
 use super::inference::{images_to_tensor, VqMeta, VqTokenizer, VQ_FORMAT};
 use super::model::{VqNet, VqNetConfig};
+use crate::detector::model::{DetectorNet, HEAT};
 use crate::store::{save_module, ModelError};
 use crate::train_loop::{self, LoopSpec, StepLoss};
 use burn::module::{AutodiffModule, Param};
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
+use burn::tensor::activation::{sigmoid, softplus};
 use burn::tensor::backend::AutodiffBackend;
 use harness::rng::Rng;
 use rayon::prelude::*;
@@ -34,9 +36,34 @@ pub struct VqTrainConfig {
     /// tokens predictable for the generator.
     #[serde(default = "one")]
     pub background_weight: f64,
+    /// When set, the decoder is taught to draw the background smoothed (a box mean of radius
+    /// this many pixels over background pixels only) instead of its speckle and stripes: codes
+    /// then carry objects, not texture noise, and background tokens become predictable for the
+    /// generator. GenEval scores objects, never background texture.
+    #[serde(default)]
+    pub smooth_background: Option<usize>,
+    /// Optional perceptual loss against a frozen detector (VQGAN's LPIPS, with a detector of
+    /// this world as the feature network).
+    #[serde(default)]
+    pub perceptual: Option<PerceptualConfig>,
     pub checkpoint_every: usize,
     pub log_every: usize,
     pub net: VqNetConfig,
+}
+
+/// The perceptual loss: the reconstruction must give the frozen detector the same head features
+/// and the same class heat-maps as the original. Use the *annotator*, never the evaluation
+/// detector, so that the detector that scores the generator never shaped its tokenizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerceptualConfig {
+    /// Directory with `detector.json` + `detector.bpk`.
+    pub detector: std::path::PathBuf,
+    /// Weight of the feature distance (normalised by the original's feature energy).
+    pub feature_weight: f64,
+    /// Weight of the heat-map cross-entropy (soft targets: the original's probabilities),
+    /// summed over classes, averaged over cells.
+    pub heat_weight: f64,
 }
 
 impl VqTrainConfig {
@@ -69,6 +96,70 @@ pub fn pixel_weights(scene: &world::Scene, background: f64) -> Vec<f32> {
                     }
                 }
             }
+        }
+    }
+    out
+}
+
+/// Background pixels: farther than two pixels from every object (outlines included).
+fn background_mask(scene: &world::Scene) -> Vec<bool> {
+    let (w, h) = scene.image.dimensions();
+    let mut bg = vec![true; (w * h) as usize];
+    for o in &scene.objects {
+        for y in 0..h {
+            for x in 0..w {
+                if !o.mask.get(x, y) {
+                    continue;
+                }
+                for dy in -2i64..=2 {
+                    for dx in -2i64..=2 {
+                        let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                        if nx >= 0 && ny >= 0 && (nx as u32) < w && (ny as u32) < h {
+                            bg[(ny as u32 * w + nx as u32) as usize] = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    bg
+}
+
+/// The reconstruction target of a scene: the render, with every background pixel replaced by
+/// the mean of the background pixels in the `(2r+1)²` box around it (objects untouched).
+pub fn smooth_target(scene: &world::Scene, r: usize) -> world::image::RgbImage {
+    let img = &scene.image;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let bg = background_mask(scene);
+    // Integral images of background values (per channel) and of the background count.
+    let mut sum = vec![[0f64; 4]; (w + 1) * (h + 1)];
+    for y in 0..h {
+        for x in 0..w {
+            let mut v = [0f64; 4];
+            if bg[y * w + x] {
+                let p = img.get_pixel(x as u32, y as u32).0;
+                v = [p[0] as f64, p[1] as f64, p[2] as f64, 1.0];
+            }
+            for c in 0..4 {
+                sum[(y + 1) * (w + 1) + x + 1][c] =
+                    v[c] + sum[y * (w + 1) + x + 1][c] + sum[(y + 1) * (w + 1) + x][c]
+                        - sum[y * (w + 1) + x][c];
+            }
+        }
+    }
+    let mut out = img.clone();
+    for y in 0..h {
+        for x in 0..w {
+            if !bg[y * w + x] {
+                continue;
+            }
+            let (x0, y0) = (x.saturating_sub(r), y.saturating_sub(r));
+            let (x1, y1) = ((x + r + 1).min(w), (y + r + 1).min(h));
+            let at = |yy: usize, xx: usize, c: usize| sum[yy * (w + 1) + xx][c];
+            let box_sum = |c| at(y1, x1, c) - at(y0, x1, c) - at(y1, x0, c) + at(y0, x0, c);
+            let n = box_sum(3).max(1.0);
+            let px = [0, 1, 2].map(|c| (box_sum(c) / n).round().clamp(0.0, 255.0) as u8);
+            out.put_pixel(x as u32, y as u32, world::image::Rgb(px));
         }
     }
     out
@@ -122,6 +213,29 @@ fn indices_of<B: Backend>(indices: Tensor<B, 2, Int>) -> Vec<usize> {
         .collect()
 }
 
+/// The perceptual loss of a batch; `x` and `recon` in the tokenizer's [-1, 1] range.
+fn perceptual_loss<B: Backend>(
+    net: &DetectorNet<B>,
+    x: Tensor<B, 4>,
+    recon: Tensor<B, 4>,
+    p: &PerceptualConfig,
+) -> Tensor<B, 1> {
+    // The detector's normalisation, (v/255 − 0.5)/0.25, is 2× the tokenizer's range.
+    let (f_o, o_o) = net.features(x.mul_scalar(2.0));
+    let (f_r, o_r) = net.features(recon.mul_scalar(2.0));
+    let (f_o, o_o) = (f_o.detach(), o_o.detach());
+    let energy = f_o.clone().powf_scalar(2.0).mean().add_scalar(1e-6);
+    let feature = (f_r - f_o).powf_scalar(2.0).mean() / energy;
+    let [b, _, g, _] = o_r.dims();
+    let heat = HEAT;
+    let l = o_r.slice([0..b, 0..heat, 0..g, 0..g]);
+    let t = sigmoid(o_o.slice([0..b, 0..heat, 0..g, 0..g]));
+    // BCE with logits: softplus(l) − t·l, summed over classes.
+    let bce = softplus(l.clone(), 1.0) - t * l;
+    let heat_loss = bce.sum().div_scalar((b * g * g) as f64);
+    feature.mul_scalar(p.feature_weight) + heat_loss.mul_scalar(p.heat_weight)
+}
+
 /// Trains (or resumes) a tokenizer into `out` (`tokenizer.bpk`, `tokenizer.json`, `losses.csv`).
 pub fn train<B: AutodiffBackend>(
     cfg: &VqTrainConfig,
@@ -149,13 +263,35 @@ pub fn train<B: AutodiffBackend>(
         warmup_steps: cfg.warmup_steps,
         checkpoint_every: cfg.checkpoint_every,
         log_every: cfg.log_every,
-        columns: &["recon", "commit", "codebook", "psnr", "used_codes"],
+        columns: &[
+            "recon",
+            "commit",
+            "codebook",
+            "perceptual",
+            "psnr",
+            "used_codes",
+        ],
     };
     let k = cfg.net.codebook;
+    let judge_net = match &cfg.perceptual {
+        Some(p) => Some(
+            crate::detector::BurnDetector::<B>::load_dir(&p.detector, device)?
+                .into_net()
+                .no_grad(),
+        ),
+        None => None,
+    };
     let mut step_fn = |model: &VqNet<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
         let scenes = batch_scenes(cfg, &prompts, &random, step)?;
         let images: Vec<_> = scenes.iter().map(|s| s.image.clone()).collect();
         let x = images_to_tensor::<B>(&images, device);
+        let target = match cfg.smooth_background {
+            Some(r) => {
+                let t: Vec<_> = scenes.par_iter().map(|s| smooth_target(s, r)).collect();
+                images_to_tensor::<B>(&t, device)
+            }
+            None => x.clone(),
+        };
         let s = cfg.net.image_size;
         let weights: Vec<f32> = scenes
             .iter()
@@ -165,10 +301,17 @@ pub fn train<B: AutodiffBackend>(
             Tensor::<B, 4>::from_data(TensorData::new(weights, [images.len(), 1, s, s]), device);
         let q = model.quantize(model.encode(x.clone()));
         let recon = model.decode(q.z_q);
-        let err = (recon - x).powf_scalar(2.0);
+        let err = (recon.clone() - target).powf_scalar(2.0);
         let mse = err.clone().mean();
         let weighted = (err * w.clone()).mean() / w.mean();
-        let total = weighted + q.commit.clone().mul_scalar(cfg.commit_beta) + q.codebook.clone();
+        let mut total =
+            weighted + q.commit.clone().mul_scalar(cfg.commit_beta) + q.codebook.clone();
+        let mut perceptual = Tensor::<B, 1>::zeros([1], device);
+        if let (Some(net), Some(p)) = (&judge_net, &cfg.perceptual) {
+            let loss = perceptual_loss(net, x, recon, p);
+            total = total + loss.clone();
+            perceptual = loss;
+        }
         let idx = indices_of(q.indices);
         let mut seen = vec![false; k];
         idx.iter().for_each(|&i| seen[i] = true);
@@ -179,7 +322,14 @@ pub fn train<B: AutodiffBackend>(
         let scalar = |v: f32| Tensor::<B, 1>::from_floats([v], device);
         Ok(StepLoss {
             total,
-            parts: vec![mse, q.commit, q.codebook, scalar(psnr), scalar(used)],
+            parts: vec![
+                mse,
+                q.commit,
+                q.codebook,
+                perceptual.detach(),
+                scalar(psnr),
+                scalar(used),
+            ],
         })
     };
     // Dead-code restart: usage is measured on probe batches drawn from the step index (not on
@@ -253,4 +403,42 @@ pub fn train<B: AutodiffBackend>(
     // Loading what was just written checks the files.
     VqTokenizer::<B::InnerBackend>::load_dir(out, device)?;
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smooth_targets_keep_objects_and_flatten_the_background() {
+        let src = SampleSource::new(DatasetKind::Prompts, 3);
+        let scene = src.sample(0).unwrap().scene;
+        let t = smooth_target(&scene, 6);
+        let bg = background_mask(&scene);
+        let (mut kept, mut obj) = (0, 0);
+        // Background roughness: mean absolute difference between horizontal neighbours.
+        let (mut rough_in, mut rough_out, mut n) = (0f64, 0f64, 0f64);
+        for (i, (a, b)) in scene.image.pixels().zip(t.pixels()).enumerate() {
+            if !bg[i] {
+                obj += 1;
+                kept += usize::from(a == b);
+            } else if i % 64 != 63 && bg[i + 1] {
+                let a2 = scene.image.get_pixel((i % 64 + 1) as u32, (i / 64) as u32);
+                let b2 = t.get_pixel((i % 64 + 1) as u32, (i / 64) as u32);
+                rough_in += (a.0[0] as f64 - a2.0[0] as f64).abs();
+                rough_out += (b.0[0] as f64 - b2.0[0] as f64).abs();
+                n += 1.0;
+            }
+        }
+        assert!(
+            obj > 0 && kept == obj,
+            "object pixels must stay as rendered"
+        );
+        assert!(
+            rough_out < 0.5 * rough_in,
+            "{} vs {}",
+            rough_out / n,
+            rough_in / n
+        );
+    }
 }

@@ -1,0 +1,528 @@
+//! Plots of a report, drawn with `plotters` into PNG (bitmap backend, encoded with `image`) and
+//! SVG: accuracy per tag and run (grouped bars with intervals), and overall accuracy against
+//! generator forwards per image with the Pareto front marked.
+//!
+//! Text needs a font file: plotters' `ab_glyph` backend loads no system fonts by itself, so one is
+//! looked up at run time (`EVALCOT_FONT`, then common DejaVu/Liberation paths). Without one the
+//! plots are drawn without any text (the tables carry the numbers) and [`Font::missing`] says so.
+
+use crate::tables::Tables;
+use harness::error::{Error, Location, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The font registered for plot text, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Font {
+    Found(PathBuf),
+    /// Where it was looked for.
+    Missing(Vec<PathBuf>),
+}
+
+impl Font {
+    pub fn available(&self) -> bool {
+        matches!(self, Font::Found(_))
+    }
+
+    /// A sentence for the report when plots have no text.
+    pub fn missing(&self) -> Option<String> {
+        match self {
+            Font::Found(_) => None,
+            Font::Missing(paths) => Some(format!(
+                "Plots are drawn without text: no font file was found (set EVALCOT_FONT to a .ttf file; looked in {}).",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// Finds and registers a font once per process (as `sans-serif`).
+pub fn font() -> &'static Font {
+    static FONT: OnceLock<Font> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let mut tried: Vec<PathBuf> = Vec::new();
+        if let Some(p) = std::env::var_os("EVALCOT_FONT") {
+            tried.push(PathBuf::from(p));
+        }
+        tried.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
+        for p in &tried {
+            if let Ok(bytes) = std::fs::read(p) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return Font::Found(p.clone());
+                }
+            }
+        }
+        Font::Missing(tried)
+    })
+}
+
+const PALETTE: &[RGBColor] = &[
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Size of every plot, in pixels.
+pub const SIZE: (u32, u32) = (1000, 560);
+
+/// Grouped bars: one group per tag (and `overall`), one bar per run, interval whiskers.
+pub fn accuracy_by_tag<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    t: &Tables,
+    text: bool,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let mut groups: Vec<String> = t.tags.clone();
+    groups.push("overall".into());
+    let nruns = t.runs.len().max(1);
+    let legend_rows = if text { nruns.div_ceil(3) } else { 0 };
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(12)
+        .margin_bottom(16 + 18 * legend_rows as u32)
+        .x_label_area_size(if text { 28 } else { 4 })
+        .y_label_area_size(if text { 52 } else { 4 });
+    if text {
+        builder.caption("GenEval accuracy per tag", ("sans-serif", 20));
+    }
+    let mut chart = builder
+        .build_cartesian_2d(0f64..groups.len() as f64, 0f64..1.0f64)
+        .map_err(e)?;
+    {
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh().x_labels(0);
+        if text {
+            mesh.y_desc("image accuracy")
+                .y_labels(6)
+                .y_label_formatter(&|v| format!("{v:.1}"))
+                .label_style(("sans-serif", 13));
+        } else {
+            mesh.y_labels(0);
+        }
+        mesh.draw().map_err(e)?;
+    }
+    let width = 0.8 / nruns as f64;
+    for (j, r) in t.runs.iter().enumerate() {
+        let c = color(j);
+        let mut bars = Vec::new();
+        let mut whiskers = Vec::new();
+        for (g, name) in groups.iter().enumerate() {
+            let est = if name == "overall" && g == groups.len() - 1 {
+                Some(r.overall)
+            } else {
+                r.tags.get(name).map(|s| s.estimate)
+            };
+            let Some(est) = est else { continue };
+            let x0 = g as f64 + 0.1 + j as f64 * width;
+            let x1 = x0 + width * 0.92;
+            bars.push(Rectangle::new([(x0, 0.0), (x1, est.value)], c.filled()));
+            let xm = (x0 + x1) / 2.0;
+            let cap = width * 0.2;
+            whiskers.push(PathElement::new(vec![(xm, est.low), (xm, est.high)], BLACK));
+            whiskers.push(PathElement::new(
+                vec![(xm - cap, est.low), (xm + cap, est.low)],
+                BLACK,
+            ));
+            whiskers.push(PathElement::new(
+                vec![(xm - cap, est.high), (xm + cap, est.high)],
+                BLACK,
+            ));
+        }
+        let series = chart.draw_series(bars).map_err(e)?;
+        if text {
+            series
+                .label(r.label.clone())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+        }
+        chart.draw_series(whiskers).map_err(e)?;
+    }
+    if text {
+        for (g, name) in groups.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
+            root.draw_text(
+                name,
+                &("sans-serif", 13)
+                    .into_text_style(root)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+                (px, py + 8),
+            )
+            .map_err(e)?;
+        }
+        legend(root, t)?;
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// The run labels with their colours, in rows of three under the chart.
+fn legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    t: &Tables,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (w, h) = root.dim_in_pixel();
+    let rows = t.runs.len().div_ceil(3);
+    let col_w = (w as i32 - 80) / 3;
+    for (j, r) in t.runs.iter().enumerate() {
+        let x = 60 + (j % 3) as i32 * col_w;
+        let y = h as i32 - 14 - 18 * (rows as i32 - 1 - (j / 3) as i32);
+        root.draw(&Rectangle::new(
+            [(x, y - 6), (x + 12, y + 6)],
+            color(j).filled(),
+        ))
+        .map_err(e)?;
+        root.draw_text(
+            &r.label,
+            &("sans-serif", 13)
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+            (x + 18, y),
+        )
+        .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Indices of the runs on the Pareto front of (lower compute, higher overall accuracy), in
+/// order of compute.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        points[a]
+            .0
+            .total_cmp(&points[b].0)
+            .then(points[b].1.total_cmp(&points[a].1))
+    });
+    let mut front = Vec::new();
+    let mut best = f64::NEG_INFINITY;
+    for i in order {
+        if points[i].1 > best {
+            best = points[i].1;
+            front.push(i);
+        }
+    }
+    front
+}
+
+/// Round values (1, 2, 5 × 10^k) whose log10 lies in `[lo, hi]`.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(k);
+            if (lo..=hi).contains(&v.log10()) {
+                ticks.push(v);
+            }
+        }
+    }
+    ticks
+}
+
+fn num_label(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Overall accuracy (with interval) against generator forwards per image (log scale), the
+/// Pareto front drawn as a dashed line through its runs, which are ringed.
+pub fn accuracy_vs_compute<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    t: &Tables,
+    text: bool,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    // x = log10(forwards per image), labelled with the forwards.
+    let xs: Vec<f64> = t.runs.iter().map(|r| r.forwards.max(1.0).log10()).collect();
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if xs.is_empty() {
+        (0.0, 1.0)
+    } else {
+        let pad = ((hi - lo) * 0.12).max(0.15);
+        (lo - pad, hi + pad)
+    };
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(16)
+        .x_label_area_size(if text { 44 } else { 4 })
+        .y_label_area_size(if text { 52 } else { 4 });
+    if text {
+        builder.caption(
+            "GenEval overall accuracy against compute",
+            ("sans-serif", 20),
+        );
+    }
+    let mut chart = builder
+        .build_cartesian_2d(lo..hi, 0f64..1.0f64)
+        .map_err(e)?;
+    {
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh()
+            .x_labels(0)
+            .light_line_style(RGBColor(238, 238, 238));
+        if text {
+            mesh.x_desc("generator forward passes per image (log scale)")
+                .y_desc("overall accuracy")
+                .y_labels(6)
+                .y_label_formatter(&|v| format!("{v:.1}"))
+                .label_style(("sans-serif", 13));
+        } else {
+            mesh.y_labels(0);
+        }
+        mesh.draw().map_err(e)?;
+    }
+    let mut ticks = log_ticks(lo, hi);
+    if ticks.len() < 2 {
+        ticks.extend(t.runs.iter().map(|r| r.forwards.max(1.0).round()));
+        ticks.sort_by(f64::total_cmp);
+        ticks.dedup();
+    }
+    for v in ticks {
+        let x = v.log10();
+        chart
+            .draw_series([PathElement::new(
+                vec![(x, 0.0), (x, 1.0)],
+                RGBColor(215, 215, 215),
+            )])
+            .map_err(e)?;
+        if text {
+            let (px, py) = chart.backend_coord(&(x, 0.0));
+            root.draw_text(
+                &num_label(v),
+                &("sans-serif", 13)
+                    .into_text_style(root)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+                (px, py + 6),
+            )
+            .map_err(e)?;
+        }
+    }
+    let points: Vec<(f64, f64)> = t
+        .runs
+        .iter()
+        .zip(&xs)
+        .map(|(r, x)| (*x, r.overall.value))
+        .collect();
+    let front = pareto_front(&points);
+    let front_line: Vec<(f64, f64)> = front.iter().map(|&i| points[i]).collect();
+    let grey = RGBColor(90, 90, 90);
+    // Dashes, drawn as short segments (portable across backends).
+    let mut dashes = Vec::new();
+    for w in front_line.windows(2) {
+        let (a, b) = (chart.backend_coord(&w[0]), chart.backend_coord(&w[1]));
+        let len = (((b.0 - a.0).pow(2) + (b.1 - a.1).pow(2)) as f64).sqrt();
+        let steps = (len / 8.0).ceil().max(1.0) as usize;
+        for s in (0..steps).step_by(2) {
+            let f0 = s as f64 / steps as f64;
+            let f1 = ((s + 1) as f64 / steps as f64).min(1.0);
+            let lerp = |f: f64| {
+                (
+                    w[0].0 + (w[1].0 - w[0].0) * f,
+                    w[0].1 + (w[1].1 - w[0].1) * f,
+                )
+            };
+            dashes.push(PathElement::new(
+                vec![lerp(f0), lerp(f1)],
+                grey.stroke_width(2),
+            ));
+        }
+    }
+    let dash_series = chart.draw_series(dashes).map_err(e)?;
+    if text {
+        dash_series.label("Pareto front").legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 14, y)], grey.stroke_width(2))
+        });
+    }
+    for (j, (r, p)) in t.runs.iter().zip(&points).enumerate() {
+        let c = color(j);
+        let x = p.0;
+        chart
+            .draw_series([PathElement::new(
+                vec![(x, r.overall.low), (x, r.overall.high)],
+                c.stroke_width(2),
+            )])
+            .map_err(e)?;
+        let s = chart
+            .draw_series([Circle::new(*p, 6, c.filled())])
+            .map_err(e)?;
+        if text {
+            s.label(r.label.clone())
+                .legend(move |(x, y)| Circle::new((x + 6, y), 5, c.filled()));
+        }
+        if front.contains(&j) {
+            chart
+                .draw_series([Circle::new(*p, 10, BLACK.stroke_width(2))])
+                .map_err(e)?;
+        }
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(e)?;
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// The plots a report writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plot {
+    AccuracyByTag,
+    AccuracyVsCompute,
+}
+
+impl Plot {
+    pub const ALL: [Plot; 2] = [Plot::AccuracyByTag, Plot::AccuracyVsCompute];
+
+    /// File stem (`.png` and `.svg` are written).
+    pub fn stem(self) -> &'static str {
+        match self {
+            Plot::AccuracyByTag => "accuracy_by_tag",
+            Plot::AccuracyVsCompute => "accuracy_vs_compute",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Plot::AccuracyByTag => "Accuracy per tag and run, with bootstrap intervals",
+            Plot::AccuracyVsCompute => {
+                "Overall accuracy against generator forwards per image (Pareto front ringed and dashed)"
+            }
+        }
+    }
+
+    pub fn draw<DB: DrawingBackend>(
+        self,
+        root: &DrawingArea<DB, Shift>,
+        t: &Tables,
+        text: bool,
+    ) -> std::result::Result<(), String> {
+        match self {
+            Plot::AccuracyByTag => accuracy_by_tag(root, t, text),
+            Plot::AccuracyVsCompute => accuracy_vs_compute(root, t, text),
+        }
+    }
+}
+
+fn plot_error(path: &Path, message: String) -> Error {
+    Error::invalid(
+        Location::file(path.display().to_string()),
+        format!("could not draw the plot: {message}"),
+    )
+}
+
+/// PNG bytes of a plot.
+pub fn render_png(plot: Plot, t: &Tables, text: bool, path: &Path) -> Result<Vec<u8>> {
+    let (w, h) = SIZE;
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        plot.draw(&root, t, text).map_err(|m| plot_error(path, m))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| plot_error(path, "bitmap of the wrong size".into()))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| plot_error(path, e.to_string()))?;
+    Ok(png)
+}
+
+/// SVG text of a plot.
+pub fn render_svg(plot: Plot, t: &Tables, text: bool, path: &Path) -> Result<String> {
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
+        plot.draw(&root, t, text).map_err(|m| plot_error(path, m))?;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_keeps_the_non_dominated_runs() {
+        // (compute, accuracy)
+        let pts = [
+            (10.0, 0.3),
+            (20.0, 0.5),
+            (15.0, 0.2),
+            (40.0, 0.5),
+            (80.0, 0.7),
+            (10.0, 0.35),
+        ];
+        assert_eq!(pareto_front(&pts), vec![5, 1, 4]);
+        assert!(pareto_front(&[]).is_empty());
+        assert_eq!(log_ticks(1.3, 2.4), vec![20.0, 50.0, 100.0, 200.0]);
+    }
+
+    #[test]
+    fn plots_draw_without_text_when_no_font_is_available() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        crate::report::tests::fake_run(
+            &a,
+            "orm",
+            2,
+            72,
+            crate::report::tests::PROMPTS,
+            2,
+            |p, i| (p + i) % 3 == 0,
+        );
+        let runs = vec![crate::run::Run::load(&a).unwrap()];
+        let t = Tables::compute(&runs, crate::tables::BootstrapOptions::default());
+        for plot in Plot::ALL {
+            let png = render_png(plot, &t, false, Path::new("x.png")).unwrap();
+            let img = image::load_from_memory(&png).unwrap().to_rgb8();
+            assert!(img.pixels().any(|p| p.0 != [255, 255, 255]));
+            let svg = render_svg(plot, &t, false, Path::new("x.svg")).unwrap();
+            assert!(!svg.contains("<text"), "{svg}");
+        }
+        assert!(Font::Missing(vec!["/f.ttf".into()])
+            .missing()
+            .unwrap()
+            .contains("/f.ttf"));
+    }
+}

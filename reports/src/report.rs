@@ -1,0 +1,279 @@
+//! `evalcot report`: tables (Markdown, CSV, LaTeX), plots (PNG, SVG) and an offline HTML page
+//! from one or more run folders. Every file is written atomically.
+
+use crate::html::{self, Page};
+use crate::plots::{self, Plot};
+use crate::run::{disambiguate_labels, Run};
+use crate::tables::{BootstrapOptions, Tables};
+use harness::error::{Error, Location, Result};
+use harness::fsutil::write_atomic;
+use std::path::{Path, PathBuf};
+
+/// Why no best-of-N scaling curve is drawn.
+pub const NO_SCALING_CURVES: &str = "Best-of-N scaling curves (overall accuracy against N from one set of candidates) are not drawn: generation.jsonl records the chosen image's compute and the strategy's decisions (ORM: every candidate's verifier score in trace.p_yes; oracle: only how many candidates were correct), but not whether each candidate was correct, so re-picking among the first k candidates cannot be scored.";
+
+impl BootstrapOptions {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.resamples == 0 {
+            return Err("resamples: must be at least 1".into());
+        }
+        if !(self.level > 0.0 && self.level < 1.0) {
+            return Err(format!("level: {} is not in (0, 1)", self.level));
+        }
+        Ok(())
+    }
+}
+
+/// What a report wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub files: Vec<PathBuf>,
+    pub notes: Vec<String>,
+    pub tables: Tables,
+}
+
+/// Reads the runs and writes the report into `out`.
+pub fn write_report(
+    run_dirs: &[PathBuf],
+    out: &Path,
+    options: BootstrapOptions,
+) -> Result<Written> {
+    options
+        .validate()
+        .map_err(|m| Error::invalid(Location::file("report options"), m))?;
+    if run_dirs.is_empty() {
+        return Err(Error::invalid(
+            Location::file(out.display().to_string()),
+            "no run folders to report on",
+        ));
+    }
+    let mut runs = run_dirs
+        .iter()
+        .map(|d| Run::load(d))
+        .collect::<Result<Vec<_>>>()?;
+    disambiguate_labels(&mut runs);
+    let tables = Tables::compute(&runs, options);
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+
+    let font = plots::font();
+    let mut notes = Vec::new();
+    if let Some(n) = font.missing() {
+        notes.push(n);
+    }
+    notes.push(NO_SCALING_CURVES.to_string());
+
+    let mut files = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
+        let p = out.join(name);
+        write_atomic(&p, bytes)?;
+        files.push(p);
+        Ok(())
+    };
+    let mut md = tables.markdown();
+    md.push_str("\n## Notes\n\n");
+    for n in &notes {
+        md.push_str(&format!("- {n}\n"));
+    }
+    put("results.md", md.as_bytes())?;
+    put("results.csv", tables.csv().as_bytes())?;
+    put("results.tex", tables.latex().as_bytes())?;
+    let mut plot_list = Vec::new();
+    for plot in Plot::ALL {
+        let png_name = format!("{}.png", plot.stem());
+        let svg_name = format!("{}.svg", plot.stem());
+        let png = plots::render_png(plot, &tables, font.available(), &out.join(&png_name))?;
+        put(&png_name, &png)?;
+        let svg = plots::render_svg(plot, &tables, font.available(), &out.join(&svg_name))?;
+        put(&svg_name, svg.as_bytes())?;
+        plot_list.push((plot.stem(), plot.title()));
+    }
+    let page = html::render(&Page {
+        tables: &tables,
+        runs: &runs,
+        out,
+        plots: &plot_list,
+        notes: &notes,
+    });
+    put("index.html", page.as_bytes())?;
+    Ok(Written {
+        files,
+        notes,
+        tables,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::fmt::Write;
+
+    /// Writes a run folder in the runner's formats: `prompts` × `images` images, image `(p, i)`
+    /// correct when `correct(p, i)`.
+    pub(crate) fn fake_run(
+        dir: &Path,
+        strategy: &str,
+        n: usize,
+        forwards: u64,
+        prompts: &[(usize, &str, &str)],
+        images: usize,
+        correct: impl Fn(usize, usize) -> bool,
+    ) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("config.yaml"),
+            format!("suite: geneval\nstrategy: {strategy}\ngenerator: base\nn: {n}\nimages_per_prompt: {images}\nsteps: 18\ncfg_scale: 1.75\nseed: 1234\ntags: null\nindices: null\nper_tag: null\nlimit: null\nbatch_prompts: 8\njudge: zero-shot\ndecision: sample\n"),
+        )
+        .unwrap();
+        let (mut gen, mut res) = (String::new(), String::new());
+        for &(p, tag, prompt) in prompts {
+            let folder = dir.join(format!("{p:05}"));
+            std::fs::create_dir_all(folder.join("samples")).unwrap();
+            let meta = format!("{{\"tag\": \"{tag}\", \"include\": [{{\"class\": \"bench\", \"count\": 1}}], \"prompt\": \"{prompt}\"}}");
+            std::fs::write(folder.join("metadata.jsonl"), format!("{meta}\n")).unwrap();
+            for i in 0..images {
+                let png = folder.join("samples").join(format!("{i:04}.png"));
+                image::RgbImage::from_pixel(4, 4, image::Rgb([200, (p * 40) as u8, 10]))
+                    .save(&png)
+                    .unwrap();
+                let judge_calls = if strategy == "baseline" { 0 } else { n };
+                let g = format!("\"strategy\":\"{strategy}\",\"generator\":\"base\",\"forwards\":{forwards},\"judge_calls\":{judge_calls},\"candidates\":{n},\"truncated\":0,\"trace\":{{}}");
+                let _ = writeln!(gen, "{{\"prompt_index\":{p},\"image_index\":{i},{g}}}");
+                let ok = correct(p, i);
+                let r = serde_json::json!({
+                    "filename": png.display().to_string(),
+                    "tag": tag,
+                    "prompt": prompt,
+                    "correct": ok,
+                    "reason": if ok { "" } else { "expected bench>=1, found 0" },
+                    "metadata": meta,
+                    "details": "{}",
+                });
+                let r = r.to_string();
+                let _ = writeln!(res, "{},{g}}}", &r[..r.len() - 1]);
+            }
+        }
+        std::fs::write(dir.join("generation.jsonl"), gen).unwrap();
+        std::fs::write(dir.join("results.jsonl"), res).unwrap();
+    }
+
+    pub(crate) const PROMPTS: &[(usize, &str, &str)] = &[
+        (0, "single_object", "a photo of a bench"),
+        (1, "single_object", "a photo of a cow"),
+        (2, "single_object", "a photo of a bed"),
+        (5, "counting", "a photo of two benches"),
+        (6, "counting", "a photo of three cows"),
+    ];
+
+    #[test]
+    fn report_writes_every_output() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("runs/base");
+        let b = d.path().join("runs/orm");
+        fake_run(&a, "baseline", 1, 36, PROMPTS, 2, |p, i| (p + i) % 2 == 0);
+        fake_run(&b, "orm", 4, 144, PROMPTS, 2, |p, _| p != 6);
+        let out = d.path().join("report");
+        let w = write_report(&[a.clone(), b], &out, BootstrapOptions::default()).unwrap();
+        assert_eq!(w.files.len(), 8);
+        assert_eq!(w.tables.tags, ["single_object", "counting"]);
+        let orm = &w.tables.runs[1];
+        assert_eq!(orm.label, "orm N=4 (zero-shot)");
+        assert_eq!((orm.forwards, orm.judge_calls), (144.0, 4.0));
+        // single_object 6/6, counting 2/4: overall 0.75.
+        assert!((orm.overall.value - 0.75).abs() < 1e-12);
+        let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+        assert!(
+            md.contains(
+                "| orm N=4 (zero-shot) | 1.000 [1.000, 1.000] | 0.500 [0.000, 1.000] | **0.750**"
+            ),
+            "{md}"
+        );
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 2 * 3);
+        assert!(csv.contains("orm N=4 (zero-shot),"));
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(
+            html.contains("src=\"../runs/base/00005/samples/0001.png\""),
+            "{html}"
+        );
+        for stem in ["accuracy_by_tag", "accuracy_vs_compute"] {
+            let png = image::open(out.join(format!("{stem}.png")))
+                .unwrap()
+                .to_rgb8();
+            assert_eq!(png.dimensions(), plots::SIZE);
+            assert!(
+                png.pixels().any(|p| p.0 != [255, 255, 255]),
+                "{stem} is blank"
+            );
+            let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
+            assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{stem}");
+        }
+        // The same input gives the same files.
+        let out2 = d.path().join("report2");
+        write_report(
+            &w.tables
+                .runs
+                .iter()
+                .map(|r| PathBuf::from(&r.dir))
+                .collect::<Vec<_>>(),
+            &out2,
+            BootstrapOptions::default(),
+        )
+        .unwrap();
+        for f in [
+            "results.md",
+            "results.csv",
+            "results.tex",
+            "accuracy_by_tag.svg",
+        ] {
+            assert_eq!(
+                std::fs::read(out.join(f)).unwrap(),
+                std::fs::read(out2.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_runs_are_named_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        fake_run(&a, "baseline", 1, 36, PROMPTS, 1, |_, _| true);
+        let out = d.path().join("out");
+        let gen = std::fs::read_to_string(a.join("generation.jsonl")).unwrap();
+        std::fs::write(
+            a.join("generation.jsonl"),
+            gen.lines()
+                .skip(1)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        )
+        .unwrap();
+        let e = write_report(std::slice::from_ref(&a), &out, BootstrapOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("generation.jsonl") && e.contains("prompt 0 image 0"),
+            "{e}"
+        );
+        std::fs::write(
+            a.join("generation.jsonl"),
+            gen.replacen("\"forwards\":36", "\"forwards\":\"x\"", 1),
+        )
+        .unwrap();
+        let e = write_report(std::slice::from_ref(&a), &out, BootstrapOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("generation.jsonl:1"), "{e}");
+        std::fs::write(a.join("generation.jsonl"), &gen).unwrap();
+        std::fs::write(a.join("config.yaml"), "strategy: [\n").unwrap();
+        let e = write_report(std::slice::from_ref(&a), &out, BootstrapOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("config.yaml"), "{e}");
+        let e = write_report(&[d.path().join("nope")], &out, BootstrapOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope") && e.contains("not a run folder"), "{e}");
+        assert!(!out.join("index.html").exists());
+    }
+}

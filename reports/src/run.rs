@@ -1,0 +1,369 @@
+//! Reading what `evalcot run` wrote into a run folder: `config.yaml` (the resolved run
+//! configuration), `results.jsonl` (official GenEval records plus evalcot's additions) and
+//! `generation.jsonl` (per-image compute). Readers here are lenient about keys they do not use,
+//! so that runs written by older or newer versions of the runner still report; every problem
+//! they do find names the file, the line and the field.
+
+use harness::error::{Error, Location, Result};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// `(prompt index, image index)`: the key of one output image.
+pub type ImageKey = (usize, usize);
+
+/// One scored output image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageResult {
+    pub prompt_index: usize,
+    pub image_index: usize,
+    pub tag: String,
+    pub prompt: String,
+    pub correct: bool,
+    pub reason: String,
+}
+
+impl ImageResult {
+    pub fn key(&self) -> ImageKey {
+        (self.prompt_index, self.image_index)
+    }
+}
+
+/// Compute spent on one output image, as `generation.jsonl` records it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+pub struct ImageCompute {
+    /// Generator forward passes (a CFG pair counts two).
+    #[serde(default)]
+    pub forwards: u64,
+    /// Judge calls (detector calls for the oracle).
+    #[serde(default)]
+    pub judge_calls: u64,
+    /// Candidates started.
+    #[serde(default)]
+    pub candidates: u64,
+    /// Candidates stopped early.
+    #[serde(default)]
+    pub truncated: u64,
+}
+
+/// The part of the resolved `config.yaml` a report shows.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RunMeta {
+    pub strategy: String,
+    pub generator: String,
+    pub n: usize,
+    pub images_per_prompt: usize,
+    pub seed: u64,
+    pub steps: Option<usize>,
+    pub judge: String,
+}
+
+impl RunMeta {
+    /// Whether the strategy asks a judge (its `judge` setting matters).
+    pub fn uses_judge(&self) -> bool {
+        !matches!(self.strategy.as_str(), "baseline" | "oracle")
+    }
+
+    /// `orm N=20 (zero-shot)`, `baseline`, `oracle N=4`.
+    pub fn label(&self) -> String {
+        let mut s = self.strategy.clone();
+        if self.strategy != "baseline" {
+            s.push_str(&format!(" N={}", self.n));
+        }
+        if self.uses_judge() && !self.judge.is_empty() {
+            let judge = Path::new(&self.judge)
+                .file_name()
+                .map_or(self.judge.clone(), |n| n.to_string_lossy().into_owned());
+            s.push_str(&format!(" ({judge})"));
+        }
+        s
+    }
+}
+
+/// One run folder, read.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub dir: PathBuf,
+    /// Unique among the runs of one report.
+    pub label: String,
+    pub meta: RunMeta,
+    /// Sorted by key.
+    pub images: Vec<ImageResult>,
+    /// Per image; every image of `images` has one.
+    pub compute: BTreeMap<ImageKey, ImageCompute>,
+    /// Images whose generation failed (no PNG; counted incorrect).
+    pub failed: usize,
+}
+
+impl Run {
+    /// Reads `dir/config.yaml`, `dir/results.jsonl` and `dir/generation.jsonl`.
+    pub fn load(dir: &Path) -> Result<Run> {
+        if !dir.is_dir() {
+            return Err(Error::invalid(
+                Location::file(dir.display().to_string()),
+                "is not a run folder (expected config.yaml, results.jsonl and generation.jsonl written by `evalcot run`)",
+            ));
+        }
+        let meta = read_meta(&dir.join("config.yaml"))?;
+        let results_path = dir.join("results.jsonl");
+        let images = read_results(&results_path)?;
+        let gen_path = dir.join("generation.jsonl");
+        let generation = read_generation(&gen_path)?;
+        let mut compute = BTreeMap::new();
+        let mut failed = 0;
+        for img in &images {
+            let g = generation.get(&img.key()).ok_or_else(|| {
+                Error::invalid(
+                    Location::file(gen_path.display().to_string()),
+                    format!(
+                        "has no record for prompt {} image {} of {}; finish the run (rerun the same `evalcot run` command)",
+                        img.prompt_index,
+                        img.image_index,
+                        results_path.display()
+                    ),
+                )
+            })?;
+            compute.insert(img.key(), g.compute);
+            failed += g.failed as usize;
+        }
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            label: meta.label(),
+            meta,
+            images,
+            compute,
+            failed,
+        })
+    }
+
+    /// Mean compute per output image.
+    pub fn compute_per_image(&self) -> [f64; 4] {
+        let n = self.compute.len().max(1) as f64;
+        let mut sum = [0.0; 4];
+        for c in self.compute.values() {
+            sum[0] += c.forwards as f64;
+            sum[1] += c.judge_calls as f64;
+            sum[2] += c.candidates as f64;
+            sum[3] += c.truncated as f64;
+        }
+        sum.map(|s| s / n)
+    }
+
+    /// Path of an image's PNG inside the run folder.
+    pub fn sample_path(&self, key: ImageKey) -> PathBuf {
+        self.dir
+            .join(format!("{:05}", key.0))
+            .join("samples")
+            .join(format!("{:04}.png", key.1))
+    }
+}
+
+/// Gives runs with the same label distinct labels (the folder name is appended).
+pub fn disambiguate_labels(runs: &mut [Run]) {
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for r in runs.iter() {
+        *count.entry(r.label.clone()).or_default() += 1;
+    }
+    for r in runs.iter_mut() {
+        if count[&r.label] > 1 {
+            let name = r.dir.file_name().map_or(r.dir.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            });
+            r.label = format!("{} [{name}]", r.label);
+        }
+    }
+    // Still equal (same folder name twice): number them.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in runs.iter_mut() {
+        let k = seen.entry(r.label.clone()).or_default();
+        *k += 1;
+        if *k > 1 {
+            r.label = format!("{} #{k}", r.label);
+        }
+    }
+}
+
+fn read_meta(path: &Path) -> Result<RunMeta> {
+    let meta: RunMeta = harness::config::load_yaml(path)?;
+    if meta.strategy.is_empty() {
+        return Err(Error::invalid(
+            Location::file(path.display().to_string()).with_field("strategy"),
+            "missing: expected the strategy name (the resolved config `evalcot run` writes)",
+        ));
+    }
+    Ok(meta)
+}
+
+#[derive(Deserialize)]
+struct ResultLine {
+    filename: String,
+    tag: String,
+    #[serde(default)]
+    prompt: String,
+    correct: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Reads a `results.jsonl` whose `filename`s are in the official layout
+/// (`…/<prompt>/samples/<image>.png`); sorted by key. Duplicate keys are an error.
+pub fn read_results(path: &Path) -> Result<Vec<ImageResult>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let file = path.display().to_string();
+    let mut seen: HashMap<ImageKey, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: ResultLine = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                Location::line(&file, i + 1),
+                format!("expected a result object with `filename`, `tag`, `correct` (bool): {e}"),
+            )
+        })?;
+        let key = sample_key(&r.filename).ok_or_else(|| {
+            Error::invalid(
+                Location::line(&file, i + 1).with_field("filename"),
+                format!(
+                    "{:?} is not <prompt digits>/samples/<image digits>.png",
+                    r.filename
+                ),
+            )
+        })?;
+        if let Some(first) = seen.insert(key, i + 1) {
+            return Err(Error::invalid(
+                Location::line(&file, i + 1).with_field("filename"),
+                format!(
+                    "prompt {} image {} again (first on line {first})",
+                    key.0, key.1
+                ),
+            ));
+        }
+        out.push(ImageResult {
+            prompt_index: key.0,
+            image_index: key.1,
+            tag: r.tag,
+            prompt: r.prompt,
+            correct: r.correct,
+            reason: r.reason,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::invalid(Location::file(file), "no results in file"));
+    }
+    out.sort_by_key(|r| r.key());
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct GenerationLine {
+    prompt_index: usize,
+    image_index: usize,
+    #[serde(flatten)]
+    compute: ImageCompute,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+struct Generation {
+    compute: ImageCompute,
+    failed: bool,
+}
+
+/// Reads `generation.jsonl`. A last line without its newline (a run killed while appending) is
+/// ignored, as the runner does.
+fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let file = path.display().to_string();
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    let mut out = HashMap::new();
+    for (i, line) in complete.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let g: GenerationLine = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                Location::line(&file, i + 1),
+                format!("expected a generation record with `prompt_index`, `image_index`, `forwards`, `judge_calls`: {e}"),
+            )
+        })?;
+        out.insert(
+            (g.prompt_index, g.image_index),
+            Generation {
+                compute: g.compute,
+                failed: g.error.is_some(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png` (`/` or `\`).
+pub fn sample_key(filename: &str) -> Option<ImageKey> {
+    let parts: Vec<&str> = filename.split(['/', '\\']).collect();
+    let [.., folder, samples, image] = parts.as_slice() else {
+        return None;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let stem = image.strip_suffix(".png")?;
+    if *samples != "samples" || !digits(folder) || !digits(stem) {
+        return None;
+    }
+    Some((folder.parse().ok()?, stem.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_keys() {
+        assert_eq!(sample_key("/x/run/00012/samples/0003.png"), Some((12, 3)));
+        assert_eq!(sample_key("imgs\\00001\\samples\\0000.png"), Some((1, 0)));
+        assert_eq!(sample_key("00012/samples/x.png"), None);
+        assert_eq!(sample_key("0003.png"), None);
+    }
+
+    #[test]
+    fn labels() {
+        let mut m = RunMeta {
+            strategy: "orm".into(),
+            n: 20,
+            judge: "models/weights/judge-ft".into(),
+            ..RunMeta::default()
+        };
+        assert_eq!(m.label(), "orm N=20 (judge-ft)");
+        m.strategy = "baseline".into();
+        assert_eq!(m.label(), "baseline");
+        m.strategy = "oracle".into();
+        assert_eq!(m.label(), "oracle N=20");
+    }
+
+    #[test]
+    fn result_errors_name_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("results.jsonl");
+        std::fs::write(
+            &p,
+            "{\"filename\":\"r/00000/samples/0000.png\",\"tag\":\"a\",\"correct\":true}\n{\"filename\":\"r/x.png\",\"tag\":\"a\",\"correct\":true}\n",
+        )
+        .unwrap();
+        let e = read_results(&p).unwrap_err().to_string();
+        assert!(e.contains("results.jsonl:2: field `filename`"), "{e}");
+        std::fs::write(
+            &p,
+            "{\"filename\":\"r/00000/samples/0000.png\",\"tag\":\"a\",\"correct\":true}\n{\"filename\":\"s/00000/samples/0000.png\",\"tag\":\"a\",\"correct\":false}\n",
+        )
+        .unwrap();
+        let e = read_results(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(":2: field `filename`") && e.contains("line 1"),
+            "{e}"
+        );
+    }
+}
