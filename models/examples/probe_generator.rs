@@ -1,5 +1,7 @@
 //! Diagnostic: how well a trained generator predicts masked tokens at fixed mask ratios, beside
-//! a "copy the left neighbour" baseline. Usage: probe_generator GENERATOR_DIR [SAMPLES]
+//! a "copy the left neighbour" baseline (reports/generator.md). Usage:
+//! `cargo run --release -p models --example probe_generator -- DIR [SAMPLES]`, DIR holding
+//! generator.json/.bpk and tokenizer/ (tokenizer.json/.bpk).
 use burn::prelude::*;
 use harness::rng::Rng;
 use models::maskgit::training::{prompt_ids, push_masked, to_device, HostBatch};

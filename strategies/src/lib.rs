@@ -69,6 +69,26 @@ pub struct Outcome {
     pub trace: serde_json::Value,
 }
 
+/// Every candidate's GenEval verdict by the evaluation detector, or `None` without one. For
+/// measurement (best-of-N′ curves), never for choosing: only the oracle may choose with it. A
+/// candidate the detector cannot judge (non-finite output) counts as not correct.
+pub fn candidate_correct(
+    cx: &Context<'_>,
+    images: &[RgbImage],
+    metas: &[&Metadata],
+) -> Result<Option<Vec<bool>>, String> {
+    let Some(detector) = cx.detector else {
+        return Ok(None);
+    };
+    let verdicts = harness::scoring::judge_images(detector, images, metas, &cx.rules)?;
+    Ok(Some(
+        verdicts
+            .iter()
+            .map(|v| v.as_ref().is_ok_and(|j| j.correct))
+            .collect(),
+    ))
+}
+
 /// Models and settings a strategy runs with.
 pub struct Context<'a> {
     pub generator: &'a dyn Generator,

@@ -6,8 +6,7 @@
 //! c_i = Generator(prompt, seed_i), i = 1..N;  out = first i with GenEval(c_i) correct, else c_1
 //! ```
 
-use crate::{start_candidates, Compute, Context, Job, Outcome, Strategy};
-use harness::scoring;
+use crate::{candidate_correct, start_candidates, Compute, Context, Job, Outcome, Strategy};
 
 pub struct Oracle;
 
@@ -17,9 +16,6 @@ impl Strategy for Oracle {
     }
 
     fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, String> {
-        let detector = cx
-            .detector
-            .ok_or("the oracle strategy needs the evaluation detector")?;
         let n = cx.n.max(1);
         let mut trajectories = start_candidates(cx, jobs, n);
         cx.generator.run_to_end(&mut trajectories)?;
@@ -28,15 +24,12 @@ impl Strategy for Oracle {
             .iter()
             .flat_map(|j| std::iter::repeat_n(&j.metadata, n))
             .collect();
-        let verdicts_all = scoring::judge_images(detector, &images, &metas, &cx.rules)?;
+        let all = candidate_correct(cx, &images, &metas)?
+            .ok_or("the oracle strategy needs the evaluation detector")?;
         let mut out = Vec::with_capacity(jobs.len());
         for j in 0..jobs.len() {
             let range = j * n..(j + 1) * n;
-            // A candidate the detector cannot judge (non-finite output) counts as not correct.
-            let verdicts: Vec<bool> = verdicts_all[range.clone()]
-                .iter()
-                .map(|v| v.as_ref().is_ok_and(|j| j.correct))
-                .collect();
+            let verdicts = &all[range.clone()];
             let pick = verdicts.iter().position(|&v| v).unwrap_or(0);
             let forwards = trajectories[range.clone()].iter().map(|t| t.forwards).sum();
             out.push(Outcome {
@@ -47,7 +40,11 @@ impl Strategy for Oracle {
                     candidates: n as u64,
                     truncated: 0,
                 },
-                trace: serde_json::json!({ "chosen": pick, "correct_candidates": verdicts.iter().filter(|&&v| v).count() }),
+                trace: serde_json::json!({
+                    "chosen": pick,
+                    "correct_candidates": verdicts.iter().filter(|&&v| v).count(),
+                    "candidate_correct": verdicts,
+                }),
             });
         }
         Ok(out)

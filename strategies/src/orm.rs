@@ -4,7 +4,9 @@
 //! c_i = Generator(prompt, seed_i), i = 1..N;  out = argmax_i P_yes(ORM, prompt, c_i)
 //! ```
 
-use crate::{argmax, forwards, start_candidates, Compute, Context, Job, Outcome, Strategy};
+use crate::{
+    argmax, candidate_correct, forwards, start_candidates, Compute, Context, Job, Outcome, Strategy,
+};
 use harness::judge::JudgeTask;
 
 pub struct Orm;
@@ -30,6 +32,10 @@ impl Strategy for Orm {
             &metas,
             &vec![None; images.len()],
         )?;
+        // Measurement only — the pick below never sees it: every candidate's GenEval verdict by
+        // the evaluation detector, so that reports draw best-of-N′ curves for every N′ ≤ N from
+        // this one set of candidates (the paper's Fig. 3).
+        let correct = candidate_correct(cx, &images, &metas)?;
         Ok(jobs
             .iter()
             .enumerate()
@@ -44,7 +50,11 @@ impl Strategy for Orm {
                         candidates: n as u64,
                         truncated: 0,
                     },
-                    trace: serde_json::json!({ "chosen": best, "p_yes": &p_yes[range] }),
+                    trace: serde_json::json!({
+                        "chosen": best,
+                        "p_yes": &p_yes[range.clone()],
+                        "candidate_correct": correct.as_ref().map(|c| &c[range]),
+                    }),
                 }
             })
             .collect())

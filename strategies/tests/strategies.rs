@@ -184,6 +184,18 @@ fn verifiers_improve_on_the_baseline_and_account_for_compute() {
     assert!(parm > base, "parm {parm} vs baseline {base}");
     assert!(plus >= parm, "parm++ {plus} vs parm {parm}");
     assert_eq!(orm_out[0].compute.forwards, 8 * 8);
+    // ORM records every candidate's GenEval verdict (for best-of-N′ curves); the chosen one's is
+    // the verdict of the image it returned.
+    for (o, job) in orm_out.iter().zip(&js) {
+        let verdicts: Vec<bool> =
+            serde_json::from_value(o.trace["candidate_correct"].clone()).unwrap();
+        let chosen = o.trace["chosen"].as_u64().unwrap() as usize;
+        assert_eq!(verdicts.len(), 8);
+        assert_eq!(
+            verdicts[chosen],
+            correct(std::slice::from_ref(&o.image), std::slice::from_ref(job)) == 1
+        );
+    }
     assert_eq!(prm_out[0].compute.forwards, 8 * 8); // N branches × 4 steps × CFG pair
     assert_eq!(prm_out[0].compute.judge_calls, 8 * 4);
     // PARM truncates paths judged hopeless: fewer forwards than N full candidates overall.

@@ -57,6 +57,20 @@ pub fn tensor_to_images<B: Backend>(x: Tensor<B, 4>) -> Vec<RgbImage> {
         .collect()
 }
 
+/// A NaN would be clamped to a black pixel by [`tensor_to_images`]: fail the decode instead, by
+/// the tokenizer's name.
+fn check_finite<B: Backend>(pixels: &Tensor<B, 4>, name: &str) -> Result<(), String> {
+    let bad = pixels.clone().is_nan().any().into_scalar().to_bool()
+        || pixels.clone().is_inf().any().into_scalar().to_bool();
+    if bad {
+        return Err(format!(
+            "tokenizer {name} decoded {} pixels",
+            harness::error::NON_FINITE
+        ));
+    }
+    Ok(())
+}
+
 /// A trained tokenizer ready for inference.
 pub struct VqTokenizer<B: Backend> {
     pub net: VqNet<B>,
@@ -142,16 +156,27 @@ impl<B: Backend> VqTokenizer<B> {
         let idx =
             Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [grids.len(), n]), &self.device);
         let pixels = self.net.decode(self.net.embed(idx));
-        // A NaN would be clamped to a black pixel below: fail the decode instead, by name.
-        let bad = pixels.clone().is_nan().any().into_scalar().to_bool()
-            || pixels.clone().is_inf().any().into_scalar().to_bool();
-        if bad {
-            return Err(format!(
-                "tokenizer {} decoded {} pixels",
-                self.meta.name,
-                harness::error::NON_FINITE
-            ));
-        }
+        check_finite(&pixels, &self.meta.name)?;
         Ok(tensor_to_images(pixels))
+    }
+}
+
+#[cfg(test)]
+mod nan_tests {
+    use burn::prelude::*;
+
+    #[test]
+    fn non_finite_decoder_pixels_are_a_named_error_not_a_black_patch() {
+        let d = Default::default();
+        let ok = Tensor::<crate::Cpu, 4>::zeros([1, 3, 4, 4], &d);
+        assert!(super::check_finite(&ok, "t").is_ok());
+        for bad in [f32::NAN, f32::INFINITY] {
+            let x = Tensor::<crate::Cpu, 4>::full([1, 3, 4, 4], bad, &d);
+            let e = super::check_finite(&x, "vq-test").unwrap_err();
+            assert!(
+                harness::error::is_non_finite(&e) && e.contains("vq-test"),
+                "{e}"
+            );
+        }
     }
 }
