@@ -18,7 +18,10 @@ const PROMPTS: &[(usize, &str, &str)] = &[
 ];
 
 /// A run folder as `evalcot run` leaves it: 4 images per prompt, image `(p, i)` correct when
-/// `correct(p, i)`.
+/// `correct(p, i)`. ORM and oracle records carry every candidate's verdict
+/// (`trace.candidate_correct`; ORM also `trace.p_yes`), as the strategies write them: the last
+/// candidate is the chosen one (highest score), candidate `c < n - 1` is correct when
+/// `(p + i + c)` is even.
 fn fake_run(dir: &Path, strategy: &str, n: usize, correct: impl Fn(usize, usize) -> bool) {
     let images = 4;
     let forwards = 36 * n;
@@ -42,9 +45,21 @@ fn fake_run(dir: &Path, strategy: &str, n: usize, correct: impl Fn(usize, usize)
             image::RgbImage::from_pixel(8, 8, image::Rgb([30 * i as u8, 90, p as u8]))
                 .save(&png)
                 .unwrap();
-            let g = format!("\"strategy\":\"{strategy}\",\"generator\":\"base\",\"forwards\":{forwards},\"judge_calls\":{judge_calls},\"candidates\":{n},\"truncated\":0,\"trace\":{{}}");
-            let _ = writeln!(gen, "{{\"prompt_index\":{p},\"image_index\":{i},{g}}}");
             let ok = correct(p, i);
+            let verdicts: Vec<bool> = (0..n)
+                .map(|c| if c == n - 1 { ok } else { (p + i + c) % 2 == 0 })
+                .collect();
+            let trace = match strategy {
+                "orm" => serde_json::json!({
+                    "chosen": n - 1,
+                    "p_yes": (0..n).map(|c| 0.1 + 0.8 * c as f64 / n as f64).collect::<Vec<_>>(),
+                    "candidate_correct": verdicts,
+                }),
+                "oracle" => serde_json::json!({"chosen": n - 1, "candidate_correct": verdicts}),
+                _ => serde_json::json!({}),
+            };
+            let g = format!("\"strategy\":\"{strategy}\",\"generator\":\"base\",\"forwards\":{forwards},\"judge_calls\":{judge_calls},\"candidates\":{n},\"truncated\":0,\"trace\":{trace}");
+            let _ = writeln!(gen, "{{\"prompt_index\":{p},\"image_index\":{i},{g}}}");
             let official = serde_json::json!({
                 "filename": png.display().to_string(),
                 "tag": tag,
@@ -86,6 +101,9 @@ fn report_writes_tables_plots_and_page() {
         "accuracy_by_tag.svg",
         "accuracy_vs_compute.png",
         "accuracy_vs_compute.svg",
+        "scaling.csv",
+        "scaling.png",
+        "scaling.svg",
         "index.html",
     ] {
         let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
@@ -102,13 +120,28 @@ fn report_writes_tables_plots_and_page() {
         ),
         "{md}"
     );
-    let png = image::open(out.join("accuracy_by_tag.png"))
-        .unwrap()
-        .to_rgb8();
-    assert!(png.pixels().any(|p| p.0 != [255, 255, 255]), "blank plot");
+    // Best-of-N′ from the ORM run's candidates: the first candidate (plain sampling) and the
+    // pick among two are right half the time; among all four, the run's own 0.75.
+    assert!(
+        md.contains("## Best-of-N scaling")
+            && md.contains("| run | N | N′=1 | N′=2 | N′=4 |")
+            && md.contains("| orm N=4 (zero-shot) | 4 | 0.500 | 0.500 | 0.750 |"),
+        "{md}"
+    );
+    assert!(!md.contains("are not drawn"), "{md}");
+    let csv = std::fs::read_to_string(out.join("scaling.csv")).unwrap();
+    assert!(
+        csv.contains("orm N=4 (zero-shot),") && csv.contains(",4,4,overall,32,24,0.750000"),
+        "{csv}"
+    );
+    for f in ["accuracy_by_tag.png", "scaling.png"] {
+        let png = image::open(out.join(f)).unwrap().to_rgb8();
+        assert!(png.pixels().any(|p| p.0 != [255, 255, 255]), "blank {f}");
+    }
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("src=\"../runs/orm/00012/samples/0003.png\""));
     assert!(html.contains("<img src=\"accuracy_vs_compute.svg\""));
+    assert!(html.contains("<img src=\"scaling.svg\"") && html.contains("href=\"scaling.png\""));
     // No leftovers of the atomic writes.
     let names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()

@@ -3,6 +3,7 @@
 //! together.
 
 use crate::run::Run;
+use crate::scaling::Scaling;
 use crate::tables::{interval, num, Tables};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,6 +17,8 @@ pub struct Page<'a> {
     pub out: &'a Path,
     /// `(file stem, title)` of each plot; `.svg` is shown, `.png` linked.
     pub plots: &'a [(&'a str, &'a str)],
+    /// Best-of-N scaling curves (a table under the plots when there are any).
+    pub scaling: &'a Scaling,
     /// Sentences shown under the plots (missing font, scaling curves).
     pub notes: &'a [String],
 }
@@ -169,6 +172,30 @@ pub fn render(p: &Page<'_>) -> String {
             escape(title),
             escape(title)
         );
+    }
+    if !p.scaling.curves.is_empty() {
+        let ns = p.scaling.n_primes();
+        let _ = writeln!(
+            s,
+            "<h3>Best-of-N scaling</h3>\n<p>Overall accuracy when the strategy picks among the first N′ of the run's candidates (ORM: highest verifier score; oracle: any correct); N′ = 1 is plain sampling. Also in <a href=\"scaling.csv\">CSV</a>.</p>\n<table><tr><th>run</th><th>N</th>"
+        );
+        for n in &ns {
+            let _ = write!(s, "<th>N′={n}</th>");
+        }
+        let _ = writeln!(s, "</tr>");
+        for c in &p.scaling.curves {
+            let _ = write!(s, "<tr><td>{}</td><td>{}</td>", escape(&c.label), c.n);
+            for n in &ns {
+                match c.points.iter().find(|q| q.n == *n) {
+                    Some(q) => {
+                        let _ = write!(s, "<td>{:.3}</td>", q.overall);
+                    }
+                    None => s.push_str("<td>—</td>"),
+                }
+            }
+            let _ = writeln!(s, "</tr>");
+        }
+        let _ = writeln!(s, "</table>");
     }
     for n in p.notes {
         let _ = writeln!(s, "<p>{}</p>", escape(n));

@@ -1,13 +1,15 @@
 //! Plots of a report, drawn with `plotters` into PNG (bitmap backend, encoded with `image`) and
 //! SVG: accuracy per tag and run (grouped bars with intervals), and overall accuracy against
-//! generator forwards per image with the Pareto front marked.
+//! generator forwards per image with the Pareto front marked, and best-of-N scaling curves.
 //!
 //! Text needs a font file: plotters' `ab_glyph` backend loads no system fonts by itself, so one is
 //! looked up at run time (`EVALCOT_FONT`, then common DejaVu/Liberation paths). Without one the
 //! plots are drawn without any text (the tables carry the numbers) and [`Font::missing`] says so.
 
+use crate::scaling::Scaling;
 use crate::tables::Tables;
 use harness::error::{Error, Location, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -170,15 +172,7 @@ pub fn accuracy_by_tag<DB: DrawingBackend>(
     }
     if text {
         for (g, name) in groups.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
-            root.draw_text(
-                name,
-                &("sans-serif", 13)
-                    .into_text_style(root)
-                    .pos(Pos::new(HPos::Center, VPos::Top)),
-                (px, py + 8),
-            )
-            .map_err(e)?;
+            axis_label(root, &chart, g as f64 + 0.5, name, 8)?;
         }
         legend(root, t)?;
     }
@@ -258,6 +252,113 @@ fn num_label(v: f64) -> String {
     }
 }
 
+/// A vertical grid line at `x` (chart units) with `label` below the axis (with text only).
+fn x_tick<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x: f64,
+    label: &str,
+    text: bool,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    chart
+        .draw_series([PathElement::new(
+            vec![(x, 0.0), (x, 1.0)],
+            RGBColor(215, 215, 215),
+        )])
+        .map_err(e)?;
+    if text {
+        axis_label(root, chart, x, label, 6)?;
+    }
+    Ok(())
+}
+
+/// `label` centred under the x axis at `x` (chart units), `dy` pixels below it.
+fn axis_label<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x: f64,
+    label: &str,
+    dy: i32,
+) -> std::result::Result<(), String> {
+    let (px, py) = chart.backend_coord(&(x, 0.0));
+    root.draw_text(
+        label,
+        &("sans-serif", 13)
+            .into_text_style(root)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+        (px, py + dy),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Draws the series legend (with text only) and presents the drawing.
+fn legend_and_present<'a, DB: DrawingBackend + 'a>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    legend: bool,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    if legend {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(position)
+            .draw()
+            .map_err(e)?;
+    }
+    root.present().map_err(e)
+}
+
+/// A chart of overall accuracy (y in [0, 1]) over a log-scale `x` range, with its caption and
+/// mesh drawn; the caller draws the x ticks (labels in data units, not log units).
+#[allow(clippy::type_complexity)]
+fn accuracy_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    x: std::ops::Range<f64>,
+    caption: &str,
+    x_desc: &str,
+    text: bool,
+) -> std::result::Result<
+    ChartContext<
+        'a,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(16)
+        .x_label_area_size(if text { 44 } else { 4 })
+        .y_label_area_size(if text { 52 } else { 4 });
+    if text {
+        builder.caption(caption, ("sans-serif", 20));
+    }
+    let mut chart = builder.build_cartesian_2d(x, 0f64..1.0f64).map_err(e)?;
+    {
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh()
+            .x_labels(0)
+            .light_line_style(RGBColor(238, 238, 238));
+        if text {
+            mesh.x_desc(x_desc)
+                .y_desc("overall accuracy")
+                .y_labels(6)
+                .y_label_formatter(&|v| format!("{v:.1}"))
+                .label_style(("sans-serif", 13));
+        } else {
+            mesh.y_labels(0);
+        }
+        mesh.draw().map_err(e)?;
+    }
+    Ok(chart)
+}
+
 /// Overall accuracy (with interval) against generator forwards per image (log scale), the
 /// Pareto front drawn as a dashed line through its runs, which are ringed.
 pub fn accuracy_vs_compute<DB: DrawingBackend>(
@@ -277,36 +378,13 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
         let pad = ((hi - lo) * 0.12).max(0.15);
         (lo - pad, hi + pad)
     };
-    let mut builder = ChartBuilder::on(root);
-    builder
-        .margin(16)
-        .x_label_area_size(if text { 44 } else { 4 })
-        .y_label_area_size(if text { 52 } else { 4 });
-    if text {
-        builder.caption(
-            "GenEval overall accuracy against compute",
-            ("sans-serif", 20),
-        );
-    }
-    let mut chart = builder
-        .build_cartesian_2d(lo..hi, 0f64..1.0f64)
-        .map_err(e)?;
-    {
-        let mut mesh = chart.configure_mesh();
-        mesh.disable_x_mesh()
-            .x_labels(0)
-            .light_line_style(RGBColor(238, 238, 238));
-        if text {
-            mesh.x_desc("generator forward passes per image (log scale)")
-                .y_desc("overall accuracy")
-                .y_labels(6)
-                .y_label_formatter(&|v| format!("{v:.1}"))
-                .label_style(("sans-serif", 13));
-        } else {
-            mesh.y_labels(0);
-        }
-        mesh.draw().map_err(e)?;
-    }
+    let mut chart = accuracy_chart(
+        root,
+        lo..hi,
+        "GenEval overall accuracy against compute",
+        "generator forward passes per image (log scale)",
+        text,
+    )?;
     let mut ticks = log_ticks(lo, hi);
     if ticks.len() < 2 {
         ticks.extend(t.runs.iter().map(|r| r.forwards.max(1.0).round()));
@@ -314,24 +392,7 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
         ticks.dedup();
     }
     for v in ticks {
-        let x = v.log10();
-        chart
-            .draw_series([PathElement::new(
-                vec![(x, 0.0), (x, 1.0)],
-                RGBColor(215, 215, 215),
-            )])
-            .map_err(e)?;
-        if text {
-            let (px, py) = chart.backend_coord(&(x, 0.0));
-            root.draw_text(
-                &num_label(v),
-                &("sans-serif", 13)
-                    .into_text_style(root)
-                    .pos(Pos::new(HPos::Center, VPos::Top)),
-                (px, py + 6),
-            )
-            .map_err(e)?;
-        }
+        x_tick(root, &mut chart, v.log10(), &num_label(v), text)?;
     }
     let points: Vec<(f64, f64)> = t
         .runs
@@ -391,18 +452,7 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
                 .map_err(e)?;
         }
     }
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(e)?;
-    }
-    root.present().map_err(e)?;
-    Ok(())
+    legend_and_present(root, &mut chart, text, SeriesLabelPosition::UpperLeft)
 }
 
 /// The plots a report writes.
@@ -454,11 +504,33 @@ fn plot_error(path: &Path, message: String) -> Error {
 
 /// PNG bytes of a plot.
 pub fn render_png(plot: Plot, t: &Tables, text: bool, path: &Path) -> Result<Vec<u8>> {
+    png_of(path, |root| plot.draw(root, t, text))
+}
+
+/// SVG text of a plot.
+pub fn render_svg(plot: Plot, t: &Tables, text: bool, path: &Path) -> Result<String> {
+    svg_of(path, |root| plot.draw(root, t, text))
+}
+
+/// PNG bytes of the best-of-N scaling plot.
+pub fn render_scaling_png(s: &Scaling, text: bool, path: &Path) -> Result<Vec<u8>> {
+    png_of(path, |root| scaling_curves(root, s, text))
+}
+
+/// SVG text of the best-of-N scaling plot.
+pub fn render_scaling_svg(s: &Scaling, text: bool, path: &Path) -> Result<String> {
+    svg_of(path, |root| scaling_curves(root, s, text))
+}
+
+fn png_of(
+    path: &Path,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<Vec<u8>> {
     let (w, h) = SIZE;
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        plot.draw(&root, t, text).map_err(|m| plot_error(path, m))?;
+        draw(&root).map_err(|m| plot_error(path, m))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf)
         .ok_or_else(|| plot_error(path, "bitmap of the wrong size".into()))?;
@@ -468,14 +540,71 @@ pub fn render_png(plot: Plot, t: &Tables, text: bool, path: &Path) -> Result<Vec
     Ok(png)
 }
 
-/// SVG text of a plot.
-pub fn render_svg(plot: Plot, t: &Tables, text: bool, path: &Path) -> Result<String> {
+fn svg_of(
+    path: &Path,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<String> {
     let mut s = String::new();
     {
         let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
-        plot.draw(&root, t, text).map_err(|m| plot_error(path, m))?;
+        draw(&root).map_err(|m| plot_error(path, m))?;
     }
     Ok(s)
+}
+
+/// Title of the scaling plot (its figure caption on the page).
+pub const SCALING_TITLE: &str = "Best-of-N scaling: overall accuracy when picking among the first N′ candidates of each run (N′ = 1: plain sampling)";
+
+/// File stem of the scaling plot.
+pub const SCALING_STEM: &str = "scaling";
+
+/// Overall accuracy against N′ (log2 scale), one line per curve, coloured as its run in the
+/// other plots.
+pub fn scaling_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &Scaling,
+    text: bool,
+) -> std::result::Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let ns = s.n_primes();
+    let hi = ns.last().map_or(1.0, |&n| (n.max(2) as f64).log2());
+    let (lo, hi) = (-0.3, hi + 0.3);
+    let mut chart = accuracy_chart(
+        root,
+        lo..hi,
+        "Best-of-N scaling (GenEval overall accuracy)",
+        "N′: candidates the pick is made among (log2 scale)",
+        text,
+    )?;
+    for &n in &ns {
+        x_tick(root, &mut chart, (n as f64).log2(), &n.to_string(), text)?;
+    }
+    for c in &s.curves {
+        let col = color(c.run);
+        let pts: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .map(|p| ((p.n as f64).log2(), p.overall))
+            .collect();
+        let line = chart
+            .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+            .map_err(e)?;
+        if text {
+            line.label(c.label.clone()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 14, y)], col.stroke_width(2))
+            });
+        }
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
+            .map_err(e)?;
+    }
+    legend_and_present(
+        root,
+        &mut chart,
+        text && !s.curves.is_empty(),
+        SeriesLabelPosition::LowerRight,
+    )
 }
 
 #[cfg(test)]
@@ -520,6 +649,31 @@ mod tests {
             let svg = render_svg(plot, &t, false, Path::new("x.svg")).unwrap();
             assert!(!svg.contains("<text"), "{svg}");
         }
+        let s = crate::scaling::Scaling {
+            curves: vec![crate::scaling::Curve {
+                run: 0,
+                label: "oracle N=4".into(),
+                dir: "a".into(),
+                strategy: "oracle".into(),
+                n: 4,
+                points: [(1, 0.2), (2, 0.5), (4, 0.7)]
+                    .map(|(n, overall)| crate::scaling::Point {
+                        n,
+                        tags: Vec::new(),
+                        overall,
+                    })
+                    .to_vec(),
+            }],
+            notes: Vec::new(),
+        };
+        let png = render_scaling_png(&s, false, Path::new("x.png")).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert!(
+            img.pixels().any(|p| p.0 == [31, 119, 180]),
+            "no curve drawn"
+        );
+        let svg = render_scaling_svg(&s, false, Path::new("x.svg")).unwrap();
+        assert!(!svg.contains("<text") && svg.contains("<polyline"), "{svg}");
         assert!(Font::Missing(vec!["/f.ttf".into()])
             .missing()
             .unwrap()

@@ -4,13 +4,13 @@
 use crate::html::{self, Page};
 use crate::plots::{self, Plot};
 use crate::run::{disambiguate_labels, Run};
+use crate::scaling::Scaling;
 use crate::tables::{BootstrapOptions, Tables};
 use harness::error::{Error, Location, Result};
 use harness::fsutil::write_atomic;
 use std::path::{Path, PathBuf};
 
-/// Why no best-of-N scaling curve is drawn.
-pub const NO_SCALING_CURVES: &str = "Best-of-N scaling curves (overall accuracy against N from one set of candidates) are not drawn: generation.jsonl records the chosen image's compute and the strategy's decisions (ORM: every candidate's verifier score in trace.p_yes; oracle: only how many candidates were correct), but not whether each candidate was correct, so re-picking among the first k candidates cannot be scored.";
+pub use crate::scaling::NO_SCALING_CURVES;
 
 impl BootstrapOptions {
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -53,6 +53,7 @@ pub fn write_report(
         .collect::<Result<Vec<_>>>()?;
     disambiguate_labels(&mut runs);
     let tables = Tables::compute(&runs, options);
+    let scaling = Scaling::compute(&runs);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
 
     let font = plots::font();
@@ -60,7 +61,7 @@ pub fn write_report(
     if let Some(n) = font.missing() {
         notes.push(n);
     }
-    notes.push(NO_SCALING_CURVES.to_string());
+    notes.extend(scaling.notes.iter().cloned());
 
     let mut files = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -70,6 +71,7 @@ pub fn write_report(
         Ok(())
     };
     let mut md = tables.markdown();
+    md.push_str(&scaling.markdown());
     md.push_str("\n## Notes\n\n");
     for n in &notes {
         md.push_str(&format!("- {n}\n"));
@@ -87,11 +89,22 @@ pub fn write_report(
         put(&svg_name, svg.as_bytes())?;
         plot_list.push((plot.stem(), plot.title()));
     }
+    if !scaling.curves.is_empty() {
+        put("scaling.csv", scaling.csv().as_bytes())?;
+        let stem = plots::SCALING_STEM;
+        let (png_name, svg_name) = (format!("{stem}.png"), format!("{stem}.svg"));
+        let png = plots::render_scaling_png(&scaling, font.available(), &out.join(&png_name))?;
+        put(&png_name, &png)?;
+        let svg = plots::render_scaling_svg(&scaling, font.available(), &out.join(&svg_name))?;
+        put(&svg_name, svg.as_bytes())?;
+        plot_list.push((stem, plots::SCALING_TITLE));
+    }
     let page = html::render(&Page {
         tables: &tables,
         runs: &runs,
         out,
         plots: &plot_list,
+        scaling: &scaling,
         notes: &notes,
     });
     put("index.html", page.as_bytes())?;
@@ -174,6 +187,20 @@ pub(crate) mod tests {
         let out = d.path().join("report");
         let w = write_report(&[a.clone(), b], &out, BootstrapOptions::default()).unwrap();
         assert_eq!(w.files.len(), 8);
+        // No candidate verdicts in these traces: no curves, and notes say why.
+        assert!(
+            w.notes.iter().any(|n| n == NO_SCALING_CURVES),
+            "{:?}",
+            w.notes
+        );
+        assert!(
+            w.notes
+                .iter()
+                .any(|n| n.starts_with("No best-of-N scaling curve for orm N=4")),
+            "{:?}",
+            w.notes
+        );
+        assert!(!out.join("scaling.png").exists());
         assert_eq!(w.tables.tags, ["single_object", "counting"]);
         let orm = &w.tables.runs[1];
         assert_eq!(orm.label, "orm N=4 (zero-shot)");
@@ -231,6 +258,80 @@ pub(crate) mod tests {
                 "{f}"
             );
         }
+    }
+
+    /// Rewrites a fake run's `generation.jsonl` traces: `trace(prompt, image)`.
+    pub(crate) fn set_traces(dir: &Path, trace: impl Fn(usize, usize) -> serde_json::Value) {
+        let path = dir.join("generation.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        for line in text.lines() {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = |k: &str| v[k].as_u64().unwrap() as usize;
+            let t = trace(key("prompt_index"), key("image_index"));
+            v["trace"] = t;
+            let _ = writeln!(out, "{v}");
+        }
+        std::fs::write(path, out).unwrap();
+    }
+
+    #[test]
+    fn report_draws_scaling_curves_from_candidate_verdicts() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("base");
+        let orm = d.path().join("orm");
+        let oracle = d.path().join("oracle");
+        let old = d.path().join("old");
+        fake_run(&base, "baseline", 1, 36, PROMPTS, 1, |_, _| true);
+        fake_run(&orm, "orm", 2, 72, PROMPTS, 1, |_, _| true);
+        fake_run(&oracle, "oracle", 2, 72, PROMPTS, 1, |_, _| true);
+        fake_run(&old, "orm", 2, 72, PROMPTS, 1, |_, _| true);
+        // ORM: candidate 0 right only for single_object, candidate 1 (higher score) always
+        // right; oracle: candidate 0 right only for prompt 0, candidate 1 only for counting.
+        set_traces(
+            &orm,
+            |p, _| serde_json::json!({"chosen": 1, "p_yes": [0.4, 0.6], "candidate_correct": [p < 5, true]}),
+        );
+        set_traces(
+            &oracle,
+            |p, _| serde_json::json!({"chosen": 0, "candidate_correct": [p == 0, p >= 5]}),
+        );
+        let out = d.path().join("report");
+        let w = write_report(&[base, orm, oracle, old], &out, BootstrapOptions::default()).unwrap();
+        assert_eq!(w.files.len(), 8 + 3);
+        assert!(
+            !w.notes.iter().any(|n| n == NO_SCALING_CURVES),
+            "{:?}",
+            w.notes
+        );
+        assert!(
+            w.notes
+                .iter()
+                .any(|n| n.contains("orm N=2 (zero-shot) [old]")
+                    && n.contains("trace.candidate_correct")),
+            "{:?}",
+            w.notes
+        );
+        let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+        // ORM: N′=1 single_object 1, counting 0 → 0.5; N′=2 1.0.
+        // Oracle: N′=1 single_object 1/3, counting 0 → 0.167; N′=2 (1/3 + 1) / 2 = 0.667.
+        assert!(
+            md.contains("| orm N=2 (zero-shot) [orm] | 2 | 0.500 | 1.000 |"),
+            "{md}"
+        );
+        assert!(md.contains("| oracle N=2 | 2 | 0.167 | 0.667 |"), "{md}");
+        let csv = std::fs::read_to_string(out.join("scaling.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 2 * 2 * 3, "{csv}");
+        let png = image::open(out.join("scaling.png")).unwrap().to_rgb8();
+        assert_eq!(png.dimensions(), plots::SIZE);
+        let svg = std::fs::read_to_string(out.join("scaling.svg")).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<polyline"),
+            "{svg}"
+        );
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        assert!(html.contains("<img src=\"scaling.svg\""), "{html}");
+        assert!(html.contains("<td>oracle N=2</td><td>2</td><td>0.167</td><td>0.667</td>"));
     }
 
     #[test]

@@ -94,6 +94,34 @@ pub struct Run {
     pub compute: BTreeMap<ImageKey, ImageCompute>,
     /// Images whose generation failed (no PNG; counted incorrect).
     pub failed: usize,
+    /// Per image: what its generation record's `trace` says about every candidate (for
+    /// best-of-N′ scaling curves); every image of `images` has one.
+    pub candidates: BTreeMap<ImageKey, CandidateTrace>,
+}
+
+/// Every candidate of one output image, as the strategy's `trace` records it (ORM: `p_yes`
+/// and `candidate_correct`; oracle: `candidate_correct`). Read leniently: a field that is absent
+/// or not an array of the expected type is `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CandidateTrace {
+    /// The verifier's score of each candidate, in candidate order.
+    pub p_yes: Option<Vec<f64>>,
+    /// Each candidate's GenEval verdict by the evaluation detector, in candidate order.
+    pub correct: Option<Vec<bool>>,
+    /// The record has an `error` (the image's generation failed).
+    pub failed: bool,
+}
+
+impl CandidateTrace {
+    fn from_trace(trace: &serde_json::Value, failed: bool) -> CandidateTrace {
+        let array = |k: &str| trace.get(k).and_then(|v| v.as_array());
+        CandidateTrace {
+            p_yes: array("p_yes").and_then(|a| a.iter().map(|x| x.as_f64()).collect()),
+            correct: array("candidate_correct")
+                .and_then(|a| a.iter().map(|x| x.as_bool()).collect()),
+            failed,
+        }
+    }
 }
 
 impl Run {
@@ -111,6 +139,7 @@ impl Run {
         let gen_path = dir.join("generation.jsonl");
         let generation = read_generation(&gen_path)?;
         let mut compute = BTreeMap::new();
+        let mut candidates = BTreeMap::new();
         let mut failed = 0;
         for img in &images {
             let g = generation.get(&img.key()).ok_or_else(|| {
@@ -125,6 +154,7 @@ impl Run {
                 )
             })?;
             compute.insert(img.key(), g.compute);
+            candidates.insert(img.key(), g.candidates.clone());
             failed += g.failed as usize;
         }
         Ok(Run {
@@ -134,6 +164,7 @@ impl Run {
             images,
             compute,
             failed,
+            candidates,
         })
     }
 
@@ -265,11 +296,14 @@ struct GenerationLine {
     compute: ImageCompute,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    trace: serde_json::Value,
 }
 
 struct Generation {
     compute: ImageCompute,
     failed: bool,
+    candidates: CandidateTrace,
 }
 
 /// Reads `generation.jsonl`. A last line without its newline (a run killed while appending) is
@@ -297,6 +331,7 @@ fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
             Generation {
                 compute: g.compute,
                 failed: g.error.is_some(),
+                candidates: CandidateTrace::from_trace(&g.trace, g.error.is_some()),
             },
         );
     }
