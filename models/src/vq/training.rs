@@ -80,49 +80,45 @@ fn one() -> f64 {
     1.0
 }
 
-/// Per-pixel loss weights of a scene: 1 on objects grown by one pixel, `background` elsewhere.
-pub fn pixel_weights(scene: &world::Scene, background: f64) -> Vec<f32> {
+/// Pixels within `offsets` of some object's mask (row-major, true = near an object).
+fn near_objects(scene: &world::Scene, offsets: &[(i64, i64)]) -> Vec<bool> {
     let (w, h) = scene.image.dimensions();
-    let mut out = vec![background as f32; (w * h) as usize];
-    for o in &scene.objects {
-        for y in 0..h {
-            for x in 0..w {
-                if o.mask.get(x, y) {
-                    for (dx, dy) in [(0i64, 0i64), (-1, 0), (1, 0), (0, -1), (0, 1)] {
-                        let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                        if nx >= 0 && ny >= 0 && (nx as u32) < w && (ny as u32) < h {
-                            out[(ny as u32 * w + nx as u32) as usize] = 1.0;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Background pixels: farther than two pixels from every object (outlines included).
-fn background_mask(scene: &world::Scene) -> Vec<bool> {
-    let (w, h) = scene.image.dimensions();
-    let mut bg = vec![true; (w * h) as usize];
+    let mut near = vec![false; (w * h) as usize];
     for o in &scene.objects {
         for y in 0..h {
             for x in 0..w {
                 if !o.mask.get(x, y) {
                     continue;
                 }
-                for dy in -2i64..=2 {
-                    for dx in -2i64..=2 {
-                        let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                        if nx >= 0 && ny >= 0 && (nx as u32) < w && (ny as u32) < h {
-                            bg[(ny as u32 * w + nx as u32) as usize] = false;
-                        }
+                for &(dx, dy) in offsets {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    if nx >= 0 && ny >= 0 && (nx as u32) < w && (ny as u32) < h {
+                        near[(ny as u32 * w + nx as u32) as usize] = true;
                     }
                 }
             }
         }
     }
-    bg
+    near
+}
+
+/// Per-pixel loss weights of a scene: 1 on objects grown by one pixel, `background` elsewhere.
+pub fn pixel_weights(scene: &world::Scene, background: f64) -> Vec<f32> {
+    near_objects(scene, &[(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)])
+        .into_iter()
+        .map(|n| if n { 1.0 } else { background as f32 })
+        .collect()
+}
+
+/// Background pixels: farther than two pixels from every object (outlines included).
+fn background_mask(scene: &world::Scene) -> Vec<bool> {
+    let square: Vec<(i64, i64)> = (-2..=2)
+        .flat_map(|dy| (-2..=2).map(move |dx| (dx, dy)))
+        .collect();
+    near_objects(scene, &square)
+        .into_iter()
+        .map(|n| !n)
+        .collect()
 }
 
 /// The reconstruction target of a scene: the render, with every background pixel replaced by
@@ -227,9 +223,8 @@ fn perceptual_loss<B: Backend>(
     let energy = f_o.clone().powf_scalar(2.0).mean().add_scalar(1e-6);
     let feature = (f_r - f_o).powf_scalar(2.0).mean() / energy;
     let [b, _, g, _] = o_r.dims();
-    let heat = HEAT;
-    let l = o_r.slice([0..b, 0..heat, 0..g, 0..g]);
-    let t = sigmoid(o_o.slice([0..b, 0..heat, 0..g, 0..g]));
+    let l = o_r.slice([0..b, 0..HEAT, 0..g, 0..g]);
+    let t = sigmoid(o_o.slice([0..b, 0..HEAT, 0..g, 0..g]));
     // BCE with logits: softplus(l) − t·l, summed over classes.
     let bce = softplus(l.clone(), 1.0) - t * l;
     let heat_loss = bce.sum().div_scalar((b * g * g) as f64);
