@@ -33,6 +33,9 @@ pub enum Command {
     /// Generate a suite with a strategy, score it, and write the official layout, results and
     /// summary (resumes an interrupted run in the same --out).
     Run(Box<RunArgs>),
+    /// Join the shards of a sharded run (`run --shard K/N`) into one run folder, after checking
+    /// that they are all there, finished, and of the same configuration and build.
+    Merge(MergeArgs),
     /// Tables (Markdown, CSV, LaTeX) with bootstrap intervals, plots (PNG, SVG) and an offline
     /// HTML page from run folders.
     Report(ReportArgs),
@@ -132,6 +135,21 @@ pub struct RunArgs {
     /// Evaluation detector folder; the embedded one when omitted.
     #[arg(long, value_name = "DIR")]
     pub detector: Option<PathBuf>,
+    /// Do only the K-th (0-based) of N disjoint slices of the images, into `OUT.shard-K-of-N`;
+    /// `auto` takes K and N from the scheduler (EVALCOT_SHARD, Slurm job arrays), `auto/N` takes
+    /// K (also Kubernetes' JOB_COMPLETION_INDEX). Join the slices with `evalcot merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard folders of one run (`OUT.shard-K-of-N`, written by `run --shard`), all N.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// The merged run folder (must not exist, or be empty).
+    #[arg(long, value_name = "RUN")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,10 @@
 mod cli;
 mod commands;
 
+/// This build: the package version and the commit (see build.rs).
+pub const CODE_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("EVALCOT_COMMIT"), ")");
+
 use clap::Parser;
 
 fn main() {

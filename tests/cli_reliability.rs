@@ -4,7 +4,7 @@
 //! resumes (root only: it mounts a small tmpfs).
 
 mod common;
-use common::{path, text};
+use common::{files, path, samples, sorted_lines, sorted_results, text};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,54 +55,6 @@ fn finish(out: &Path, threads: &str) -> String {
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
     err
-}
-
-/// results.jsonl with the run folder replaced, sorted.
-fn sorted_results(dir: &Path) -> Vec<String> {
-    sorted_lines(&dir.join("results.jsonl"), dir)
-}
-
-fn sorted_lines(file: &Path, dir: &Path) -> Vec<String> {
-    let root = format!("{}/", dir.display());
-    let mut lines: Vec<String> = std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .map(|l| l.replace(&root, "RUN/"))
-        .collect();
-    lines.sort();
-    lines
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// The sample PNGs (visible names only) and their bytes.
-fn samples(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    files(dir)
-        .into_iter()
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "png")
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .map(|p| {
-            let bytes = std::fs::read(dir.join(&p)).unwrap();
-            (p, bytes)
-        })
-        .collect()
 }
 
 /// What a killed run folder may hold: complete record lines (a last line without newline is a

@@ -556,7 +556,7 @@ pub fn gate(
     options: GateOptions,
 ) -> Result<(GateReport, String)> {
     let baseline = Baseline::load(baseline_path)?;
-    let results = results_path(run);
+    let results = results_path(run)?;
     let images = read_results(&results)?;
     let report = compare(&baseline, baseline_path, &images, &results, options)?;
     let text = report.render(
@@ -567,17 +567,18 @@ pub fn gate(
 }
 
 /// `run/results.jsonl` for a folder, `run` itself for a file.
-pub fn results_path(run: &Path) -> std::path::PathBuf {
+pub fn results_path(run: &Path) -> Result<std::path::PathBuf> {
     if run.is_dir() {
-        run.join("results.jsonl")
+        crate::run::refuse_shard(run)?;
+        Ok(run.join("results.jsonl"))
     } else {
-        run.to_path_buf()
+        Ok(run.to_path_buf())
     }
 }
 
 /// Writes the baseline of a run (folder or results file) to `out`, atomically.
 pub fn write_baseline(run: &Path, out: &Path) -> Result<Baseline> {
-    let results = results_path(run);
+    let results = results_path(run)?;
     let images = read_results(&results)?;
     let label = if run.is_dir() && run.join("config.yaml").exists() {
         harness::config::load_yaml::<crate::run::RunMeta>(&run.join("config.yaml"))?.label()

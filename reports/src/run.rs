@@ -124,6 +124,19 @@ impl CandidateTrace {
     }
 }
 
+/// A shard folder (`run --shard K/N`) holds a slice of a run: reporting or gating it alone would
+/// pass off a part as the whole.
+pub fn refuse_shard(dir: &Path) -> Result<()> {
+    let shard = dir.join("shard.json");
+    if shard.is_file() {
+        return Err(Error::invalid(
+            Location::file(shard.display().to_string()),
+            "the folder is one shard of a sharded run; join all shards with `evalcot merge SHARD_DIR… --out RUN` and use RUN",
+        ));
+    }
+    Ok(())
+}
+
 impl Run {
     /// Reads `dir/config.yaml`, `dir/results.jsonl` and `dir/generation.jsonl`.
     pub fn load(dir: &Path) -> Result<Run> {
@@ -133,6 +146,7 @@ impl Run {
                 "is not a run folder (expected config.yaml, results.jsonl and generation.jsonl written by `evalcot run`)",
             ));
         }
+        refuse_shard(dir)?;
         let meta = read_meta(&dir.join("config.yaml"))?;
         let results_path = dir.join("results.jsonl");
         let images = read_results(&results_path)?;

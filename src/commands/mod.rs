@@ -2,6 +2,7 @@
 
 mod eval;
 mod gate;
+mod merge;
 mod report;
 pub mod run;
 mod score;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Train(a) => train::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Merge(a) => merge::run(&a),
         Command::Report(a) => report::run(&a),
         Command::Gate(a) => gate::run(&a),
     }

@@ -7,6 +7,7 @@ use models::maskgit::BurnGenerator;
 use models::Cpu;
 use std::path::{Path, PathBuf};
 use strategies::runner::{self, RunPlan};
+use strategies::shard::Shard;
 use strategies::{Context, RunConfig};
 
 /// Command-line flags over the YAML config (over the defaults).
@@ -88,6 +89,12 @@ pub fn load_judge(name: &str) -> anyhow::Result<models::judge::BurnJudge<Cpu>> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let mut cfg = resolve(args)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let suite = match cfg.suite.as_str() {
         "geneval" => Suite::official(),
         path => Suite::load(Path::new(path))?,
@@ -109,10 +116,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         "baseline" | "oracle" => None,
         _ => Some(load_judge(&cfg.judge)?),
     };
-    let out = args
+    let base_out = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.strategy));
+    let out = shard.map_or_else(|| base_out.clone(), |s| s.folder(&base_out));
     let resolved = serde_norway::to_string(&cfg)?;
     let cx = Context {
         generator: &generator,
@@ -130,6 +138,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         seed: cfg.seed,
         batch_jobs: cfg.batch_prompts * cfg.images_per_prompt,
         resolved_config: &resolved,
+        shard,
+        code_version: crate::CODE_VERSION,
     };
     let started = std::time::Instant::now();
     let bar = ProgressBar::new((prompts.len() * cfg.images_per_prompt) as u64);
@@ -161,5 +171,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         compute.judge_calls as f64 / images,
         out.display()
     );
+    if let Some(s) = shard {
+        eprintln!(
+            "this is shard {s} of the run; once all {} have finished: evalcot merge {}.shard-*-of-{} --out {}",
+            s.count,
+            base_out.display(),
+            s.count,
+            base_out.display()
+        );
+    }
     Ok(0)
 }

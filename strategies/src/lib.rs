@@ -12,6 +12,7 @@ pub mod parm;
 pub mod parm_plus;
 pub mod prm;
 pub mod runner;
+pub mod shard;
 
 use harness::detector::Detector;
 use harness::generator::{Generator, Trajectory};

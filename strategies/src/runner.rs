@@ -7,6 +7,7 @@
 //! gets a `generation.jsonl` record whose `error` names the model and the input, and a result
 //! counted as incorrect with that reason.
 
+use crate::shard::{Shard, ShardManifest};
 use crate::{Compute, Context, Job, Outcome, Strategy};
 use harness::detector::Detector;
 use harness::error::{is_non_finite, Error, Location};
@@ -48,6 +49,11 @@ pub struct RunPlan<'a> {
     /// The fully resolved configuration, written as `config.yaml`; a folder holding another
     /// configuration is refused.
     pub resolved_config: &'a str,
+    /// Only this slice of the images (`--shard K/N`); the folder then holds `shard.json`.
+    pub shard: Option<Shard>,
+    /// The evalcot build, recorded in `shard.json` so that shards of different builds are not
+    /// merged.
+    pub code_version: &'a str,
 }
 
 /// What a finished run produced.
@@ -105,6 +111,38 @@ pub fn generate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> harness::Result<(usize, usize)> {
     let out = plan.out;
+    let all_jobs = plan.prompts.iter().flat_map(|p| {
+        (0..plan.images_per_prompt).map(move |k| Job {
+            prompt_index: p.index,
+            image_index: k,
+            metadata: p.metadata.clone(),
+            seed: derive_seed(plan.seed, &[p.index as u64, k as u64]),
+        })
+    });
+    let run_images = plan.prompts.len() * plan.images_per_prompt;
+    let mine: Vec<Job> = match plan.shard {
+        Some(s) => all_jobs
+            .enumerate()
+            .filter(|(i, _)| s.owns(*i))
+            .map(|(_, j)| j)
+            .collect(),
+        None => all_jobs.collect(),
+    };
+    let manifest = plan.shard.map(|s| {
+        let images = mine
+            .iter()
+            .map(|j| (j.prompt_index, j.image_index))
+            .collect();
+        ShardManifest::new(s, plan.code_version, run_images, images)
+    });
+    if let Some(s) = plan.shard.filter(|_| mine.is_empty()) {
+        return Err(invalid(
+            out,
+            format!(
+                "shard {s} has no image: the run has {run_images}; use at most {run_images} shards"
+            ),
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let config_path = out.join("config.yaml");
     match std::fs::read_to_string(&config_path) {
@@ -115,34 +153,29 @@ pub fn generate(
         Ok(_) => {}
         Err(_) => harness::fsutil::write_atomic(&config_path, plan.resolved_config.as_bytes())?,
     }
+    crate::shard::claim(out, manifest.as_ref())?;
     let writer = LayoutWriter::create(out)?;
     remove_stale_temporaries(out);
-    for p in plan.prompts {
-        writer.write_metadata(p.index, &p.metadata)?;
-        let folder = out.join(LayoutWriter::folder_name(p.index));
-        remove_stale_temporaries(&folder);
-        remove_stale_temporaries(&folder.join("samples"));
+    let mut prompts_written = std::collections::BTreeSet::new();
+    for j in &mine {
+        if prompts_written.insert(j.prompt_index) {
+            writer.write_metadata(j.prompt_index, &j.metadata)?;
+            let folder = out.join(LayoutWriter::folder_name(j.prompt_index));
+            remove_stale_temporaries(&folder);
+            remove_stale_temporaries(&folder.join("samples"));
+        }
     }
     let gen_path = out.join("generation.jsonl");
     let done = read_generation(&gen_path)?;
-    let jobs: Vec<Job> = plan
-        .prompts
-        .iter()
-        .flat_map(|p| {
-            (0..plan.images_per_prompt).map(move |k| Job {
-                prompt_index: p.index,
-                image_index: k,
-                metadata: p.metadata.clone(),
-                seed: derive_seed(plan.seed, &[p.index as u64, k as u64]),
-            })
-        })
+    let total = mine.len();
+    let jobs: Vec<Job> = mine
+        .into_iter()
         .filter(|j| {
             !done.get(&(j.prompt_index, j.image_index)).is_some_and(|r| {
                 r.error.is_some() || writer.sample_path(j.prompt_index, j.image_index).exists()
             })
         })
         .collect();
-    let total = plan.prompts.len() * plan.images_per_prompt;
     let resumed = total - jobs.len();
     let mut finished = resumed;
     progress(finished, total);
@@ -348,7 +381,7 @@ fn failed_generation(
 }
 
 /// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png`.
-fn key_of(filename: &str) -> Option<(usize, usize)> {
+pub(crate) fn key_of(filename: &str) -> Option<(usize, usize)> {
     let path = Path::new(filename);
     let image = path.file_stem()?.to_str()?.parse().ok()?;
     let folder = path

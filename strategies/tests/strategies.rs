@@ -94,6 +94,8 @@ fn an_interrupted_run_resumes_to_the_same_results() {
             seed: 7,
             batch_jobs: 3,
             resolved_config: "strategy: oracle\n",
+            shard: None,
+            code_version: "test",
         };
         let mut batches = 0;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -141,6 +143,8 @@ fn an_interrupted_run_resumes_to_the_same_results() {
         seed: 8,
         batch_jobs: 3,
         resolved_config: "strategy: oracle\nseed: 8\n",
+        shard: None,
+        code_version: "test",
     };
     let err = runner::generate(&plan, strategy.as_ref(), &context(&g, 4), &mut |_, _| {})
         .unwrap_err()
@@ -288,6 +292,8 @@ fn run_and_score(
         seed: 3,
         batch_jobs: 4,
         resolved_config: "x\n",
+        shard: None,
+        code_version: "test",
     };
     let s = by_name(strategy).unwrap();
     let (generated, _) = runner::generate(&plan, s.as_ref(), cx, &mut |_, _| {}).unwrap();

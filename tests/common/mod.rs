@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses a subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `evalcot ARGS…`, optionally with `RAYON_NUM_THREADS`.
@@ -48,4 +48,52 @@ pub fn world_suite_one_image(out: &Path, seed: u64) {
         path(out),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+/// results.jsonl with the run folder replaced, sorted.
+pub fn sorted_results(dir: &Path) -> Vec<String> {
+    sorted_lines(&dir.join("results.jsonl"), dir)
+}
+
+pub fn sorted_lines(file: &Path, dir: &Path) -> Vec<String> {
+    let root = format!("{}/", dir.display());
+    let mut lines: Vec<String> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| l.replace(&root, "RUN/"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The sample PNGs (visible names only) and their bytes.
+pub fn samples(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files(dir)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "png")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
+        .map(|p| {
+            let bytes = std::fs::read(dir.join(&p)).unwrap();
+            (p, bytes)
+        })
+        .collect()
 }
