@@ -41,6 +41,26 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare a run with a committed baseline; exit 1 on a significant drop beyond --max-drop.
     Gate(GateArgs),
+    /// Serve one of evalcot's models as an external worker (evalcot-ext/1 over standard input
+    /// and output; see external/PROTOCOL.md), e.g. `--generator "ext:evalcot serve generator"`.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which model to serve.
+    pub role: ServeRole,
+    /// The model: a generator or judge name or folder, or a detector folder (the embedded
+    /// evaluation detector when omitted).
+    #[arg(long, value_name = "NAME|DIR")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ServeRole {
+    Generator,
+    Judge,
+    Detector,
 }
 
 #[derive(Debug, Args)]
@@ -105,7 +125,8 @@ pub struct RunArgs {
     pub cfg_scale: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Generator name (`base`) or folder with generator.json.
+    /// Generator name (`base`), folder with generator.json, or `ext:CMD` (a worker speaking
+    /// evalcot-ext/1, see external/PROTOCOL.md).
     #[arg(long)]
     pub generator: Option<String>,
     /// Comma-separated tags, e.g. `counting,position`.
@@ -123,7 +144,8 @@ pub struct RunArgs {
     /// Prompts batched together through the models.
     #[arg(long)]
     pub batch_prompts: Option<usize>,
-    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, or a folder with judge.json.
+    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, a folder with judge.json, or
+    /// `ext:CMD` (a worker).
     #[arg(long)]
     pub judge: Option<String>,
     /// PARM's decisions: sample (as the paper's code) or threshold at 0.5.
@@ -132,9 +154,9 @@ pub struct RunArgs {
     /// Output folder (default runs/<strategy>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Evaluation detector folder; the embedded one when omitted.
-    #[arg(long, value_name = "DIR")]
-    pub detector: Option<PathBuf>,
+    /// Evaluation detector: a folder, or `ext:CMD` (a worker); the embedded one when omitted.
+    #[arg(long, value_name = "DIR|ext:CMD")]
+    pub detector: Option<String>,
     /// Do only the K-th (0-based) of N disjoint slices of the images, into `OUT.shard-K-of-N`;
     /// `auto` takes K and N from the scheduler (EVALCOT_SHARD, Slurm job arrays), `auto/N` takes
     /// K (also Kubernetes' JOB_COMPLETION_INDEX). Join the slices with `evalcot merge`.
@@ -164,9 +186,10 @@ pub struct ScoreArgs {
     /// Detections JSONL instead of images, one image per line: {"folder", "image", "metadata", "detections": [{"class", "score", "box", "color"}]}.
     #[arg(long, value_name = "FILE")]
     pub detections: Option<PathBuf>,
-    /// Detector folder (detector.json + detector.bpk); the embedded evaluation detector when omitted.
-    #[arg(long, value_name = "DIR")]
-    pub detector: Option<PathBuf>,
+    /// Detector folder (detector.json + detector.bpk) or `ext:CMD` (a worker, see
+    /// external/PROTOCOL.md); the embedded evaluation detector when omitted.
+    #[arg(long, value_name = "DIR|ext:CMD")]
+    pub detector: Option<String>,
     /// Images per detector batch.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,

@@ -6,6 +6,7 @@ mod merge;
 mod report;
 pub mod run;
 mod score;
+mod serve;
 mod suite;
 mod summary;
 mod train;
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Merge(a) => merge::run(&a),
         Command::Report(a) => report::run(&a),
         Command::Gate(a) => gate::run(&a),
+        Command::Serve(a) => serve::run(&a),
     }
 }

@@ -1,6 +1,9 @@
 use crate::cli::RunArgs;
 use crate::commands::score::{summarise, write_summary};
 use anyhow::anyhow;
+use harness::detector::Detector;
+use harness::generator::Generator;
+use harness::judge::Judge;
 use harness::Suite;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::maskgit::BurnGenerator;
@@ -18,6 +21,9 @@ fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
     };
     macro_rules! set {
         ($($field:ident),*) => { $( if let Some(v) = &args.$field { cfg.$field = v.clone(); } )* };
+    }
+    if let Some(d) = &args.detector {
+        cfg.detector = Some(d.clone());
     }
     set!(
         suite,
@@ -68,6 +74,54 @@ pub fn load_generator(name: &str) -> anyhow::Result<BurnGenerator<Cpu>> {
     Ok(models::embedded::generator(name, &device)?)
 }
 
+/// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder. Returns
+/// it with the guidance scale in use (`cfg_scale` when given, else the generator's default).
+pub fn open_generator(
+    spec: &str,
+    cfg_scale: Option<f64>,
+) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
+    if let Some(cmd) = external::command_of(spec) {
+        let mut g = external::ExtGenerator::start(
+            cmd,
+            external::timeout_from_env().map_err(|e| anyhow!(e))?,
+        )
+        .map_err(|e| anyhow!(e))?;
+        if let Some(s) = cfg_scale {
+            g.set_cfg_scale(s);
+        }
+        let scale = g.cfg_scale();
+        return Ok((Box::new(g), scale));
+    }
+    let mut g = load_generator(spec)?;
+    if let Some(s) = cfg_scale {
+        g.sampling.cfg_scale = s;
+    }
+    let scale = g.sampling.cfg_scale;
+    Ok((Box::new(g), Some(scale)))
+}
+
+/// A judge spec: `ext:CMD`, a name or a folder.
+pub fn open_judge(spec: &str) -> anyhow::Result<Box<dyn Judge>> {
+    if let Some(cmd) = external::command_of(spec) {
+        let timeout = external::timeout_from_env().map_err(|e| anyhow!(e))?;
+        return Ok(Box::new(
+            external::ExtJudge::start(cmd, timeout).map_err(|e| anyhow!(e))?,
+        ));
+    }
+    Ok(Box::new(load_judge(spec)?))
+}
+
+/// A detector spec: `ext:CMD`, a folder, or the embedded evaluation detector when `None`.
+pub fn open_detector(spec: Option<&str>) -> anyhow::Result<Box<dyn Detector>> {
+    if let Some(cmd) = spec.and_then(external::command_of) {
+        let timeout = external::timeout_from_env().map_err(|e| anyhow!(e))?;
+        return Ok(Box::new(
+            external::ExtDetector::start(cmd, timeout).map_err(|e| anyhow!(e))?,
+        ));
+    }
+    Ok(Box::new(load_detector(spec.map(Path::new))?))
+}
+
 /// The detector in `dir`, or the embedded evaluation detector.
 pub fn load_detector(dir: Option<&Path>) -> anyhow::Result<models::detector::BurnDetector<Cpu>> {
     let device = Default::default();
@@ -104,17 +158,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     if prompts.is_empty() {
         anyhow::bail!("the selection matches no prompt of {}", suite.source);
     }
-    let mut generator = load_generator(&cfg.generator)?;
-    if let Some(s) = cfg.cfg_scale {
-        generator.sampling.cfg_scale = s;
-    }
-    cfg.cfg_scale = Some(generator.sampling.cfg_scale);
-    let steps = *cfg.steps.get_or_insert(generator.sampling.steps);
-    let detector = load_detector(args.detector.as_deref())?;
+    let (generator, cfg_scale) = open_generator(&cfg.generator, cfg.cfg_scale)?;
+    cfg.cfg_scale = cfg_scale;
+    let steps = *cfg.steps.get_or_insert(generator.default_steps());
+    let detector = open_detector(cfg.detector.as_deref())?;
     let strategy = strategies::by_name(&cfg.strategy).map_err(|e| anyhow!(e))?;
     let judge = match cfg.strategy.as_str() {
         "baseline" | "oracle" => None,
-        _ => Some(load_judge(&cfg.judge)?),
+        _ => Some(open_judge(&cfg.judge)?),
     };
     let base_out = args
         .out
@@ -123,12 +174,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let out = shard.map_or_else(|| base_out.clone(), |s| s.folder(&base_out));
     let resolved = serde_norway::to_string(&cfg)?;
     let cx = Context {
-        generator: &generator,
+        generator: generator.as_ref(),
         steps,
         n: cfg.n,
-        detector: Some(&detector),
+        detector: Some(detector.as_ref()),
         rules: harness::RuleConfig::default(),
-        judge: judge.as_ref().map(|j| j as &dyn harness::judge::Judge),
+        judge: judge.as_deref(),
         decision: cfg.decision,
     };
     let plan = RunPlan {
@@ -155,7 +206,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     })?;
     bar.finish_and_clear();
     let gen_seconds = started.elapsed().as_secs_f64();
-    let (records, compute) = runner::score(&out, &detector, &cx.rules, 64, &|_| {})?;
+    let (records, compute) = runner::score(&out, detector.as_ref(), &cx.rules, 64, &|_| {})?;
     for r in &records {
         if let Some(e) = r.extra.get("error").and_then(|e| e.as_str()) {
             eprintln!("failed: {}: {e}", r.filename);

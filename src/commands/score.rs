@@ -50,7 +50,7 @@ fn score_images(
     args: &ScoreArgs,
     cfg: &RuleConfig,
 ) -> anyhow::Result<Vec<ResultRecord>> {
-    let detector = crate::commands::run::load_detector(args.detector.as_deref())?;
+    let detector = crate::commands::run::open_detector(args.detector.as_deref())?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -59,9 +59,10 @@ fn score_images(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let scored = harness::scoring::score_image_dir(dir, &detector, cfg, args.batch_size, &|n| {
-        bar.set_position(n as u64)
-    })?;
+    let scored =
+        harness::scoring::score_image_dir(dir, detector.as_ref(), cfg, args.batch_size, &|n| {
+            bar.set_position(n as u64)
+        })?;
     bar.finish_and_clear();
     for w in &scored.warnings {
         eprintln!("warning: {w}");

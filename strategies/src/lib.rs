@@ -268,6 +268,9 @@ pub struct RunConfig {
     pub judge: String,
     /// PARM's yes/no decisions.
     pub decision: Decision,
+    /// The evaluation detector: a folder or `ext:CMD`; the embedded one when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<String>,
 }
 
 impl Default for RunConfig {
@@ -288,6 +291,7 @@ impl Default for RunConfig {
             batch_prompts: 8,
             judge: "fine-tuned".into(),
             decision: Decision::Sample,
+            detector: None,
         }
     }
 }
