@@ -325,6 +325,8 @@ pub enum TrainModel {
     Generator,
     /// A judge (zero-shot on renders, or fine-tuned on the generator with the annotator).
     Judge,
+    /// Preference alignment of a generator: DPO, iterative DPO, reward-guided DPO.
+    Dpo,
 }
 
 /// Compute device: the CPU (burn-flex), or an NVIDIA GPU (binary built with `--features cuda`).

@@ -51,14 +51,21 @@ fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
 
 /// A generator by name or folder. Names: the generators shipped in the binary.
 pub fn load_generator(name: &str) -> anyhow::Result<BurnGenerator<Cpu>> {
-    let device = Default::default();
+    load_generator_on::<Cpu>(name, &Default::default())
+}
+
+/// [`load_generator`] on any backend (DPO trains next to a reference on its device).
+pub fn load_generator_on<B: burn::prelude::Backend>(
+    name: &str,
+    device: &B::Device,
+) -> anyhow::Result<BurnGenerator<B>> {
     let dir = Path::new(name);
     if dir.join("generator.json").exists() {
         let tok = dir.join("tokenizer");
         let tokenizer = if tok.join("tokenizer.json").exists() {
-            models::vq::VqTokenizer::load_dir(&tok, &device)?
+            models::vq::VqTokenizer::load_dir(&tok, device)?
         } else {
-            models::embedded::tokenizer(&device)?
+            models::embedded::tokenizer(device)?
         };
         let meta = models::train_loop::read_json(&dir.join("generator.json"))?;
         let path = dir.join("generator.bpk");
@@ -68,10 +75,10 @@ pub fn load_generator(name: &str) -> anyhow::Result<BurnGenerator<Cpu>> {
             bytes,
             tokenizer,
             &path.display().to_string(),
-            &device,
+            device,
         )?);
     }
-    Ok(models::embedded::generator(name, &device)?)
+    Ok(models::embedded::generator(name, device)?)
 }
 
 /// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder. Returns

@@ -5,6 +5,7 @@ use models::detector::DetectorTrainConfig;
 use models::judge::{JudgeMode, JudgeTrainConfig};
 use models::maskgit::GeneratorTrainConfig;
 use models::vq::VqTrainConfig;
+use std::path::Path;
 
 /// `evalcot train MODEL --config FILE --out DIR [--device cpu|cuda]`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
@@ -144,6 +145,113 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
             bar.finish();
             eprintln!("wrote {}", args.out.display());
         }
+        TrainModel::Dpo => train_dpo::<B>(args, device)?,
     }
     Ok(0)
+}
+
+/// `evalcot train dpo`: pairs (cached in OUT/pairs.jsonl, so that a resumed run does not
+/// resample them), then the DPO loop.
+fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow::Result<()> {
+    use crate::commands::run::{load_generator_on, open_generator, open_judge};
+    use models::maskgit::dpo::{self, DpoTrainConfig, Pair, PairStats};
+    let cfg: DpoTrainConfig = prepare(args, DpoTrainConfig::validate)?;
+    let pairs_path = args.out.join("pairs.jsonl");
+    let stats_path = args.out.join("pairs.json");
+    let cached: Option<(serde_json::Value, PairStats)> = std::fs::read_to_string(&stats_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let pairs_cfg = serde_json::to_value(&cfg.pairs)?;
+    let (pairs, stats) = match cached {
+        Some((c, stats)) if c == pairs_cfg && pairs_path.exists() => {
+            let text = std::fs::read_to_string(&pairs_path)
+                .map_err(|e| harness::Error::io(&pairs_path, e))?;
+            let pairs = text
+                .lines()
+                .enumerate()
+                .map(|(i, l)| {
+                    serde_json::from_str::<Pair>(l)
+                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", pairs_path.display(), i + 1))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            (pairs, stats)
+        }
+        _ => {
+            let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
+            let (sampler, _) = open_generator(sampler_spec, None)?;
+            let labeller = open_judge(&cfg.pairs.judge)?;
+            let making = ProgressBar::new(cfg.pairs.prompts as u64);
+            making.set_style(
+                ProgressStyle::with_template(
+                    "sampling and judging pairs {bar:40} {pos}/{len} prompts, {elapsed}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let (pairs, stats) = dpo::build_pairs(
+                &cfg.pairs,
+                sampler.as_ref(),
+                labeller.as_ref(),
+                &mut |done, _| making.set_position(done as u64),
+            )?;
+            making.finish_and_clear();
+            let mut text = String::new();
+            for p in &pairs {
+                text.push_str(&serde_json::to_string(p)?);
+                text.push('\n');
+            }
+            harness::fsutil::write_atomic(&pairs_path, text.as_bytes())?;
+            harness::fsutil::write_atomic(
+                &stats_path,
+                serde_json::to_string_pretty(&(pairs_cfg, &stats))?.as_bytes(),
+            )?;
+            (pairs, stats)
+        }
+    };
+    eprintln!(
+        "{} pairs from {} prompts ({} all yes, {} all no, dropped)",
+        stats.pairs, stats.prompts, stats.all_yes, stats.all_no
+    );
+    let inner = Default::default();
+    let init = load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
+    let reference = match &cfg.reference {
+        Some(r) => load_generator_on::<B::InnerBackend>(r, &inner)?,
+        None => load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?,
+    };
+    let reward_judge = cfg
+        .reward
+        .as_ref()
+        .map(|r| open_judge(&r.judge))
+        .transpose()?;
+    let models = dpo::DpoModels {
+        init: &init,
+        reference: &reference,
+        reward_judge: reward_judge.as_deref(),
+    };
+    let bar = bar(dpo::total_steps(&cfg, pairs.len()));
+    let cols = ["dpo", "acc", "margin", "reward", "reward_term"];
+    dpo::train::<B>(
+        &cfg,
+        &pairs,
+        &models,
+        &args.out,
+        device,
+        &mut loop_progress(&bar, &cols),
+    )?;
+    bar.finish();
+    // A generator folder carries its tokenizer when its init did.
+    let tok = Path::new(&cfg.init).join("tokenizer");
+    if tok.join("tokenizer.json").exists() {
+        let dst = args.out.join("tokenizer");
+        std::fs::create_dir_all(&dst).map_err(|e| harness::Error::io(&dst, e))?;
+        for f in ["tokenizer.json", "tokenizer.bpk"] {
+            std::fs::copy(tok.join(f), dst.join(f))
+                .map_err(|e| harness::Error::io(&dst.join(f), e))?;
+        }
+    }
+    eprintln!(
+        "wrote {} (use it with --generator {})",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
 }

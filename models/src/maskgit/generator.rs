@@ -127,6 +127,22 @@ impl<B: Backend> BurnGenerator<B> {
         &self.meta.net
     }
 
+    pub fn device(&self) -> B::Device {
+        self.device.clone()
+    }
+
+    /// The same generator (tokenizer, metadata, sampling) with other weights: DPO samples with
+    /// the policy it is training.
+    pub fn with_net(&self, net: MaskGit<B>) -> BurnGenerator<B> {
+        BurnGenerator {
+            net,
+            tokenizer: self.tokenizer.clone(),
+            meta: self.meta.clone(),
+            sampling: self.sampling,
+            device: self.device.clone(),
+        }
+    }
+
     fn text_ids(&self, prompt: &str) -> Result<Vec<i64>, String> {
         prompt_ids(prompt).map_err(|e| format!("generator {}: {e}", self.meta.name))
     }

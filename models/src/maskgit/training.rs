@@ -74,6 +74,7 @@ pub fn cosine_mask(rng: &mut Rng, n: usize) -> Vec<bool> {
 }
 
 /// One training batch on the host.
+#[derive(Debug, Clone, Default)]
 pub struct HostBatch {
     pub text: Vec<i64>,
     pub input: Vec<i64>,

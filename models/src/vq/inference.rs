@@ -72,6 +72,7 @@ fn check_finite<B: Backend>(pixels: &Tensor<B, 4>, name: &str) -> Result<(), Str
 }
 
 /// A trained tokenizer ready for inference.
+#[derive(Clone)]
 pub struct VqTokenizer<B: Backend> {
     pub net: VqNet<B>,
     pub meta: VqMeta,
