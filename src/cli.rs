@@ -41,9 +41,39 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare a run with a committed baseline; exit 1 on a significant drop beyond --max-drop.
     Gate(GateArgs),
+    /// Run the paper's tables on evalcot's world and write the comparison (`reproduce paper`).
+    Reproduce(ReproduceArgs),
     /// Serve one of evalcot's models as an external worker (evalcot-ext/1 over standard input
     /// and output; see external/PROTOCOL.md), e.g. `--generator "ext:evalcot serve generator"`.
     Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// What to reproduce.
+    pub what: ReproduceWhat,
+    /// `small` (minutes on a 2-core CPU) or `full` (the paper's 553 × 4 × N = 20); the scales
+    /// are defined in the matrix.
+    #[arg(long, default_value = "small")]
+    pub scale: String,
+    /// The experiment matrix.
+    #[arg(long, value_name = "FILE", default_value = "configs/paper/matrix.yaml")]
+    pub matrix: PathBuf,
+    /// Where the runs go (one folder per configuration; reruns resume). Default runs/paper-SCALE.
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
+    /// The report to write.
+    #[arg(long, value_name = "FILE", default_value = "reports/paper.md")]
+    pub out: PathBuf,
+    /// Bootstrap resamples of prompts for the intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReproduceWhat {
+    /// Tables 1, 2, 3 and 5 of arXiv 2501.13926.
+    Paper,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 pub mod gate;
 pub mod html;
+pub mod paper;
 pub mod plots;
 pub mod report;
 pub mod run;

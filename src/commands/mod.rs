@@ -4,6 +4,7 @@ mod eval;
 mod gate;
 mod merge;
 mod report;
+mod reproduce;
 pub mod run;
 mod score;
 mod serve;
@@ -27,5 +28,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(a) => report::run(&a),
         Command::Gate(a) => gate::run(&a),
         Command::Serve(a) => serve::run(&a),
+        Command::Reproduce(a) => reproduce::run(&a),
     }
 }

@@ -14,7 +14,7 @@ use strategies::shard::Shard;
 use strategies::{Context, RunConfig};
 
 /// Command-line flags over the YAML config (over the defaults).
-fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
+pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let mut cfg: RunConfig = match &args.config {
         Some(p) => harness::config::load_yaml(p)?,
         None => RunConfig::default(),
@@ -149,13 +149,28 @@ pub fn load_judge(name: &str) -> anyhow::Result<models::judge::BurnJudge<Cpu>> {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    let mut cfg = resolve(args)?;
+    let cfg = resolve(args)?;
     let shard = args
         .shard
         .as_deref()
         .map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
         .transpose()
         .map_err(|e| anyhow!(e))?;
+    let base_out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.strategy));
+    execute(cfg, &base_out, shard)?;
+    Ok(0)
+}
+
+/// Runs a resolved configuration into `base_out` (or its shard folder): generation, scoring,
+/// `results.jsonl` and `summary.json`. Returns the run folder.
+pub fn execute(
+    mut cfg: RunConfig,
+    base_out: &Path,
+    shard: Option<Shard>,
+) -> anyhow::Result<PathBuf> {
     let suite = match cfg.suite.as_str() {
         "geneval" => Suite::official(),
         path => Suite::load(Path::new(path))?,
@@ -174,11 +189,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         "baseline" | "oracle" => None,
         _ => Some(open_judge(&cfg.judge)?),
     };
-    let base_out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.strategy));
-    let out = shard.map_or_else(|| base_out.clone(), |s| s.folder(&base_out));
+    let out = shard.map_or_else(|| base_out.to_path_buf(), |s| s.folder(base_out));
     let resolved = serde_norway::to_string(&cfg)?;
     let cx = Context {
         generator: generator.as_ref(),
@@ -238,5 +249,5 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             base_out.display()
         );
     }
-    Ok(0)
+    Ok(out)
 }

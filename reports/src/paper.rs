@@ -1,0 +1,470 @@
+//! `evalcot reproduce paper`: the paper's Tables 1, 2, 3 and 5 as a matrix of evalcot runs
+//! (`configs/paper/matrix.yaml`), and `reports/paper.md` — our numbers beside the paper's, the
+//! order of the rows in each table, and the paper's claims checked against our intervals.
+//! Running the experiments is the binary's job; this module reads the matrix and renders.
+
+use crate::tables::RunStats;
+use harness::error::{Error, Location, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The paper's column order.
+pub const TAGS: [&str; 6] = [
+    "single_object",
+    "two_object",
+    "counting",
+    "colors",
+    "position",
+    "color_attr",
+];
+const HEADS: [&str; 7] = ["Single", "Two", "Count", "Colors", "Pos", "Attr", "Overall"];
+
+/// `configs/paper/matrix.yaml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    /// Overrides of the run configurations per scale (`small`, `full`).
+    pub scales: BTreeMap<String, ScaleOverrides>,
+    pub tables: Vec<TableSpec>,
+    /// Claims of the paper checked on our numbers: "A > B" or "A ≈ B" over row ids.
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleOverrides {
+    pub per_tag: Option<usize>,
+    pub images_per_prompt: Option<usize>,
+    pub n: Option<usize>,
+    /// Generation steps (the generator's default when absent).
+    pub steps: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    pub title: String,
+    pub rows: Vec<RowSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    pub id: String,
+    /// The paper's row label (or evalcot's, for rows the paper lacks).
+    pub label: String,
+    /// A run YAML beside the matrix; absent where evalcot has no equivalent (then `why`).
+    #[serde(default)]
+    pub config: Option<String>,
+    /// Single, Two, Count, Colors, Position, Attr, Overall from the paper; absent for evalcot's
+    /// own rows (the oracle).
+    #[serde(default)]
+    pub paper: Option<[f64; 7]>,
+    /// How our row differs from the paper's, or why there is none.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub text: String,
+    /// Row ids: `better` is claimed above `than` (or level with it when `level: true`).
+    pub better: String,
+    pub than: String,
+    #[serde(default)]
+    pub level: bool,
+}
+
+impl Matrix {
+    /// Reads and checks the matrix: unique ids, every claim naming known rows.
+    pub fn load(path: &Path) -> Result<Matrix> {
+        let m: Matrix = harness::config::load_yaml(path)?;
+        let at = |msg: String| Error::invalid(Location::file(path.display().to_string()), msg);
+        let mut ids = std::collections::BTreeSet::new();
+        for t in &m.tables {
+            for r in &t.rows {
+                if !ids.insert(r.id.clone()) {
+                    return Err(at(format!("row id {:?} appears twice", r.id)));
+                }
+                if r.config.is_none() && r.note.is_none() {
+                    return Err(at(format!(
+                        "row {:?}: without a config it needs a note saying why",
+                        r.id
+                    )));
+                }
+            }
+        }
+        for c in &m.claims {
+            for id in [&c.better, &c.than] {
+                if !ids.contains(id) {
+                    return Err(at(format!("claim {:?} names unknown row {id:?}", c.text)));
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &RowSpec> {
+        self.tables.iter().flat_map(|t| t.rows.iter())
+    }
+}
+
+/// What became of one row's run.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ran {
+        stats: RunStats,
+        dir: String,
+        config: String,
+    },
+    /// A model it needs is not available (named), or evalcot has no equivalent.
+    NotRun(String),
+}
+
+fn cell(x: Option<f64>) -> String {
+    x.map_or("–".into(), |v| format!("{v:.2}"))
+}
+
+fn ours(stats: &RunStats) -> [Option<f64>; 7] {
+    let mut v = [None; 7];
+    for (i, t) in TAGS.iter().enumerate() {
+        v[i] = stats.tags.get(*t).map(|s| s.estimate.value);
+    }
+    v[6] = Some(stats.overall.value);
+    v
+}
+
+/// The rendered `reports/paper.md`.
+pub fn render(
+    matrix: &Matrix,
+    outcomes: &BTreeMap<String, Outcome>,
+    scale: &str,
+    command: &str,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# The paper's tables on evalcot's world\n");
+    let _ = writeln!(
+        s,
+        "Written by `{command}` (scale `{scale}`: {}). The paper's numbers are from \
+         `../shared/reference/paper.md` §3 (Show-o, GenEval, best-of-20); ours are GenEval \
+         accuracy on the prompts of the scale with 95% bootstrap intervals over prompts, and \
+         generator forward passes per output image. A row that could not run says why. \
+         Analysis: [paper-notes.md](paper-notes.md).\n",
+        matrix
+            .scales
+            .get(scale)
+            .map(|o| serde_json::to_string(o).unwrap_or_default())
+            .unwrap_or_default()
+    );
+    for t in &matrix.tables {
+        let _ = writeln!(s, "## {}\n", t.title);
+        let _ = writeln!(
+            s,
+            "| row | source | {} | forwards/img | run |",
+            HEADS.join(" | ")
+        );
+        let _ = writeln!(s, "|---|---|{}---|---|", "---|".repeat(7));
+        for r in &t.rows {
+            if let Some(p) = r.paper {
+                let _ = writeln!(
+                    s,
+                    "| {} | paper | {} | | |",
+                    r.label,
+                    p.iter()
+                        .map(|v| format!("{v:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+            }
+            match outcomes.get(&r.id) {
+                Some(Outcome::Ran { stats, dir, config }) => {
+                    let v = ours(stats);
+                    let mut cells: Vec<String> = v[..6].iter().map(|x| cell(*x)).collect();
+                    cells.push(format!(
+                        "**{:.2}** [{:.2}, {:.2}]",
+                        stats.overall.value, stats.overall.low, stats.overall.high
+                    ));
+                    let _ = writeln!(
+                        s,
+                        "| {} | evalcot | {} | {:.0} | `{dir}` (`{config}`) |",
+                        if r.paper.is_some() {
+                            ""
+                        } else {
+                            r.label.as_str()
+                        },
+                        cells.join(" | "),
+                        stats.forwards
+                    );
+                }
+                Some(Outcome::NotRun(why)) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | evalcot | not run: {} |{}",
+                        if r.paper.is_some() {
+                            ""
+                        } else {
+                            r.label.as_str()
+                        },
+                        why.replace('|', "/"),
+                        " |".repeat(8)
+                    );
+                }
+                None => {}
+            }
+        }
+        let notes: Vec<&RowSpec> = t.rows.iter().filter(|r| r.note.is_some()).collect();
+        if !notes.is_empty() {
+            let _ = writeln!(s);
+            for r in notes {
+                let _ = writeln!(
+                    s,
+                    "- {}: {}",
+                    r.label,
+                    r.note.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        let _ = writeln!(s, "\n{}", ordering(t, outcomes));
+    }
+    let _ = writeln!(s, "## The paper's claims on our numbers\n");
+    let _ = writeln!(s, "| claim | paper | evalcot | verdict |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    let label = |id: &str| {
+        matrix
+            .rows()
+            .find(|r| r.id == id)
+            .map_or(id.to_string(), |r| r.label.clone())
+    };
+    for c in &matrix.claims {
+        let paper = |id: &str| {
+            matrix
+                .rows()
+                .find(|r| r.id == id)
+                .and_then(|r| r.paper)
+                .map(|p| p[6])
+        };
+        let ran = |id: &str| match outcomes.get(id) {
+            Some(Outcome::Ran { stats, .. }) => Some(stats.overall),
+            _ => None,
+        };
+        let paper_text = match (paper(&c.better), paper(&c.than)) {
+            (Some(a), Some(b)) => format!("{a:.2} vs {b:.2}"),
+            _ => "–".into(),
+        };
+        let (ours_text, verdict) = match (ran(&c.better), ran(&c.than)) {
+            (Some(a), Some(b)) => {
+                let overlap = a.low <= b.high && b.low <= a.high;
+                let v = if c.level {
+                    if overlap {
+                        "holds (intervals overlap)"
+                    } else {
+                        "does not hold (intervals apart)"
+                    }
+                } else if a.low > b.high {
+                    "holds (intervals apart)"
+                } else if b.low > a.high {
+                    "reversed (intervals apart)"
+                } else if a.value > b.value {
+                    "same direction, not significant"
+                } else {
+                    "not seen (intervals overlap)"
+                };
+                (
+                    format!(
+                        "{:.2} [{:.2}, {:.2}] vs {:.2} [{:.2}, {:.2}]",
+                        a.value, a.low, a.high, b.value, b.low, b.high
+                    ),
+                    v.to_string(),
+                )
+            }
+            _ => ("–".into(), "untested: a row did not run".into()),
+        };
+        let _ = writeln!(
+            s,
+            "| {} ({} {} {}) | {paper_text} | {ours_text} | {verdict} |",
+            c.text,
+            label(&c.better),
+            if c.level { "≈" } else { ">" },
+            label(&c.than)
+        );
+    }
+    s
+}
+
+/// The rows of a table ordered by overall score, in the paper and in evalcot (rows both have).
+fn ordering(t: &TableSpec, outcomes: &BTreeMap<String, Outcome>) -> String {
+    let mut both: Vec<(&RowSpec, f64, f64)> = t
+        .rows
+        .iter()
+        .filter_map(|r| match (r.paper, outcomes.get(&r.id)) {
+            (Some(p), Some(Outcome::Ran { stats, .. })) => Some((r, p[6], stats.overall.value)),
+            _ => None,
+        })
+        .collect();
+    if both.len() < 2 {
+        return "Ordering: fewer than two rows of this table ran, so there is no order to compare.\n".into();
+    }
+    // Rows in descending order, level rows joined by "=" (a stable sort alone would pass the
+    // paper's order off as ours when scores tie).
+    let order = |v: &mut Vec<(&RowSpec, f64, f64)>, key: fn(&(&RowSpec, f64, f64)) -> f64| {
+        v.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        let mut text = String::new();
+        for (i, x) in v.iter().enumerate() {
+            if i > 0 {
+                text.push_str(if key(&v[i - 1]) == key(x) {
+                    " = "
+                } else {
+                    " > "
+                });
+            }
+            text.push_str(&x.0.label);
+        }
+        text
+    };
+    let paper = order(&mut both, |x| x.1);
+    let ours = order(&mut both, |x| x.2);
+    let sign = |d: f64| {
+        if d > 0.0 {
+            1
+        } else if d < 0.0 {
+            -1
+        } else {
+            0
+        }
+    };
+    let (mut agree, mut pairs) = (0, 0);
+    for i in 0..both.len() {
+        for j in i + 1..both.len() {
+            pairs += 1;
+            let (a, b) = (&both[i], &both[j]);
+            if sign(a.1 - b.1) == sign(a.2 - b.2) {
+                agree += 1;
+            }
+        }
+    }
+    format!("Ordering by overall score — paper: {paper}; evalcot: {ours}; {agree} of {pairs} pairs ordered alike.\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Estimate;
+
+    fn stats(overall: f64, half: f64) -> RunStats {
+        RunStats {
+            label: "x".into(),
+            dir: "d".into(),
+            strategy: "orm".into(),
+            n: 4,
+            judge: String::new(),
+            generator: "base".into(),
+            tags: BTreeMap::new(),
+            overall: Estimate {
+                value: overall,
+                low: overall - half,
+                high: overall + half,
+            },
+            prompts: 10,
+            images: 10,
+            correct: 5,
+            failed: 0,
+            forwards: 36.0,
+            judge_calls: 0.0,
+            candidates: 1.0,
+            truncated: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_shipped_matrix_loads_and_renders_claims_and_orderings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/paper/matrix.yaml");
+        let m = Matrix::load(&path).unwrap();
+        assert!(m.scales.contains_key("small") && m.scales.contains_key("full"));
+        let mut outcomes = BTreeMap::new();
+        outcomes.insert(
+            "t1-baseline".to_string(),
+            Outcome::Ran {
+                stats: stats(0.50, 0.05),
+                dir: "runs/b".into(),
+                config: "baseline.yaml".into(),
+            },
+        );
+        outcomes.insert(
+            "t1-orm-zs".to_string(),
+            Outcome::Ran {
+                stats: stats(0.70, 0.05),
+                dir: "runs/o".into(),
+                config: "orm-zero-shot.yaml".into(),
+            },
+        );
+        outcomes.insert(
+            "t1-prm-zs".to_string(),
+            Outcome::Ran {
+                stats: stats(0.52, 0.05),
+                dir: "runs/p".into(),
+                config: "prm-zero-shot.yaml".into(),
+            },
+        );
+        outcomes.insert(
+            "t1-orm-ft".to_string(),
+            Outcome::NotRun("judge \"fine-tuned\" is not shipped".into()),
+        );
+        let md = render(
+            &m,
+            &outcomes,
+            "small",
+            "evalcot reproduce paper --scale small",
+        );
+        assert!(
+            md.contains("| Baseline | paper | 0.95 | 0.52 | 0.49 | 0.82 | 0.11 | 0.28 | 0.53 |"),
+            "{md}"
+        );
+        assert!(md.contains("**0.70** [0.65, 0.75]"), "{md}");
+        assert!(
+            md.contains("not run: judge \"fine-tuned\" is not shipped"),
+            "{md}"
+        );
+        assert!(
+            md.contains("ORM zero-shot > PRM zero-shot > Baseline"),
+            "{md}"
+        );
+        assert!(md.contains("2 of 3 pairs ordered alike"), "{md}");
+        let not_run = md.lines().find(|l| l.contains("not run: judge")).unwrap();
+        assert_eq!(not_run.matches('|').count(), 12, "11 cells: {not_run}");
+        assert!(md.contains("holds (intervals apart)"), "{md}");
+        assert!(md.contains("untested: a row did not run"), "{md}");
+    }
+
+    #[test]
+    fn bad_matrices_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.yaml");
+        std::fs::write(&p, "scales: {}\ntables:\n- title: T\n  rows:\n  - {id: a, label: A, config: x.yaml}\n  - {id: a, label: B, config: y.yaml}\n").unwrap();
+        assert!(Matrix::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("appears twice"));
+        std::fs::write(
+            &p,
+            "scales: {}\ntables:\n- title: T\n  rows:\n  - {id: a, label: A}\n",
+        )
+        .unwrap();
+        assert!(Matrix::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("needs a note"));
+        std::fs::write(
+            &p,
+            "scales: {}\ntables: []\nclaims:\n- {text: t, better: a, than: b}\n",
+        )
+        .unwrap();
+        assert!(Matrix::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown row"));
+    }
+}
