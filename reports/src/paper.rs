@@ -117,7 +117,7 @@ impl Matrix {
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Ran {
-        stats: RunStats,
+        stats: Box<RunStats>,
         dir: String,
         config: String,
     },
@@ -388,7 +388,7 @@ mod tests {
         outcomes.insert(
             "t1-baseline".to_string(),
             Outcome::Ran {
-                stats: stats(0.50, 0.05),
+                stats: Box::new(stats(0.50, 0.05)),
                 dir: "runs/b".into(),
                 config: "baseline.yaml".into(),
             },
@@ -396,7 +396,7 @@ mod tests {
         outcomes.insert(
             "t1-orm-zs".to_string(),
             Outcome::Ran {
-                stats: stats(0.70, 0.05),
+                stats: Box::new(stats(0.70, 0.05)),
                 dir: "runs/o".into(),
                 config: "orm-zero-shot.yaml".into(),
             },
@@ -404,7 +404,7 @@ mod tests {
         outcomes.insert(
             "t1-prm-zs".to_string(),
             Outcome::Ran {
-                stats: stats(0.52, 0.05),
+                stats: Box::new(stats(0.52, 0.05)),
                 dir: "runs/p".into(),
                 config: "prm-zero-shot.yaml".into(),
             },

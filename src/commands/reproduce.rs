@@ -89,7 +89,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
             None => Outcome::NotRun("no evalcot equivalent (see the note)".into()),
             Some(c) => match (by_config.get(c), done.get(c)) {
                 (Some((i, dir)), _) => Outcome::Ran {
-                    stats: tables.runs[*i].clone(),
+                    stats: Box::new(tables.runs[*i].clone()),
                     dir: dir.display().to_string(),
                     config: format!("configs/paper/{c}"),
                 },
