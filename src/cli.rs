@@ -357,6 +357,8 @@ pub enum TrainModel {
     Judge,
     /// Preference alignment of a generator: DPO, iterative DPO, reward-guided DPO.
     Dpo,
+    /// The autoregressive (raster-order) generator, the second generator family.
+    Ar,
 }
 
 /// Compute device: the CPU (burn-flex), or an NVIDIA GPU (binary built with `--features cuda`).

@@ -35,11 +35,28 @@ const GENERATORS: &[(&str, &str, &[u8])] = &[(
     include_bytes!("../weights/generator/generator.bpk"),
 )];
 
+/// Autoregressive generators shipped in the binary: `(name, generator.json, generator.bpk)`.
+const AR_GENERATORS: &[(&str, &str, &[u8])] = &[];
+
+/// A shipped autoregressive generator by name, or `None` when no AR generator has that name.
+pub fn ar_generator<B: Backend>(
+    name: &str,
+    device: &B::Device,
+) -> Result<Option<crate::ar::ArGenerator<B>>, ModelError> {
+    let Some((_, meta, weights)) = AR_GENERATORS.iter().find(|g| g.0 == name) else {
+        return Ok(None);
+    };
+    let what = format!("embedded generator {name}");
+    let meta: crate::ar::ArMeta = parse_meta(meta, &what)?;
+    Ok(Some(crate::ar::ArGenerator::from_parts(meta, weights.to_vec(), tokenizer(device)?, &what, device)?))
+}
+
 /// Aligned generators the study names, with the config that trains each (paper §2).
 const PLANNED_GENERATORS: &[(&str, &str)] = &[
     ("dpo", "configs/dpo.yaml"),
     ("dpo-iter", "configs/dpo-iter.yaml"),
     ("dpo-iter-guided", "configs/dpo-iter-guided.yaml"),
+    ("ar", "configs/generator-ar.yaml"),
 ];
 
 /// Names of the shipped generators.
@@ -57,8 +74,9 @@ pub fn generator<B: Backend>(
             return Err(ModelError::config(
                 format!("generator {name:?}"),
                 format!(
-                    "is not shipped yet; train it with `evalcot train dpo --config {config} --out DIR` \
-                     and pass --generator DIR"
+                    "is not shipped yet; train it with `evalcot train {} --config {config} --out DIR` \
+                     and pass --generator DIR",
+                    if name == "ar" { "ar" } else { "dpo" }
                 ),
             ));
         }

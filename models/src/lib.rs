@@ -1,6 +1,7 @@
 //! evalcot's neural networks, written in burn and trained on the embedded world. Library users
 //! see them through the harness traits (`Detector`, later `Generator` and `Judge`).
 
+pub mod ar;
 pub mod checkpoint;
 pub mod detector;
 pub mod embedded;

@@ -99,12 +99,42 @@ pub fn open_generator(
         let scale = g.cfg_scale();
         return Ok((Box::new(g), scale));
     }
+    if let Some(mut g) = load_ar_generator(spec)? {
+        if let Some(s) = cfg_scale {
+            g.sampling.cfg_scale = s;
+        }
+        let scale = g.sampling.cfg_scale;
+        return Ok((Box::new(g), Some(scale)));
+    }
     let mut g = load_generator(spec)?;
     if let Some(s) = cfg_scale {
         g.sampling.cfg_scale = s;
     }
     let scale = g.sampling.cfg_scale;
     Ok((Box::new(g), Some(scale)))
+}
+
+/// An autoregressive generator: a shipped AR name or a folder whose generator.json is of the AR
+/// family; `None` for anything else.
+pub fn load_ar_generator(spec: &str) -> anyhow::Result<Option<models::ar::ArGenerator<Cpu>>> {
+    let device = Default::default();
+    let dir = Path::new(spec);
+    if dir.join("generator.json").exists() {
+        let Some(meta) = models::ar::read_meta(dir)? else {
+            return Ok(None);
+        };
+        let tok = dir.join("tokenizer");
+        let tokenizer = if tok.join("tokenizer.json").exists() {
+            models::vq::VqTokenizer::load_dir(&tok, &device)?
+        } else {
+            models::embedded::tokenizer(&device)?
+        };
+        let path = dir.join("generator.bpk");
+        let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
+        let what = path.display().to_string();
+        return Ok(Some(models::ar::ArGenerator::from_parts(meta, bytes, tokenizer, &what, &device)?));
+    }
+    Ok(models::embedded::ar_generator(spec, &device)?)
 }
 
 /// A judge spec: `ext:CMD`, a name or a folder.

@@ -112,36 +112,59 @@ fn data_err(message: impl Into<String>) -> ModelError {
     }
 }
 
-/// Step `step`'s batch: renders, tokenises, draws prompts-or-empty and masks, all from
-/// `(seed, step, slot)`.
+/// Step `step`'s samples: renders of training prompts, tokenised, each with its prompt's ids
+/// (the empty prompt for a share `uncond_prob`, for classifier-free guidance) and the RNG the
+/// caller draws masks from — every draw from `(seed, step, slot)`. Both generator families
+/// train on these.
+#[allow(clippy::type_complexity)]
+pub fn tokenized_samples<B: Backend>(
+    seed: u64,
+    uncond_prob: f64,
+    batch_size: usize,
+    source: &SampleSource,
+    tokenizer: &VqTokenizer<B>,
+    step: usize,
+) -> Result<Vec<(Vec<i64>, Vec<u32>, Rng)>, ModelError> {
+    let samples: Vec<_> = (0..batch_size)
+        .into_par_iter()
+        .map(|i| source.sample(step * batch_size + i))
+        .collect::<Result<_, _>>()
+        .map_err(|e| data_err(e.to_string()))?;
+    let images: Vec<_> = samples.iter().map(|s| s.scene.image.clone()).collect();
+    let grids = tokenizer.encode(&images);
+    samples
+        .iter()
+        .zip(grids)
+        .enumerate()
+        .map(|(i, (s, grid))| {
+            let mut rng = Rng::derived(seed, &[step as u64, i as u64]);
+            let prompt = match (&s.metadata, rng.chance(uncond_prob)) {
+                (Some(m), false) => m.prompt.as_str(),
+                _ => "",
+            };
+            Ok((prompt_ids(prompt).map_err(data_err)?, grid, rng))
+        })
+        .collect()
+}
+
+/// Step `step`'s batch: [`tokenized_samples`], each masked by a cosine-schedule mask.
 pub fn batch<B: Backend>(
     cfg: &GeneratorTrainConfig,
     source: &SampleSource,
     tokenizer: &VqTokenizer<B>,
     step: usize,
 ) -> Result<HostBatch, ModelError> {
-    let samples: Vec<_> = (0..cfg.batch_size)
-        .into_par_iter()
-        .map(|i| source.sample(step * cfg.batch_size + i))
-        .collect::<Result<_, _>>()
-        .map_err(|e| data_err(e.to_string()))?;
-    let images: Vec<_> = samples.iter().map(|s| s.scene.image.clone()).collect();
-    let grids = tokenizer.encode(&images);
-    let mut out = HostBatch {
-        text: Vec::new(),
-        input: Vec::new(),
-        targets: Vec::new(),
-        masked: Vec::new(),
-    };
-    for (i, (s, grid)) in samples.iter().zip(&grids).enumerate() {
-        let mut rng = Rng::derived(cfg.seed, &[step as u64, i as u64]);
-        let prompt = match (&s.metadata, rng.chance(cfg.uncond_prob)) {
-            (Some(m), false) => m.prompt.as_str(),
-            _ => "",
-        };
-        let text = prompt_ids(prompt).map_err(data_err)?;
+    let mut out = HostBatch::default();
+    for (text, grid, mut rng) in tokenized_samples(
+        cfg.seed,
+        cfg.uncond_prob,
+        cfg.batch_size,
+        source,
+        tokenizer,
+        step,
+    )? {
         let mask = cosine_mask(&mut rng, grid.len());
-        push_masked(&mut out, &text, grid, &mask, cfg.net.mask_id());
+        push_masked(&mut out, &text, &grid, &mask, cfg.net.mask_id());
     }
     Ok(out)
 }
