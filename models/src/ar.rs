@@ -9,16 +9,13 @@
 //! "is becoming"), computed in the same cached pass and counted in the step's forwards.
 
 use crate::maskgit::training::prompt_ids;
-use crate::maskgit::MaskGitConfig;
+use crate::maskgit::{MaskGit, MaskGitConfig};
 use crate::store::{module_from_bytes, save_module, ModelError};
 use crate::train_loop::{self, LoopSpec, StepLoss};
 use crate::vq::VqTokenizer;
-use burn::module::{AutodiffModule, Param};
+use burn::module::AutodiffModule;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::transformer::TransformerEncoderInput;
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -55,76 +52,9 @@ impl Default for ArSampling {
     }
 }
 
-/// The causal network: `[text][BOS][image tokens…]`, each image position predicting the next.
-#[derive(Module, Debug)]
-pub struct ArNet<B: Backend> {
-    text_emb: Embedding<B>,
-    image_emb: Embedding<B>,
-    pos: Param<Tensor<B, 2>>,
-    encoder: TransformerEncoder<B>,
-    norm: LayerNorm<B>,
-    head: Linear<B>,
-    text_len: usize,
-}
-
-/// The BOS id in the image vocabulary (after the codes).
+/// The BOS id in the image vocabulary (after the codes; the masked-token family's mask id).
 fn bos(cfg: &MaskGitConfig) -> usize {
     cfg.codebook
-}
-
-pub fn init_net<B: Backend>(cfg: &MaskGitConfig, device: &B::Device) -> ArNet<B> {
-    let len = cfg.text_len + cfg.image_tokens;
-    let net = ArNet {
-        text_emb: EmbeddingConfig::new(cfg.text_vocab, cfg.d_model).init(device),
-        image_emb: EmbeddingConfig::new(cfg.codebook + 1, cfg.d_model).init(device),
-        pos: Param::from_tensor(Tensor::random(
-            [len, cfg.d_model],
-            burn::tensor::Distribution::Normal(0.0, 0.02),
-            device,
-        )),
-        encoder: TransformerEncoderConfig::new(cfg.d_model, cfg.d_ff, cfg.heads, cfg.layers)
-            .with_norm_first(true)
-            .with_dropout(0.0)
-            .init(device),
-        norm: LayerNormConfig::new(cfg.d_model).init(device),
-        head: LinearConfig::new(cfg.d_model, cfg.codebook).init(device),
-        text_len: cfg.text_len,
-    };
-    // Draw every lazily initialised parameter now, under the caller's seed.
-    let _ = net.forward(
-        Tensor::zeros([1, cfg.text_len], device),
-        Tensor::zeros([1, 1], device),
-    );
-    net
-}
-
-impl<B: Backend> ArNet<B> {
-    fn embed(&self, text: Tensor<B, 2, Int>, image: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let x = Tensor::cat(
-            vec![self.text_emb.forward(text), self.image_emb.forward(image)],
-            1,
-        );
-        let [b, len, d] = x.dims();
-        x + self
-            .pos
-            .val()
-            .narrow(0, 0, len)
-            .reshape([1, len, d])
-            .expand([b, len, d])
-    }
-
-    /// Teacher-forced logits. `image`: `[b, m]` = BOS then the first m−1 codes; returns
-    /// `[b, m, codebook]`, position i predicting code i.
-    pub fn forward(&self, text: Tensor<B, 2, Int>, image: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let x = self.embed(text, image);
-        let [b, len, d] = x.dims();
-        let mask = generate_autoregressive_mask::<B>(b, len, &x.device());
-        let h = self
-            .encoder
-            .forward(TransformerEncoderInput::new(x).mask_attn(mask));
-        let h = h.slice([0..b, self.text_len..len, 0..d]);
-        self.head.forward(self.norm.forward(h))
-    }
 }
 
 /// What an AR generator's `generator.json` holds (the masked-token generator's metadata with
@@ -142,7 +72,7 @@ pub struct ArMeta {
 
 /// A trained AR generator with its tokenizer.
 pub struct ArGenerator<B: Backend> {
-    pub net: ArNet<B>,
+    pub net: MaskGit<B>,
     pub tokenizer: VqTokenizer<B>,
     pub meta: ArMeta,
     pub sampling: ArSampling,
@@ -176,7 +106,7 @@ impl<B: Backend> ArGenerator<B> {
                 tokenizer.meta.net.tokens()
             )));
         }
-        let net = module_from_bytes(init_net::<B>(&meta.net, device), weights, what)?;
+        let net = module_from_bytes(meta.net.init_family::<B>(true, device), weights, what)?;
         Ok(ArGenerator {
             net,
             tokenizer,
@@ -347,7 +277,7 @@ fn argmax(row: &[f32]) -> usize {
 impl<B: Backend> Generator for ArGenerator<B>
 where
     B::Device: Send + Sync,
-    ArNet<B>: Send + Sync,
+    MaskGit<B>: Send + Sync,
     VqTokenizer<B>: Send + Sync,
 {
     fn name(&self) -> &str {
@@ -395,21 +325,7 @@ where
     }
 
     fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
-        let grids: Vec<Vec<u32>> = batch
-            .iter()
-            .map(|t| {
-                if t.prediction.len() == t.tokens.len() {
-                    t.prediction.clone()
-                } else {
-                    t.tokens
-                        .iter()
-                        .map(|&v| if v == MASK { 0 } else { v })
-                        .collect()
-                }
-            })
-            .collect();
-        let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
-        self.tokenizer.decode(&refs)
+        crate::maskgit::generator::decode_predictions(&self.tokenizer, batch)
     }
 
     /// The conditional log-probability of all tokens (teacher forcing); an AR model scores the
@@ -503,11 +419,12 @@ pub fn train<B: AutodiffBackend>(
             ),
         ));
     }
-    let model: ArNet<B> =
-        crate::seeded_init::<B, _>(device, cfg.seed, || init_net::<B>(&cfg.net, device));
+    let model: MaskGit<B> = crate::seeded_init::<B, _>(device, cfg.seed, || {
+        cfg.net.init_materialized_family::<B>(true, device)
+    });
     let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, ArNet<B>>();
+        .init::<B, MaskGit<B>>();
     let source = world::dataset::SampleSource::new(world::dataset::DatasetKind::Prompts, cfg.seed);
     let spec = LoopSpec {
         what: "AR generator",
@@ -520,7 +437,7 @@ pub fn train<B: AutodiffBackend>(
         columns: &["token_accuracy"],
     };
     let n = cfg.net.image_tokens;
-    let mut step_fn = |model: &ArNet<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
+    let mut step_fn = |model: &MaskGit<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
         let samples = crate::maskgit::training::tokenized_samples(
             cfg.seed,
             cfg.uncond_prob,
@@ -599,16 +516,7 @@ mod tests {
     use crate::Cpu;
 
     fn tiny() -> ArGenerator<Cpu> {
-        let device = Default::default();
-        let tokenizer = crate::embedded::tokenizer::<Cpu>(&device).unwrap();
-        let net = MaskGitConfig {
-            d_model: 16,
-            heads: 2,
-            layers: 2,
-            d_ff: 32,
-            ..MaskGitConfig::default()
-        };
-        let model = crate::seeded_init::<Cpu, _>(&device, 5, || init_net::<Cpu>(&net, &device));
+        let (net, bytes, tokenizer) = crate::testutil::tiny_net(true, 2, 5);
         let meta = ArMeta {
             format: AR_FORMAT.into(),
             name: "ar-tiny".into(),
@@ -620,8 +528,7 @@ mod tests {
             },
             train: serde_json::Value::Null,
         };
-        let bytes = crate::store::module_to_bytes(&model, true, "ar").unwrap();
-        ArGenerator::from_parts(meta, bytes, tokenizer, "ar", &device).unwrap()
+        ArGenerator::from_parts(meta, bytes, tokenizer, "ar", &Default::default()).unwrap()
     }
 
     #[test]

@@ -48,7 +48,13 @@ pub fn ar_generator<B: Backend>(
     };
     let what = format!("embedded generator {name}");
     let meta: crate::ar::ArMeta = parse_meta(meta, &what)?;
-    Ok(Some(crate::ar::ArGenerator::from_parts(meta, weights.to_vec(), tokenizer(device)?, &what, device)?))
+    Ok(Some(crate::ar::ArGenerator::from_parts(
+        meta,
+        weights.to_vec(),
+        tokenizer(device)?,
+        &what,
+        device,
+    )?))
 }
 
 /// Aligned generators the study names, with the config that trains each (paper §2).

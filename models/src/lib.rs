@@ -42,3 +42,34 @@ pub fn seeded_init<B: burn::prelude::Backend, T>(
     B::seed(device, seed);
     init()
 }
+
+/// Tiny randomly initialised networks over the shipped tokenizer's codes, for unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::maskgit::MaskGitConfig;
+    use crate::vq::VqTokenizer;
+    use crate::Cpu;
+
+    /// `(architecture, weights as shipped (half precision), the shipped tokenizer)` of a
+    /// 16-wide network of `layers` layers, bidirectional or `causal`, drawn from `seed`.
+    pub fn tiny_net(
+        causal: bool,
+        layers: usize,
+        seed: u64,
+    ) -> (MaskGitConfig, Vec<u8>, VqTokenizer<Cpu>) {
+        let device = Default::default();
+        let tokenizer = crate::embedded::tokenizer::<Cpu>(&device).expect("shipped tokenizer");
+        let net = MaskGitConfig {
+            d_model: 16,
+            heads: 2,
+            layers,
+            d_ff: 32,
+            ..MaskGitConfig::default()
+        };
+        let model = crate::seeded_init::<Cpu, _>(&device, seed, || {
+            net.init_materialized_family::<Cpu>(causal, &device)
+        });
+        let bytes = crate::store::module_to_bytes(&model, true, "tiny").expect("serialises");
+        (net, bytes, tokenizer)
+    }
+}

@@ -132,7 +132,9 @@ pub fn load_ar_generator(spec: &str) -> anyhow::Result<Option<models::ar::ArGene
         let path = dir.join("generator.bpk");
         let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
         let what = path.display().to_string();
-        return Ok(Some(models::ar::ArGenerator::from_parts(meta, bytes, tokenizer, &what, &device)?));
+        return Ok(Some(models::ar::ArGenerator::from_parts(
+            meta, bytes, tokenizer, &what, &device,
+        )?));
     }
     Ok(models::embedded::ar_generator(spec, &device)?)
 }

@@ -147,12 +147,17 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
         }
         TrainModel::Dpo => train_dpo::<B>(args, device)?,
         TrainModel::Ar => {
-            let cfg: models::ar::ArTrainConfig = prepare(args, models::ar::ArTrainConfig::validate)?;
+            let cfg: models::ar::ArTrainConfig =
+                prepare(args, models::ar::ArTrainConfig::validate)?;
             let bar = bar(cfg.steps);
             let cols = ["token_acc"];
             models::ar::train::<B>(&cfg, &args.out, device, &mut loop_progress(&bar, &cols))?;
             bar.finish();
-            eprintln!("wrote {} (use it with --generator {})", args.out.display(), args.out.display());
+            eprintln!(
+                "wrote {} (use it with --generator {})",
+                args.out.display(),
+                args.out.display()
+            );
         }
     }
     Ok(0)

@@ -435,23 +435,12 @@ fn reward_term<B: AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maskgit::MaskGitConfig;
     use crate::{Cpu, CpuTrain};
     use harness::judge::Verdict;
 
     /// A tiny generator over the shipped tokenizer's codes, random weights from a seed.
     fn tiny() -> BurnGenerator<Cpu> {
-        let device = Default::default();
-        let tokenizer = crate::embedded::tokenizer::<Cpu>(&device).unwrap();
-        let net = MaskGitConfig {
-            d_model: 16,
-            heads: 2,
-            layers: 1,
-            d_ff: 32,
-            ..MaskGitConfig::default()
-        };
-        let model =
-            crate::seeded_init::<Cpu, _>(&device, 3, || net.init_materialized::<Cpu>(&device));
+        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 1, 3);
         let meta = GeneratorMeta {
             format: GENERATOR_FORMAT.into(),
             name: "tiny".into(),
@@ -460,8 +449,7 @@ mod tests {
             sampling: Default::default(),
             train: serde_json::Value::Null,
         };
-        let bytes = module_to_bytes(&model, true, "tiny").unwrap();
-        BurnGenerator::from_parts(meta, bytes, tokenizer, "tiny", &device).unwrap()
+        BurnGenerator::from_parts(meta, bytes, tokenizer, "tiny", &Default::default()).unwrap()
     }
 
     /// P(yes) = the image's mean red level: cheap, deterministic, and it varies between samples.

@@ -205,6 +205,30 @@ impl<B: Backend> BurnGenerator<B> {
     }
 }
 
+/// Decodes each trajectory's full current prediction (both generator families). Before its first
+/// step a trajectory has no prediction; masked positions decode as code 0 then (nothing looks
+/// at such an image but previews).
+pub fn decode_predictions<B: Backend>(
+    tokenizer: &VqTokenizer<B>,
+    batch: &[Trajectory],
+) -> Result<Vec<RgbImage>, String> {
+    let grids: Vec<Vec<u32>> = batch
+        .iter()
+        .map(|t| {
+            if t.prediction.len() == t.tokens.len() {
+                t.prediction.clone()
+            } else {
+                t.tokens
+                    .iter()
+                    .map(|&v| if v == MASK { 0 } else { v })
+                    .collect()
+            }
+        })
+        .collect();
+    let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
+    tokenizer.decode(&refs)
+}
+
 /// One sampling step of one trajectory given its guided log-probabilities `[tokens·codebook]`:
 /// draw every masked token, score it `log p + τ·Gumbel`, keep the most confident and re-mask the
 /// `mask_len` least confident (Show-o's loop).
@@ -292,23 +316,7 @@ where
     }
 
     fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
-        // Before its first step a trajectory has no prediction; masked positions decode as code
-        // 0 then (nothing looks at such an image but previews).
-        let grids: Vec<Vec<u32>> = batch
-            .iter()
-            .map(|t| {
-                if t.prediction.len() == t.tokens.len() {
-                    t.prediction.clone()
-                } else {
-                    t.tokens
-                        .iter()
-                        .map(|&v| if v == MASK { 0 } else { v })
-                        .collect()
-                }
-            })
-            .collect();
-        let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
-        self.tokenizer.decode(&refs)
+        decode_predictions(&self.tokenizer, batch)
     }
 
     fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String> {

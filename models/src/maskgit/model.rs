@@ -2,6 +2,7 @@
 //! transformer over `[prompt tokens][image tokens]` that predicts every masked image token.
 
 use burn::module::Param;
+use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::transformer::{
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
 };
@@ -69,6 +70,13 @@ impl MaskGitConfig {
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> MaskGit<B> {
+        self.init_family(false, device)
+    }
+
+    /// The same network for either family: bidirectional (masked-token) or causal
+    /// (autoregressive, `models::ar`). The extra image id is the mask token for the first and
+    /// the begin-of-image token for the second.
+    pub fn init_family<B: Backend>(&self, causal: bool, device: &B::Device) -> MaskGit<B> {
         let len = self.text_len + self.image_tokens;
         MaskGit {
             text_emb: EmbeddingConfig::new(self.text_vocab, self.d_model).init(device),
@@ -90,12 +98,22 @@ impl MaskGitConfig {
             norm: LayerNormConfig::new(self.d_model).init(device),
             head: LinearConfig::new(self.d_model, self.codebook).init(device),
             text_len: self.text_len,
+            causal,
         }
     }
 
     /// `init` plus one forward pass, so that every parameter is drawn now, under the seed.
     pub fn init_materialized<B: Backend>(&self, device: &B::Device) -> MaskGit<B> {
-        let net = self.init::<B>(device);
+        self.init_materialized_family(false, device)
+    }
+
+    /// [`Self::init_family`] plus one forward pass (every parameter drawn now, under the seed).
+    pub fn init_materialized_family<B: Backend>(
+        &self,
+        causal: bool,
+        device: &B::Device,
+    ) -> MaskGit<B> {
+        let net = self.init_family::<B>(causal, device);
         let _ = net.forward(
             Tensor::zeros([1, self.text_len], device),
             Tensor::zeros([1, self.image_tokens], device),
@@ -106,13 +124,16 @@ impl MaskGitConfig {
 
 #[derive(Module, Debug)]
 pub struct MaskGit<B: Backend> {
-    text_emb: Embedding<B>,
-    image_emb: Embedding<B>,
-    pos: Param<Tensor<B, 2>>,
-    encoder: TransformerEncoder<B>,
-    norm: LayerNorm<B>,
-    head: Linear<B>,
-    text_len: usize,
+    pub(crate) text_emb: Embedding<B>,
+    pub(crate) image_emb: Embedding<B>,
+    pub(crate) pos: Param<Tensor<B, 2>>,
+    pub(crate) encoder: TransformerEncoder<B>,
+    pub(crate) norm: LayerNorm<B>,
+    pub(crate) head: Linear<B>,
+    pub(crate) text_len: usize,
+    /// Causal attention (the autoregressive family); image sequences may then be shorter than
+    /// the grid.
+    pub(crate) causal: bool,
 }
 
 impl<B: Backend> MaskGit<B> {
@@ -122,15 +143,36 @@ impl<B: Backend> MaskGit<B> {
     /// - returns `[b, image_tokens, codebook]` logits
     pub fn forward(&self, text: Tensor<B, 2, Int>, image: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, n] = image.dims();
-        let x = Tensor::cat(
-            vec![self.text_emb.forward(text), self.image_emb.forward(image)],
-            1,
-        );
+        let x = self.embed_with(self.text_emb.forward(text), image);
         let [_, len, d] = x.dims();
-        let x = x + self.pos.val().reshape([1, len, d]).expand([b, len, d]);
-        let h = self.encoder.forward(TransformerEncoderInput::new(x));
+        let mut input = TransformerEncoderInput::new(x);
+        if self.causal {
+            input = input.mask_attn(generate_autoregressive_mask::<B>(
+                b,
+                len,
+                &self.pos.device(),
+            ));
+        }
+        let h = self.encoder.forward(input);
         let h = h.slice([0..b, self.text_len..self.text_len + n, 0..d]);
         self.head.forward(self.norm.forward(h))
+    }
+
+    /// `[text][image]` embedded with positions, the text already embedded (the autoregressive
+    /// decoder embeds the prompt once per step).
+    pub(crate) fn embed_with(
+        &self,
+        text_emb: Tensor<B, 3>,
+        image: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let x = Tensor::cat(vec![text_emb, self.image_emb.forward(image)], 1);
+        let [b, len, d] = x.dims();
+        x + self
+            .pos
+            .val()
+            .narrow(0, 0, len)
+            .reshape([1, len, d])
+            .expand([b, len, d])
     }
 
     /// Log-probabilities of `targets` at the positions where `masked` is 1, summed per sample:
