@@ -133,24 +133,12 @@ impl<B: Backend> ArGenerator<B> {
             .head
             .forward(self.net.norm.forward(last))
             .reshape([rows, self.meta.net.codebook]);
-        let s = self.sampling.cfg_scale;
-        let guided = logits.clone().narrow(0, 0, b).mul_scalar(1.0 + s)
-            - logits.narrow(0, b, b).mul_scalar(s);
-        let out: Vec<f32> = log_softmax(guided, 1)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| format!("generator output: {e:?}"))?;
-        if let Some(bad) = out
-            .iter()
-            .find(|v| !v.is_finite() && **v != f32::NEG_INFINITY)
-        {
-            return Err(format!(
-                "generator {} produced a non-finite log-probability ({bad})",
-                self.meta.name
-            ));
-        }
-        Ok(out)
+        crate::maskgit::generator::guided_log_probs(
+            logits,
+            b,
+            self.sampling.cfg_scale,
+            &self.meta.name,
+        )
     }
 
     /// Steps a group of trajectories with the same committed prefix length.

@@ -183,26 +183,36 @@ impl<B: Backend> BurnGenerator<B> {
         let image =
             Tensor::<B, 2, Int>::from_data(TensorData::new(image, [2 * n, cfg.image_tokens]), d);
         let logits = self.net.forward(text, image);
-        let cond = logits.clone().narrow(0, 0, n);
-        let unc = logits.narrow(0, n, n);
-        let s = self.sampling.cfg_scale;
-        let guided = cond.mul_scalar(1.0 + s) - unc.mul_scalar(s);
-        let out: Vec<f32> = log_softmax(guided, 2)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| format!("generator output: {e:?}"))?;
-        if let Some(bad) = out
-            .iter()
-            .find(|v| !v.is_finite() && **v != f32::NEG_INFINITY)
-        {
-            return Err(format!(
-                "generator {} produced a non-finite log-probability ({bad})",
-                self.meta.name
-            ));
-        }
-        Ok(out)
+        guided_log_probs(logits, n, self.sampling.cfg_scale, &self.meta.name)
     }
+}
+
+/// Classifier-free guidance on the host: `logits` holds `n` conditional rows then `n`
+/// unconditional ones; returns `log_softmax((1+s)·cond − s·uncond)` over the last dimension,
+/// row-major. A NaN or +∞ is an error naming the generator (−∞ is a legitimate log 0).
+pub fn guided_log_probs<B: Backend, const D: usize>(
+    logits: Tensor<B, D>,
+    n: usize,
+    s: f64,
+    name: &str,
+) -> Result<Vec<f32>, String> {
+    let cond = logits.clone().narrow(0, 0, n);
+    let unc = logits.narrow(0, n, n);
+    let guided = cond.mul_scalar(1.0 + s) - unc.mul_scalar(s);
+    let out: Vec<f32> = log_softmax(guided, D - 1)
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| format!("generator output: {e:?}"))?;
+    if let Some(bad) = out
+        .iter()
+        .find(|v| !v.is_finite() && **v != f32::NEG_INFINITY)
+    {
+        return Err(format!(
+            "generator {name} produced a non-finite log-probability ({bad})"
+        ));
+    }
+    Ok(out)
 }
 
 /// Decodes each trajectory's full current prediction (both generator families). Before its first
