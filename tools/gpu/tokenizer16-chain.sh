@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The next GPU session's chain (prepared in session 4): the 16×16 tokenizer, its check, the
+# generator on it, and its baseline — one script for one `device` call, every step resumable.
+#
+#   tools/gpu/tokenizer16-chain.sh EVALCOT_CUDA_BINARY OUT_DIR
+#
+# EVALCOT_CUDA_BINARY: built here with `CUDARC_CUDA_VERSION=13000 cargo build --release
+# --features cuda` (README "GPU"). Writes OUT_DIR/{tokenizer-16x16,generator-16x16,*.log} and
+# OUT_DIR/chain.tar for the trip back.
+set -euo pipefail
+bin=${1:?usage: tokenizer16-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
+out=${2:?usage: tokenizer16-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
+mkdir -p "$out"
+cd "$(dirname "$0")/../.."
+"$bin" train tokenizer --config configs/tokenizer-16x16.yaml --out "$out/tokenizer-16x16" --device cuda \
+    > "$out/tokenizer.log" 2>&1
+"$bin" eval tokenizer --tokenizer "$out/tokenizer-16x16" --suite-images 1 --out "$out/tokenizer.md" \
+    > "$out/tokenizer-eval.log" 2>&1
+sed "s|^tokenizer: .*|tokenizer: $out/tokenizer-16x16|" configs/generator-16x16.yaml > "$out/generator-16x16.yaml"
+"$bin" train generator --config "$out/generator-16x16.yaml" --out "$out/generator-16x16" --device cuda \
+    > "$out/generator.log" 2>&1
+mkdir -p "$out/generator-16x16/tokenizer"
+cp "$out/tokenizer-16x16/tokenizer.json" "$out/tokenizer-16x16/tokenizer.bpk" "$out/generator-16x16/tokenizer/"
+"$bin" run geneval --strategy baseline --generator "$out/generator-16x16" --per-tag 20 \
+    --images-per-prompt 2 --out "$out/baseline-16x16" > "$out/baseline.log" 2>&1
+tar -cf "$out/chain.tar" -C "$out" --exclude='*.tar' --exclude=checkpoint.bin .
