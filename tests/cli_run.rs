@@ -117,3 +117,35 @@ fn bad_run_settings_are_named_errors() {
         text(&o.stderr)
     );
 }
+
+/// The second generator family, shipped as `ar`, under step-level search (which judges its
+/// previews). Its refusal of re-masked trajectories is tested in `models/src/ar.rs`.
+#[test]
+fn the_autoregressive_generator_runs_prm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("prm");
+    let o = common::evalcot(&[
+        "run",
+        "geneval",
+        "--generator",
+        "ar",
+        "--strategy",
+        "prm",
+        "--judge",
+        "zero-shot",
+        "--n",
+        "2",
+        "--steps",
+        "4",
+        "--limit",
+        "2",
+        "--images-per-prompt",
+        "1",
+        "--out",
+        common::path(&out),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o.stderr));
+    let gen = std::fs::read_to_string(out.join("generation.jsonl")).unwrap();
+    assert_eq!(gen.lines().count(), 2);
+    assert!(gen.contains("\"generator\":\"ar\""), "{gen}");
+}

@@ -9,8 +9,8 @@ use harness::judge::{Judge, JudgeRequest, JudgeTask};
 
 fn judge(c: &mut Criterion) {
     let device = Default::default();
-    let judge = models::embedded::judge::<models::Cpu>("zero-shot", &device)
-        .expect("embedded judge loads");
+    let judge =
+        models::embedded::judge::<models::Cpu>("zero-shot", &device).expect("embedded judge loads");
     let suite = harness::Suite::official();
     let scenes: Vec<_> = (0..160).map(|i| world::random_scene(i, 2)).collect();
     let mut group = c.benchmark_group("judge");

@@ -36,7 +36,11 @@ const GENERATORS: &[(&str, &str, &[u8])] = &[(
 )];
 
 /// Autoregressive generators shipped in the binary: `(name, generator.json, generator.bpk)`.
-const AR_GENERATORS: &[(&str, &str, &[u8])] = &[];
+const AR_GENERATORS: &[(&str, &str, &[u8])] = &[(
+    "ar",
+    include_str!("../weights/generator-ar/generator.json"),
+    include_bytes!("../weights/generator-ar/generator.bpk"),
+)];
 
 /// A shipped autoregressive generator by name, or `None` when no AR generator has that name.
 pub fn ar_generator<B: Backend>(
@@ -62,7 +66,6 @@ const PLANNED_GENERATORS: &[(&str, &str)] = &[
     ("dpo", "configs/dpo.yaml"),
     ("dpo-iter", "configs/dpo-iter.yaml"),
     ("dpo-iter-guided", "configs/dpo-iter-guided.yaml"),
-    ("ar", "configs/generator-ar.yaml"),
 ];
 
 /// Names of the shipped generators.
@@ -80,9 +83,8 @@ pub fn generator<B: Backend>(
             return Err(ModelError::config(
                 format!("generator {name:?}"),
                 format!(
-                    "is not shipped yet; train it with `evalcot train {} --config {config} --out DIR` \
-                     and pass --generator DIR",
-                    if name == "ar" { "ar" } else { "dpo" }
+                    "is not shipped yet; train it with `evalcot train dpo --config {config} --out DIR` \
+                     and pass --generator DIR"
                 ),
             ));
         }
