@@ -194,12 +194,14 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
     let _ = writeln!(s, "# Tokenizer validation: {}\n", tok.meta.name);
     let _ = writeln!(
         s,
-        "Command: `evalcot eval tokenizer --images {} --suite-images {} --seed {} --out {}` ({source}; {:.0} s on this machine). Training config: `configs/tokenizer.yaml`, loss curve `models/weights/tokenizer/losses.csv`.\n",
+        "Command: `evalcot eval tokenizer{} --images {} --suite-images {} --seed {} --out {}` ({source}; {:.0} s on this machine). Training config and loss curve: `{dir}/train.yaml`, `{dir}/losses.csv`.\n",
+        args.tokenizer.as_ref().map_or(String::new(), |d| format!(" --tokenizer {}", d.display())),
         args.images,
         args.suite_images,
         args.seed,
         args.out.display(),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        dir = args.tokenizer.as_ref().map_or("models/weights/tokenizer".to_string(), |d| d.display().to_string()),
     );
     let _ = writeln!(s, "## Reconstruction\n");
     let _ = writeln!(
