@@ -71,6 +71,17 @@ fn whole(dir: &Path) -> usize {
     text.lines().count()
 }
 
+/// Whether process `pid` still runs (a zombie waiting to be reaped by init counts as gone).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
 const SMALL: [&str; 8] = [
     "--n",
     "3",
@@ -242,13 +253,28 @@ fn misbehaving_workers_stop_the_run_cleanly_and_a_rerun_resumes() {
     ];
     for (i, (fault, needles)) in cases.iter().enumerate() {
         let out = tmp.path().join(format!("case{i}"));
+        let pids = tmp.path().join(format!("case{i}.pids"));
         let o = run(
             &args,
             &out,
-            &[("EVALCOT_TEST_FAULT", fault), ("EVALCOT_EXT_TIMEOUT", "2")],
+            &[
+                ("EVALCOT_TEST_FAULT", fault),
+                ("EVALCOT_EXT_TIMEOUT", "2"),
+                ("EVALCOT_TEST_PIDFILE", path(&pids)),
+            ],
         );
         refused(&o, needles);
         whole(&out);
+        // A stopped worker leaves no process behind (the proxy and the worker it started).
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let listed = std::fs::read_to_string(&pids).unwrap_or_default();
+        assert!(!listed.is_empty(), "{fault}: the proxy wrote no pid");
+        for pid in listed.lines() {
+            assert!(
+                !alive(pid),
+                "{fault}: worker process {pid} outlived the run"
+            );
+        }
         if i < 3 {
             // The same command without the fault resumes to the uninterrupted result.
             ok(run(&args, &out, &[]));

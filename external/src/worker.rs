@@ -7,6 +7,7 @@ use crate::wire::{excerpt, parse_line};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -60,9 +61,12 @@ impl Worker {
         if command.trim().is_empty() {
             return Err(format!("ext {role}: the command after \"ext:\" is empty"));
         }
+        // Its own process group: `sh -c` may not exec the command, and a stopped worker must not
+        // leave its children running (a hung model holding a GPU).
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -137,8 +141,7 @@ impl Worker {
         let result = self.exchange(&mut inner, id, op, body);
         if let Err(e) = &result {
             inner.failed = Some(e.clone());
-            let _ = inner.child.kill();
-            let _ = inner.child.wait();
+            kill_group(&mut inner.child);
         }
         result.map_err(|e| format!("{}: {op} request {id}: {e}", self.label()))
     }
@@ -240,10 +243,23 @@ impl Drop for Worker {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = inner.child.kill();
-            let _ = inner.child.wait();
+            kill_group(&mut inner.child);
         }
     }
+}
+
+/// Kills the worker's whole process group (the shell and everything it started), then reaps
+/// the shell.
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the process group the worker leads (it
+        // was spawned with process_group(0)); no memory is touched.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A reply's field, or an error naming it.
