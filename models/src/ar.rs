@@ -27,6 +27,11 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version tag of an AR generator's `generator.json`.
+/// Raster-order decoding predicts one token per position; token groups are for the
+/// masked-token family only.
+const NO_GROUPS: &str =
+    "net.group must be 1 for the autoregressive family (one token per position)";
+
 pub const AR_FORMAT: &str = "evalcot-ar-1";
 
 /// Sampling settings of the AR generator.
@@ -95,6 +100,9 @@ impl<B: Backend> ArGenerator<B> {
             )));
         }
         meta.net.validate().map_err(bad)?;
+        if meta.net.group != 1 {
+            return Err(bad(NO_GROUPS.into()));
+        }
         if meta.net.codebook != tokenizer.meta.net.codebook
             || meta.net.image_tokens != tokenizer.meta.net.tokens()
         {
@@ -370,6 +378,9 @@ pub struct ArTrainConfig {
 impl ArTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.net.validate()?;
+        if self.net.group != 1 {
+            return Err(NO_GROUPS.into());
+        }
         if self.steps == 0 || self.batch_size == 0 || self.lr <= 0.0 {
             return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
         }
@@ -504,7 +515,7 @@ mod tests {
     use crate::Cpu;
 
     fn tiny() -> ArGenerator<Cpu> {
-        let (net, bytes, tokenizer) = crate::testutil::tiny_net(true, 2, 5);
+        let (net, bytes, tokenizer) = crate::testutil::tiny_net(true, 2, 5, 1);
         let meta = ArMeta {
             format: AR_FORMAT.into(),
             name: "ar-tiny".into(),

@@ -56,6 +56,7 @@ pub(crate) mod testutil {
         causal: bool,
         layers: usize,
         seed: u64,
+        group: usize,
     ) -> (MaskGitConfig, Vec<u8>, VqTokenizer<Cpu>) {
         let device = Default::default();
         let tokenizer = crate::embedded::tokenizer::<Cpu>(&device).expect("shipped tokenizer");
@@ -64,6 +65,7 @@ pub(crate) mod testutil {
             heads: 2,
             layers,
             d_ff: 32,
+            group,
             ..MaskGitConfig::default()
         };
         let model = crate::seeded_init::<Cpu, _>(&device, seed, || {

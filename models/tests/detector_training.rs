@@ -38,6 +38,7 @@ fn losses(dir: &std::path::Path) -> String {
 fn training_resumes_exactly_and_weights_check_their_architecture() {
     resumed_run_equals_an_uninterrupted_one();
     weights_of_another_architecture_are_refused_with_the_tensor_names();
+    fine_tuning_starts_from_the_given_weights();
 }
 
 fn resumed_run_equals_an_uninterrupted_one() {
@@ -115,4 +116,49 @@ fn weights_of_another_architecture_are_refused_with_the_tensor_names() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert!(load_module(init(small), &path).is_err());
+}
+
+/// `init_from` continues from trained weights (the first step's loss is the trained model's,
+/// not a fresh one's) and refuses another architecture by naming both.
+fn fine_tuning_starts_from_the_given_weights() {
+    let device = Default::default();
+    let base = tempfile::tempdir().unwrap();
+    train::<CpuTrain>(&tiny(8), base.path(), &device, &mut |_, _, _| {}).unwrap();
+    let first_loss = |dir: &std::path::Path| -> f64 {
+        let text = losses(dir);
+        let row = text.lines().nth(1).unwrap();
+        row.split(',').nth(2).unwrap().parse().unwrap()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    train::<CpuTrain>(&tiny(1), fresh.path(), &device, &mut |_, _, _| {}).unwrap();
+    let tuned = tempfile::tempdir().unwrap();
+    let cfg = DetectorTrainConfig {
+        init_from: Some(base.path().to_path_buf()),
+        ..tiny(1)
+    };
+    train::<CpuTrain>(&cfg, tuned.path(), &device, &mut |_, _, _| {}).unwrap();
+    // Step 0 of the fine-tune sees the same batch as step 0 of the fresh run, through the
+    // trained weights.
+    assert!(
+        first_loss(tuned.path()) < first_loss(fresh.path()),
+        "{} vs {}",
+        first_loss(tuned.path()),
+        first_loss(fresh.path())
+    );
+    let other = DetectorTrainConfig {
+        net: DetectorNetConfig {
+            c2: 16,
+            ..tiny(1).net
+        },
+        ..cfg
+    };
+    let err = train::<CpuTrain>(
+        &other,
+        tempfile::tempdir().unwrap().path(),
+        &device,
+        &mut |_, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("init_from") && err.contains("c2: 16"), "{err}");
 }

@@ -61,13 +61,23 @@ pub fn load_generator_on<B: burn::prelude::Backend>(
 ) -> anyhow::Result<BurnGenerator<B>> {
     let dir = Path::new(name);
     if dir.join("generator.json").exists() {
-        let tok = dir.join("tokenizer");
-        let tokenizer = if tok.join("tokenizer.json").exists() {
-            models::vq::VqTokenizer::load_dir(&tok, device)?
-        } else {
-            models::embedded::tokenizer(device)?
+        let meta: models::maskgit::GeneratorMeta =
+            models::train_loop::read_json(&dir.join("generator.json"))?;
+        // DIR/tokenizer, else the folder its training config names (a fresh training output
+        // holds no tokenizer), else the shipped one; a mismatch is named by from_parts.
+        let trained_on = meta
+            .train
+            .get("tokenizer")
+            .and_then(|v| v.as_str())
+            .map(std::path::PathBuf::from);
+        let tok = [Some(dir.join("tokenizer")), trained_on]
+            .into_iter()
+            .flatten()
+            .find(|t| t.join("tokenizer.json").exists());
+        let tokenizer = match tok {
+            Some(t) => models::vq::VqTokenizer::load_dir(&t, device)?,
+            None => models::embedded::tokenizer(device)?,
         };
-        let meta = models::train_loop::read_json(&dir.join("generator.json"))?;
         let path = dir.join("generator.bpk");
         let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
         return Ok(BurnGenerator::from_parts(

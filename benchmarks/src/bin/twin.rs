@@ -116,6 +116,13 @@ fn export(
     dir: &std::path::Path,
     device: &CpuDevice,
 ) -> Result<(), String> {
+    if gen.config().group != 1 {
+        return Err(format!(
+            "generator {} groups tokens (net.group {}); twin.py rebuilds ungrouped networks only",
+            gen.meta.name,
+            gen.config().group
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // safetensors: 8-byte little-endian header length, JSON header, raw little-endian data.
     let mut header = serde_json::Map::new();

@@ -38,6 +38,10 @@ pub struct DetectorTrainConfig {
     pub log_every: usize,
     /// Held-out renders used to fit the score calibration.
     pub calibration_images: usize,
+    /// Start from this trained detector (a folder with detector.json/.bpk of the same
+    /// architecture) instead of random weights: fine-tuning. Relative to the working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for DetectorTrainConfig {
@@ -56,6 +60,7 @@ impl Default for DetectorTrainConfig {
             checkpoint_every: 250,
             log_every: 25,
             calibration_images: 2000,
+            init_from: None,
         }
     }
 }
@@ -255,6 +260,19 @@ pub fn train<B: AutodiffBackend>(
     let paths = TrainedPaths::new(out);
     let mut model: DetectorNet<B> =
         crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init(device));
+    if let Some(dir) = &cfg.init_from {
+        let start = super::BurnDetector::<B>::load_dir(dir, device)?;
+        if start.meta.net != cfg.net {
+            return Err(ModelError::Config {
+                what: format!("init_from {}", dir.display()),
+                message: format!(
+                    "architecture {:?} differs from the config's net {:?}",
+                    start.meta.net, cfg.net
+                ),
+            });
+        }
+        model = start.into_net();
+    }
     let adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
     let mut optim = adamw.init::<B, DetectorNet<B>>();
     let mut state = LoopState {

@@ -11,7 +11,7 @@
 use super::generator::{BurnGenerator, GeneratorMeta, GENERATOR_FORMAT};
 use super::model::MaskGit;
 use super::training::{
-    cosine_mask, prompt_ids, push_masked, to_device, write_generator, HostBatch,
+    cosine_mask_for, prompt_ids, push_masked, to_device, write_generator, HostBatch,
 };
 use crate::store::{module_from_bytes, module_to_bytes, ModelError};
 use crate::train_loop::{self, LoopSpec, StepLoss};
@@ -292,7 +292,7 @@ pub fn train<B: AutodiffBackend>(
                 let p = &pairs[(step * cfg.batch_size + j) % pairs.len()];
                 let tokens = if side == 0 { &p.chosen } else { &p.rejected };
                 let mut rng = Rng::derived(cfg.seed, &[step as u64, j as u64, side]);
-                let mask = cosine_mask(&mut rng, tokens.len());
+                let mask = cosine_mask_for(&net_cfg, &mut rng);
                 push_masked(
                     &mut host,
                     &prompt_ids(&p.prompt).map_err(err)?,
@@ -413,7 +413,7 @@ fn reward_term<B: AutodiffBackend>(
     let mut counts = Vec::with_capacity(n);
     for (j, (t, m)) in batch.iter().zip(&prompts).enumerate() {
         let mut rng = Rng::derived(cfg.seed, &[step as u64, j as u64, 3]);
-        let mask = cosine_mask(&mut rng, t.prediction.len());
+        let mask = cosine_mask_for(&init.meta.net, &mut rng);
         counts.push(mask.iter().filter(|&&x| x).count() as f32);
         push_masked(
             &mut host,
@@ -440,7 +440,7 @@ mod tests {
 
     /// A tiny generator over the shipped tokenizer's codes, random weights from a seed.
     fn tiny() -> BurnGenerator<Cpu> {
-        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 1, 3);
+        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 1, 3, 1);
         let meta = GeneratorMeta {
             format: GENERATOR_FORMAT.into(),
             name: "tiny".into(),

@@ -2,7 +2,7 @@
 //! loop, one step at a time, batched over candidates with the CFG pair in one forward.
 
 use super::model::{MaskGit, MaskGitConfig};
-use super::training::{cosine_mask, prompt_ids};
+use super::training::{cosine_mask_for, prompt_ids};
 use crate::store::{module_from_bytes, ModelError};
 use crate::train_loop::read_json;
 use crate::vq::VqTokenizer;
@@ -241,8 +241,15 @@ pub fn decode_predictions<B: Backend>(
 
 /// One sampling step of one trajectory given its guided log-probabilities `[tokens·codebook]`:
 /// draw every masked token, score it `log p + τ·Gumbel`, keep the most confident and re-mask the
-/// `mask_len` least confident (Show-o's loop).
-pub fn sample_step(t: &mut Trajectory, logp: &[f32], codebook: usize, tau0: f64) {
+/// `mask_len` least confident (Show-o's loop). With `group_of` (the group of each token, for a
+/// grouped network) whole groups are re-masked.
+pub fn sample_step(
+    t: &mut Trajectory,
+    logp: &[f32],
+    codebook: usize,
+    tau0: f64,
+    group_of: Option<&[usize]>,
+) {
     let mut rng = Rng::new(t.step_seed());
     let tau = remask_temperature(tau0, t.step, t.steps);
     let n = t.tokens.len();
@@ -272,10 +279,36 @@ pub fn sample_step(t: &mut Trajectory, logp: &[f32], codebook: usize, tau0: f64)
     }
     let unknown = t.masked();
     let keep_masked = cosine_mask_len(t.schedule_masked, t.step, t.steps, unknown);
-    // Positions re-masked: the `keep_masked` lowest confidences (ties by position).
-    let mut order: Vec<usize> = (0..n).filter(|&p| t.tokens[p] == MASK).collect();
-    order.sort_by(|&a, &b| confidence[a].total_cmp(&confidence[b]).then(a.cmp(&b)));
-    let remasked: std::collections::HashSet<usize> = order.into_iter().take(keep_masked).collect();
+    let remasked: std::collections::HashSet<usize> = match group_of {
+        None => {
+            // Positions re-masked: the `keep_masked` lowest confidences (ties by position).
+            let mut order: Vec<usize> = (0..n).filter(|&p| t.tokens[p] == MASK).collect();
+            order.sort_by(|&a, &b| confidence[a].total_cmp(&confidence[b]).then(a.cmp(&b)));
+            order.into_iter().take(keep_masked).collect()
+        }
+        Some(group_of) => {
+            // Whole groups, least confident first (a group's confidence is the sum over its
+            // masked tokens: the joint log-probability plus noise), while they fit in
+            // `keep_masked` (rounding down, so that every step commits at least one group).
+            let groups = group_of.iter().copied().max().map_or(0, |g| g + 1);
+            let mut conf = vec![0.0f64; groups];
+            let mut members: Vec<Vec<usize>> = vec![Vec::new(); groups];
+            for p in (0..n).filter(|&p| t.tokens[p] == MASK) {
+                conf[group_of[p]] += confidence[p];
+                members[group_of[p]].push(p);
+            }
+            let mut order: Vec<usize> = (0..groups).filter(|&g| !members[g].is_empty()).collect();
+            order.sort_by(|&a, &b| conf[a].total_cmp(&conf[b]).then(a.cmp(&b)));
+            let mut set = std::collections::HashSet::new();
+            for g in order {
+                if set.len() + members[g].len() > keep_masked {
+                    break;
+                }
+                set.extend(members[g].iter().copied());
+            }
+            set
+        }
+    };
     for (p, (tok, &pred)) in t.tokens.iter_mut().zip(&prediction).enumerate() {
         if *tok == MASK && !remasked.contains(&p) {
             *tok = pred;
@@ -314,12 +347,14 @@ where
         let logp = self.guided_log_probs(&refs)?;
         let k = self.meta.net.codebook;
         let per = self.meta.net.image_tokens * k;
+        let group_of = (self.meta.net.group > 1).then(|| self.meta.net.group_of());
         for (j, &i) in live.iter().enumerate() {
             sample_step(
                 &mut batch[i],
                 &logp[j * per..(j + 1) * per],
                 k,
                 self.sampling.tau0,
+                group_of.as_deref(),
             );
         }
         Ok(())
@@ -338,7 +373,7 @@ where
                 cfg.image_tokens
             ));
         }
-        let mask = cosine_mask(&mut Rng::new(seed), tokens.len());
+        let mask = cosine_mask_for(cfg, &mut Rng::new(seed));
         let mut h = super::training::HostBatch {
             text: Vec::new(),
             input: Vec::new(),
@@ -360,5 +395,99 @@ where
             .into_scalar()
             .elem::<f64>();
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    /// A tiny grouped generator (2×2 groups over the shipped 8×8 tokenizer), random weights.
+    fn tiny_grouped() -> BurnGenerator<Cpu> {
+        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 1, 3, 2);
+        let meta = GeneratorMeta {
+            format: GENERATOR_FORMAT.into(),
+            name: "tiny-g2".into(),
+            net,
+            tokenizer: tokenizer.meta.name.clone(),
+            sampling: SamplingConfig {
+                steps: 6,
+                ..SamplingConfig::default()
+            },
+            train: serde_json::Value::Null,
+        };
+        BurnGenerator::from_parts(meta, bytes, tokenizer, "tiny-g2", &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn grouped_generation_commits_and_remasks_whole_groups() {
+        let g = tiny_grouped();
+        let group_of = g.config().group_of();
+        let run = || {
+            let mut batch: Vec<Trajectory> = (0..3)
+                .map(|i| g.start("a photo of a red dog", 10 + i, 6))
+                .collect();
+            let mut masked_counts = Vec::new();
+            while !batch[0].done() {
+                g.step(&mut batch).unwrap();
+                for t in &batch {
+                    // Every group is either wholly masked or wholly committed.
+                    for grp in 0..16 {
+                        let states: Vec<bool> = (0..64)
+                            .filter(|&p| group_of[p] == grp)
+                            .map(|p| t.tokens[p] == MASK)
+                            .collect();
+                        assert!(states.iter().all(|&m| m == states[0]), "group {grp} split");
+                    }
+                }
+                masked_counts.push(batch[0].masked());
+            }
+            (batch, masked_counts)
+        };
+        let (a, counts) = run();
+        assert_eq!(*counts.last().unwrap(), 0);
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+        assert!(counts[0] > 0 && counts[0] < 64, "{counts:?}");
+        let (b, _) = run();
+        assert_eq!(
+            a.iter().map(|t| &t.tokens).collect::<Vec<_>>(),
+            b.iter().map(|t| &t.tokens).collect::<Vec<_>>()
+        );
+        // Batching is only for speed.
+        let mut alone = vec![g.start("a photo of a red dog", 11, 6)];
+        while !alone[0].done() {
+            g.step(&mut alone).unwrap();
+        }
+        assert_eq!(alone[0].tokens, a[1].tokens);
+        let lp = g.log_prob("a photo of a red dog", &a[0].tokens, 5).unwrap();
+        assert!(lp.is_finite() && lp < 0.0, "{lp}");
+        assert_eq!(g.decode(&a).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn grouped_training_masks_cover_whole_groups() {
+        let net = MaskGitConfig {
+            group: 2,
+            ..MaskGitConfig::default()
+        };
+        let of = net.group_of();
+        for seed in 0..20 {
+            let m = cosine_mask_for(&net, &mut Rng::new(seed));
+            assert!(m.iter().any(|&x| x));
+            for p in 0..64 {
+                for q in 0..64 {
+                    if of[p] == of[q] {
+                        assert_eq!(m[p], m[q]);
+                    }
+                }
+            }
+        }
+        // With groups of one it is the plain cosine mask, draw for draw.
+        let plain = MaskGitConfig::default();
+        assert_eq!(
+            cosine_mask_for(&plain, &mut Rng::new(3)),
+            super::super::training::cosine_mask(&mut Rng::new(3), 64)
+        );
     }
 }

@@ -26,6 +26,17 @@ pub struct MaskGitConfig {
     pub heads: usize,
     pub layers: usize,
     pub d_ff: usize,
+    /// Side g of the square token groups one transformer position holds: 1 is one position per
+    /// token (Show-o); 2 makes a 16×16 grid 64 positions of 2×2 codes, embedded as the sum of
+    /// their codes' embeddings and predicted by one head of g²·codebook logits. Masks and
+    /// re-masking then work on whole groups. The cost of a forward is that of the shorter
+    /// sequence, which is what makes the 16×16 tokenizer affordable on two CPU cores.
+    #[serde(skip_serializing_if = "is_one")]
+    pub group: usize,
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Default for MaskGitConfig {
@@ -39,6 +50,7 @@ impl Default for MaskGitConfig {
             heads: 4,
             layers: 4,
             d_ff: 512,
+            group: 1,
         }
     }
 }
@@ -61,7 +73,23 @@ impl MaskGitConfig {
         if self.layers == 0 || self.d_ff == 0 || self.codebook < 2 || self.text_len < 2 {
             return Err("net.layers, net.d_ff ≥ 1, net.codebook ≥ 2, net.text_len ≥ 2".into());
         }
+        if self.group == 0 || !side.is_multiple_of(self.group) {
+            return Err(format!(
+                "net.group ({}) must divide the token grid side ({side})",
+                self.group
+            ));
+        }
         Ok(())
+    }
+
+    /// Transformer positions of the image: one per token group.
+    pub fn positions(&self) -> usize {
+        self.image_tokens / (self.group * self.group)
+    }
+
+    /// The group of each token (raster order over the token grid), groups in raster order.
+    pub fn group_of(&self) -> Vec<usize> {
+        group_of(self.image_tokens, self.group)
     }
 
     /// The id of the mask token in the image vocabulary.
@@ -77,10 +105,12 @@ impl MaskGitConfig {
     /// (autoregressive, `models::ar`). The extra image id is the mask token for the first and
     /// the begin-of-image token for the second.
     pub fn init_family<B: Backend>(&self, causal: bool, device: &B::Device) -> MaskGit<B> {
-        let len = self.text_len + self.image_tokens;
+        let len = self.text_len + self.positions();
+        let gg = self.group * self.group;
         MaskGit {
             text_emb: EmbeddingConfig::new(self.text_vocab, self.d_model).init(device),
-            image_emb: EmbeddingConfig::new(self.codebook + 1, self.d_model).init(device),
+            // One table per place in a group (ids offset by place·(codebook+1)).
+            image_emb: EmbeddingConfig::new(gg * (self.codebook + 1), self.d_model).init(device),
             pos: Param::from_tensor(Tensor::random(
                 [len, self.d_model],
                 burn::tensor::Distribution::Normal(0.0, 0.02),
@@ -96,9 +126,11 @@ impl MaskGitConfig {
             .with_dropout(0.0)
             .init(device),
             norm: LayerNormConfig::new(self.d_model).init(device),
-            head: LinearConfig::new(self.d_model, self.codebook).init(device),
+            head: LinearConfig::new(self.d_model, gg * self.codebook).init(device),
             text_len: self.text_len,
             causal,
+            group: self.group,
+            codebook: self.codebook,
         }
     }
 
@@ -122,6 +154,25 @@ impl MaskGitConfig {
     }
 }
 
+/// The group of each of `n` raster-ordered tokens of a square grid, for groups of side `g`.
+pub fn group_of(n: usize, g: usize) -> Vec<usize> {
+    let side = (n as f64).sqrt() as usize;
+    let g = g.max(1);
+    (0..n)
+        .map(|r| (r / side / g) * (side / g) + (r % side) / g)
+        .collect()
+}
+
+/// Raster token indices in group-major order (each group's tokens row-major): the order in
+/// which a grouped network embeds tokens and emits logits.
+fn group_major(n: usize, g: usize) -> Vec<usize> {
+    let of = group_of(n, g);
+    let mut order: Vec<usize> = (0..n).collect();
+    // Stable: the tokens of one group keep their raster (row-major) order.
+    order.sort_by_key(|&r| of[r]);
+    order
+}
+
 #[derive(Module, Debug)]
 pub struct MaskGit<B: Backend> {
     pub(crate) text_emb: Embedding<B>,
@@ -134,6 +185,9 @@ pub struct MaskGit<B: Backend> {
     /// Causal attention (the autoregressive family); image sequences may then be shorter than
     /// the grid.
     pub(crate) causal: bool,
+    /// Token group side (see [`MaskGitConfig::group`]).
+    pub(crate) group: usize,
+    pub(crate) codebook: usize,
 }
 
 impl<B: Backend> MaskGit<B> {
@@ -142,6 +196,9 @@ impl<B: Backend> MaskGit<B> {
     /// - `image`: `[b, image_tokens]` code ids, `codebook` where masked
     /// - returns `[b, image_tokens, codebook]` logits
     pub fn forward(&self, text: Tensor<B, 2, Int>, image: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        if self.group > 1 {
+            return self.forward_grouped(text, image);
+        }
         let [b, n] = image.dims();
         let x = self.embed_with(self.text_emb.forward(text), image);
         let [_, len, d] = x.dims();
@@ -156,6 +213,51 @@ impl<B: Backend> MaskGit<B> {
         let h = self.encoder.forward(input);
         let h = h.slice([0..b, self.text_len..self.text_len + n, 0..d]);
         self.head.forward(self.norm.forward(h))
+    }
+
+    /// [`Self::forward`] for token groups: tokens are gathered into group-major order, each
+    /// group's codes embedded (one table per place) and summed into one position; the head's
+    /// `g²·codebook` outputs per position are scattered back to raster order.
+    fn forward_grouped(&self, text: Tensor<B, 2, Int>, image: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, n] = image.dims();
+        let gg = self.group * self.group;
+        let device = self.pos.device();
+        let major = group_major(n, self.group);
+        let order = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(major.iter().map(|&r| r as i64).collect(), [n]),
+            &device,
+        );
+        let offsets: Vec<i64> = (0..n)
+            .map(|i| ((i % gg) * (self.codebook + 1)) as i64)
+            .collect();
+        let offsets =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(offsets, [n]), &device).reshape([1, n]);
+        let ids = image.select(1, order.clone()) + offsets.expand([b, n]);
+        let e = self.image_emb.forward(ids);
+        let d = e.dims()[2];
+        let p = n / gg;
+        let e = e.reshape([b, p, gg, d]).sum_dim(2).reshape([b, p, d]);
+        let x = Tensor::cat(vec![self.text_emb.forward(text), e], 1);
+        let len = x.dims()[1];
+        let x = x + self
+            .pos
+            .val()
+            .narrow(0, 0, len)
+            .reshape([1, len, d])
+            .expand([b, len, d]);
+        let h = self.encoder.forward(TransformerEncoderInput::new(x));
+        let h = h.slice([0..b, self.text_len..self.text_len + p, 0..d]);
+        let logits = self
+            .head
+            .forward(self.norm.forward(h))
+            .reshape([b, n, self.codebook]);
+        // Back to raster order: slot j holds raster token order[j], so scatter by the inverse.
+        let mut inverse = vec![0i64; n];
+        for (j, &r) in major.iter().enumerate() {
+            inverse[r] = j as i64;
+        }
+        let inverse = Tensor::<B, 1, Int>::from_data(TensorData::new(inverse, [n]), &device);
+        logits.select(1, inverse)
     }
 
     /// `[text][image]` embedded with positions, the text already embedded (the autoregressive
@@ -192,5 +294,108 @@ impl<B: Backend> MaskGit<B> {
         let logp = log_softmax(self.forward(text, image), 2);
         let picked = logp.gather(2, targets.reshape([b, n, 1])).reshape([b, n]);
         (picked * masked).sum_dim(1).reshape([b])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    #[test]
+    fn groups_tile_the_grid_in_squares() {
+        assert_eq!(
+            group_of(16, 2),
+            vec![0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]
+        );
+        assert_eq!(
+            group_major(16, 2),
+            vec![0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
+        );
+        assert_eq!(group_of(16, 1), (0..16).collect::<Vec<_>>());
+        let bad = MaskGitConfig {
+            image_tokens: 16,
+            group: 3,
+            ..MaskGitConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("net.group (3)"));
+    }
+
+    /// The head's `g²·codebook` outputs of a position must come back on the raster tokens of its
+    /// group, place by place: with a zero head and a bias that favours code k at place k, every
+    /// token's argmax is its place in its 2×2 group.
+    #[test]
+    fn grouped_outputs_land_on_their_raster_tokens() {
+        let cfg = MaskGitConfig {
+            image_tokens: 16,
+            codebook: 8,
+            d_model: 8,
+            heads: 2,
+            layers: 1,
+            d_ff: 8,
+            group: 2,
+            ..MaskGitConfig::default()
+        };
+        let device = Default::default();
+        let mut net = cfg.init::<Cpu>(&device);
+        let gg = 4;
+        let mut bias = vec![0f32; gg * 8];
+        for k in 0..gg {
+            bias[k * 8 + k] = 10.0;
+        }
+        net.head.weight = Param::from_tensor(Tensor::zeros([8, gg * 8], &device));
+        net.head.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias, [gg * 8]),
+            &device,
+        )));
+        let text = Tensor::<Cpu, 2, Int>::zeros([2, cfg.text_len], &device);
+        let image = Tensor::<Cpu, 2, Int>::full([2, 16], cfg.mask_id() as i64, &device);
+        let out = net.forward(text, image);
+        assert_eq!(out.dims(), [2, 16, 8]);
+        let arg: Vec<i64> = out
+            .argmax(2)
+            .reshape([32])
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        let place: Vec<i64> = (0..16).map(|r| ((r / 4 % 2) * 2 + r % 2) as i64).collect();
+        assert_eq!(arg[..16], place[..]);
+        assert_eq!(arg[16..], place[..]);
+    }
+
+    /// Codes at different places of a group use different tables: swapping two codes inside a
+    /// group changes the output (one shared table would not notice), and the grouped sequence
+    /// has one position per group.
+    #[test]
+    fn grouped_embedding_tells_places_apart() {
+        let cfg = MaskGitConfig {
+            image_tokens: 16,
+            codebook: 8,
+            d_model: 8,
+            heads: 2,
+            layers: 1,
+            d_ff: 8,
+            group: 2,
+            ..MaskGitConfig::default()
+        };
+        let device = Default::default();
+        let net =
+            crate::seeded_init::<Cpu, _>(&device, 4, || cfg.init_materialized::<Cpu>(&device));
+        assert_eq!(net.pos.val().dims(), [cfg.text_len + 4, 8]);
+        let text = Tensor::<Cpu, 2, Int>::zeros([1, cfg.text_len], &device);
+        let mut a: Vec<i64> = (0..16).map(|i| (i % 8) as i64).collect();
+        let run = |ids: &Vec<i64>| -> Vec<f32> {
+            let image =
+                Tensor::<Cpu, 2, Int>::from_data(TensorData::new(ids.clone(), [1, 16]), &device);
+            net.forward(text.clone(), image)
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .unwrap()
+        };
+        let base = run(&a);
+        a.swap(0, 1); // both in group 0 (places 0 and 1)
+        assert_ne!(run(&a), base);
     }
 }

@@ -74,6 +74,16 @@ pub fn cosine_mask(rng: &mut Rng, n: usize) -> Vec<bool> {
 }
 
 /// One training batch on the host.
+/// [`cosine_mask`] over the network's positions: whole token groups are masked together when
+/// `net.group` > 1 (with groups of one it is `cosine_mask` over the tokens, draw for draw).
+pub fn cosine_mask_for(net: &MaskGitConfig, rng: &mut Rng) -> Vec<bool> {
+    if net.group <= 1 {
+        return cosine_mask(rng, net.image_tokens);
+    }
+    let groups = cosine_mask(rng, net.positions());
+    net.group_of().iter().map(|&g| groups[g]).collect()
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct HostBatch {
     pub text: Vec<i64>,
@@ -163,7 +173,7 @@ pub fn batch<B: Backend>(
         tokenizer,
         step,
     )? {
-        let mask = cosine_mask(&mut rng, grid.len());
+        let mask = cosine_mask_for(&cfg.net, &mut rng);
         push_masked(&mut out, &text, &grid, &mask, cfg.net.mask_id());
     }
     Ok(out)
