@@ -74,4 +74,28 @@ pub(crate) mod testutil {
         let bytes = crate::store::module_to_bytes(&model, true, "tiny").expect("serialises");
         (net, bytes, tokenizer)
     }
+
+    /// A one-layer masked-token generator `name` on [`tiny_net`] (seed 3) with token groups of
+    /// side `group` and `steps` sampling steps.
+    pub fn tiny_generator(
+        name: &str,
+        group: usize,
+        steps: usize,
+    ) -> crate::maskgit::BurnGenerator<Cpu> {
+        use crate::maskgit::{BurnGenerator, GeneratorMeta, SamplingConfig, GENERATOR_FORMAT};
+        let (net, bytes, tokenizer) = tiny_net(false, 1, 3, group);
+        let meta = GeneratorMeta {
+            format: GENERATOR_FORMAT.into(),
+            name: name.into(),
+            net,
+            tokenizer: tokenizer.meta.name.clone(),
+            sampling: SamplingConfig {
+                steps,
+                ..SamplingConfig::default()
+            },
+            train: serde_json::Value::Null,
+        };
+        BurnGenerator::from_parts(meta, bytes, tokenizer, name, &Default::default())
+            .expect("tiny generator loads")
+    }
 }

@@ -440,16 +440,7 @@ mod tests {
 
     /// A tiny generator over the shipped tokenizer's codes, random weights from a seed.
     fn tiny() -> BurnGenerator<Cpu> {
-        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 1, 3, 1);
-        let meta = GeneratorMeta {
-            format: GENERATOR_FORMAT.into(),
-            name: "tiny".into(),
-            net,
-            tokenizer: tokenizer.meta.name.clone(),
-            sampling: Default::default(),
-            train: serde_json::Value::Null,
-        };
-        BurnGenerator::from_parts(meta, bytes, tokenizer, "tiny", &Default::default()).unwrap()
+        crate::testutil::tiny_generator("tiny", 1, super::super::SamplingConfig::default().steps)
     }
 
     /// P(yes) = the image's mean red level: cheap, deterministic, and it varies between samples.

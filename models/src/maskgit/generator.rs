@@ -405,19 +405,7 @@ mod tests {
 
     /// A tiny grouped generator (2×2 groups over the shipped 8×8 tokenizer), random weights.
     fn tiny_grouped() -> BurnGenerator<Cpu> {
-        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 1, 3, 2);
-        let meta = GeneratorMeta {
-            format: GENERATOR_FORMAT.into(),
-            name: "tiny-g2".into(),
-            net,
-            tokenizer: tokenizer.meta.name.clone(),
-            sampling: SamplingConfig {
-                steps: 6,
-                ..SamplingConfig::default()
-            },
-            train: serde_json::Value::Null,
-        };
-        BurnGenerator::from_parts(meta, bytes, tokenizer, "tiny-g2", &Default::default()).unwrap()
+        crate::testutil::tiny_generator("tiny-g2", 2, 6)
     }
 
     #[test]

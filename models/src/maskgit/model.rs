@@ -302,6 +302,20 @@ mod tests {
     use super::*;
     use crate::Cpu;
 
+    /// A one-layer network over a 4×4 grid of 8 codes in 2×2 groups.
+    fn grouped_4x4() -> MaskGitConfig {
+        MaskGitConfig {
+            image_tokens: 16,
+            codebook: 8,
+            d_model: 8,
+            heads: 2,
+            layers: 1,
+            d_ff: 8,
+            group: 2,
+            ..MaskGitConfig::default()
+        }
+    }
+
     #[test]
     fn groups_tile_the_grid_in_squares() {
         assert_eq!(
@@ -326,16 +340,7 @@ mod tests {
     /// token's argmax is its place in its 2×2 group.
     #[test]
     fn grouped_outputs_land_on_their_raster_tokens() {
-        let cfg = MaskGitConfig {
-            image_tokens: 16,
-            codebook: 8,
-            d_model: 8,
-            heads: 2,
-            layers: 1,
-            d_ff: 8,
-            group: 2,
-            ..MaskGitConfig::default()
-        };
+        let cfg = grouped_4x4();
         let device = Default::default();
         let mut net = cfg.init::<Cpu>(&device);
         let gg = 4;
@@ -369,16 +374,7 @@ mod tests {
     /// has one position per group.
     #[test]
     fn grouped_embedding_tells_places_apart() {
-        let cfg = MaskGitConfig {
-            image_tokens: 16,
-            codebook: 8,
-            d_model: 8,
-            heads: 2,
-            layers: 1,
-            d_ff: 8,
-            group: 2,
-            ..MaskGitConfig::default()
-        };
+        let cfg = grouped_4x4();
         let device = Default::default();
         let net =
             crate::seeded_init::<Cpu, _>(&device, 4, || cfg.init_materialized::<Cpu>(&device));
