@@ -377,18 +377,15 @@ pub struct ArTrainConfig {
 
 impl ArTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
-        self.net.validate()?;
+        crate::maskgit::training::validate_common(
+            &self.net,
+            self.steps,
+            self.batch_size,
+            self.lr,
+            self.uncond_prob,
+        )?;
         if self.net.group != 1 {
             return Err(NO_GROUPS.into());
-        }
-        if self.steps == 0 || self.batch_size == 0 || self.lr <= 0.0 {
-            return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
-        }
-        if !(0.0..1.0).contains(&self.uncond_prob) {
-            return Err(format!(
-                "uncond_prob {} must be in [0, 1)",
-                self.uncond_prob
-            ));
         }
         if self.sampling.steps == 0 || self.sampling.steps > self.net.image_tokens {
             return Err("sampling.steps must be between 1 and the number of image tokens".into());
@@ -406,18 +403,12 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<ArMeta, ModelError> {
     cfg.validate()
         .map_err(|m| ModelError::config("AR generator training", m))?;
-    let tokenizer = VqTokenizer::<B::InnerBackend>::load_dir(&cfg.tokenizer, device)?;
-    if tokenizer.meta.net.codebook != cfg.net.codebook
-        || tokenizer.meta.net.tokens() != cfg.net.image_tokens
-    {
-        return Err(ModelError::config(
-            "AR generator training",
-            format!(
-                "net.codebook/net.image_tokens do not match the tokenizer in {}",
-                cfg.tokenizer.display()
-            ),
-        ));
-    }
+    let tokenizer = crate::maskgit::training::training_tokenizer::<B::InnerBackend>(
+        &cfg.tokenizer,
+        &cfg.net,
+        "AR generator training",
+        device,
+    )?;
     let model: MaskGit<B> = crate::seeded_init::<B, _>(device, cfg.seed, || {
         cfg.net.init_materialized_family::<B>(true, device)
     });

@@ -46,19 +46,59 @@ pub struct GeneratorTrainConfig {
 
 impl GeneratorTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
-        self.net.validate()?;
-        self.sampling.validate()?;
-        if self.steps == 0 || self.batch_size == 0 || self.lr <= 0.0 {
-            return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
-        }
-        if !(0.0..1.0).contains(&self.uncond_prob) {
-            return Err(format!(
-                "uncond_prob {} must be in [0, 1)",
-                self.uncond_prob
-            ));
-        }
-        Ok(())
+        validate_common(
+            &self.net,
+            self.steps,
+            self.batch_size,
+            self.lr,
+            self.uncond_prob,
+        )?;
+        self.sampling.validate()
     }
+}
+
+/// Checks shared by both generator families' training configs.
+pub(crate) fn validate_common(
+    net: &MaskGitConfig,
+    steps: usize,
+    batch_size: usize,
+    lr: f64,
+    uncond_prob: f64,
+) -> Result<(), String> {
+    net.validate()?;
+    if steps == 0 || batch_size == 0 || lr <= 0.0 {
+        return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
+    }
+    if !(0.0..1.0).contains(&uncond_prob) {
+        return Err(format!("uncond_prob {uncond_prob} must be in [0, 1)"));
+    }
+    Ok(())
+}
+
+/// The tokenizer a generator trains on (`path` from its config), checked against `net`.
+pub(crate) fn training_tokenizer<B: Backend>(
+    path: &Path,
+    net: &MaskGitConfig,
+    what: &str,
+    device: &B::Device,
+) -> Result<VqTokenizer<B>, ModelError> {
+    let tokenizer = VqTokenizer::<B>::load_dir(path, device)?;
+    if tokenizer.meta.net.codebook != net.codebook
+        || tokenizer.meta.net.tokens() != net.image_tokens
+    {
+        return Err(ModelError::Config {
+            what: what.into(),
+            message: format!(
+                "net.codebook/net.image_tokens ({}/{}) do not match the tokenizer in {} ({}/{})",
+                net.codebook,
+                net.image_tokens,
+                path.display(),
+                tokenizer.meta.net.codebook,
+                tokenizer.meta.net.tokens()
+            ),
+        });
+    }
+    Ok(tokenizer)
 }
 
 /// Positions hidden by a cosine-schedule mask over `n` tokens: ratio `cos(π/2·u)`, `u ~ U(0,1)`,
@@ -210,22 +250,12 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<GeneratorMeta, ModelError> {
     cfg.validate()
         .map_err(|m| ModelError::config("generator training", m))?;
-    let tokenizer = VqTokenizer::<B::InnerBackend>::load_dir(&cfg.tokenizer, device)?;
-    if tokenizer.meta.net.codebook != cfg.net.codebook
-        || tokenizer.meta.net.tokens() != cfg.net.image_tokens
-    {
-        return Err(ModelError::Config {
-            what: "generator training".into(),
-            message: format!(
-                "net.codebook/net.image_tokens ({}/{}) do not match the tokenizer in {} ({}/{})",
-                cfg.net.codebook,
-                cfg.net.image_tokens,
-                cfg.tokenizer.display(),
-                tokenizer.meta.net.codebook,
-                tokenizer.meta.net.tokens()
-            ),
-        });
-    }
+    let tokenizer = training_tokenizer::<B::InnerBackend>(
+        &cfg.tokenizer,
+        &cfg.net,
+        "generator training",
+        device,
+    )?;
     let model: MaskGit<B> =
         crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device));
     let optim = AdamWConfig::new()
