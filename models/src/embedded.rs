@@ -18,14 +18,34 @@ pub fn evaluation_detector<B: Backend>(device: &B::Device) -> Result<BurnDetecto
     BurnDetector::from_parts(meta, EVALUATOR_WEIGHTS.to_vec(), what, device)
 }
 
-const TOKENIZER_META: &str = include_str!("../weights/tokenizer/tokenizer.json");
-const TOKENIZER_WEIGHTS: &[u8] = include_bytes!("../weights/tokenizer/tokenizer.bpk");
+/// Tokenizers shipped in the binary: `(name in tokenizer.json, tokenizer.json, tokenizer.bpk)`;
+/// the first is the default.
+const TOKENIZERS: &[(&str, &str, &[u8])] = &[
+    (
+        "vq8x8-smooth",
+        include_str!("../weights/tokenizer/tokenizer.json"),
+        include_bytes!("../weights/tokenizer/tokenizer.bpk"),
+    ),
+    (
+        "vq16x16",
+        include_str!("../weights/tokenizer-16x16/tokenizer.json"),
+        include_bytes!("../weights/tokenizer-16x16/tokenizer.bpk"),
+    ),
+];
 
-/// The image tokenizer every shipped generator predicts codes of.
+/// The default shipped tokenizer (8×8 codes; what `base` and `ar` predict).
 pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
-    let what = "embedded models/weights/tokenizer";
-    let meta: VqMeta = parse_meta(TOKENIZER_META, what)?;
-    VqTokenizer::from_parts(meta, TOKENIZER_WEIGHTS.to_vec(), what, device)
+    tokenizer_named(TOKENIZERS[0].0, device)
+}
+
+/// A shipped tokenizer by the name its metadata (and a generator's `tokenizer` field) gives.
+pub fn tokenizer_named<B: Backend>(
+    name: &str,
+    device: &B::Device,
+) -> Result<VqTokenizer<B>, ModelError> {
+    let (meta, weights, what) = lookup(TOKENIZERS, "tokenizer", name)?;
+    let meta: VqMeta = parse_meta(meta, &what)?;
+    VqTokenizer::from_parts(meta, weights.to_vec(), &what, device)
 }
 
 /// Generators shipped in the binary: `(name, generator.json, generator.bpk)`.
@@ -52,10 +72,11 @@ pub fn ar_generator<B: Backend>(
     };
     let what = format!("embedded generator {name}");
     let meta: crate::ar::ArMeta = parse_meta(meta, &what)?;
+    let tokenizer = tokenizer_named(&meta.tokenizer, device)?;
     Ok(Some(crate::ar::ArGenerator::from_parts(
         meta,
         weights.to_vec(),
-        tokenizer(device)?,
+        tokenizer,
         &what,
         device,
     )?))
@@ -73,7 +94,7 @@ pub fn generator_names() -> Vec<&'static str> {
     GENERATORS.iter().map(|g| g.0).collect()
 }
 
-/// A shipped generator by name, with the shipped tokenizer.
+/// A shipped generator by name, with the shipped tokenizer it was trained on.
 pub fn generator<B: Backend>(
     name: &str,
     device: &B::Device,
@@ -91,7 +112,8 @@ pub fn generator<B: Backend>(
     }
     let (meta, weights, what) = lookup(GENERATORS, "generator", name)?;
     let meta: GeneratorMeta = parse_meta(meta, &what)?;
-    BurnGenerator::from_parts(meta, weights.to_vec(), tokenizer(device)?, &what, device)
+    let tokenizer = tokenizer_named(&meta.tokenizer, device)?;
+    BurnGenerator::from_parts(meta, weights.to_vec(), tokenizer, &what, device)
 }
 
 /// A shipped model's metadata text, weights and display name from a `(name, json, bpk)` table.

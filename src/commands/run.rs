@@ -63,21 +63,7 @@ pub fn load_generator_on<B: burn::prelude::Backend>(
     if dir.join("generator.json").exists() {
         let meta: models::maskgit::GeneratorMeta =
             models::train_loop::read_json(&dir.join("generator.json"))?;
-        // DIR/tokenizer, else the folder its training config names (a fresh training output
-        // holds no tokenizer), else the shipped one; a mismatch is named by from_parts.
-        let trained_on = meta
-            .train
-            .get("tokenizer")
-            .and_then(|v| v.as_str())
-            .map(std::path::PathBuf::from);
-        let tok = [Some(dir.join("tokenizer")), trained_on]
-            .into_iter()
-            .flatten()
-            .find(|t| t.join("tokenizer.json").exists());
-        let tokenizer = match tok {
-            Some(t) => models::vq::VqTokenizer::load_dir(&t, device)?,
-            None => models::embedded::tokenizer(device)?,
-        };
+        let tokenizer = generator_tokenizer(dir, &meta.tokenizer, &meta.train, device)?;
         let path = dir.join("generator.bpk");
         let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
         return Ok(BurnGenerator::from_parts(
@@ -124,6 +110,29 @@ pub fn open_generator(
     Ok((Box::new(g), Some(scale)))
 }
 
+/// The tokenizer of a generator folder: DIR/tokenizer, else the folder its training config
+/// names (a fresh training output holds none), else the shipped tokenizer of that name; a
+/// mismatch with the generator is named when it loads.
+fn generator_tokenizer<B: burn::prelude::Backend>(
+    dir: &Path,
+    name: &str,
+    train: &serde_json::Value,
+    device: &B::Device,
+) -> anyhow::Result<models::vq::VqTokenizer<B>> {
+    let trained_on = train
+        .get("tokenizer")
+        .and_then(|v| v.as_str())
+        .map(std::path::PathBuf::from);
+    let found = [Some(dir.join("tokenizer")), trained_on]
+        .into_iter()
+        .flatten()
+        .find(|t| t.join("tokenizer.json").exists());
+    Ok(match found {
+        Some(t) => models::vq::VqTokenizer::load_dir(&t, device)?,
+        None => models::embedded::tokenizer_named(name, device)?,
+    })
+}
+
 /// An autoregressive generator: a shipped AR name or a folder whose generator.json is of the AR
 /// family; `None` for anything else.
 pub fn load_ar_generator(spec: &str) -> anyhow::Result<Option<models::ar::ArGenerator<Cpu>>> {
@@ -133,12 +142,7 @@ pub fn load_ar_generator(spec: &str) -> anyhow::Result<Option<models::ar::ArGene
         let Some(meta) = models::ar::read_meta(dir)? else {
             return Ok(None);
         };
-        let tok = dir.join("tokenizer");
-        let tokenizer = if tok.join("tokenizer.json").exists() {
-            models::vq::VqTokenizer::load_dir(&tok, &device)?
-        } else {
-            models::embedded::tokenizer(&device)?
-        };
+        let tokenizer = generator_tokenizer(dir, &meta.tokenizer, &meta.train, &device)?;
         let path = dir.join("generator.bpk");
         let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
         let what = path.display().to_string();
