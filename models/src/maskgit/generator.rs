@@ -27,6 +27,14 @@ pub struct SamplingConfig {
     pub cfg_scale: f64,
     /// Initial re-masking temperature τ0 (annealed per step, reset per candidate).
     pub tau0: f64,
+    /// Temperature of the token draws: Show-o draws from the guided distribution as it is (1);
+    /// below 1 sharpens it (0 takes the most likely code). Confidences stay the model's log p.
+    #[serde(skip_serializing_if = "is_one")]
+    pub temperature: f64,
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 impl Default for SamplingConfig {
@@ -35,14 +43,25 @@ impl Default for SamplingConfig {
             steps: 18,
             cfg_scale: 1.75,
             tau0: 1.0,
+            temperature: 1.0,
         }
     }
 }
 
 impl SamplingConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.steps == 0 || !self.cfg_scale.is_finite() || self.tau0.is_nan() || self.tau0 < 0.0 {
-            return Err("sampling.steps ≥ 1, finite sampling.cfg_scale, sampling.tau0 ≥ 0".into());
+        if self.steps == 0
+            || !self.cfg_scale.is_finite()
+            || self.tau0.is_nan()
+            || self.tau0 < 0.0
+            || self.temperature.is_nan()
+            || self.temperature < 0.0
+        {
+            return Err(
+                "sampling.steps ≥ 1, finite sampling.cfg_scale, sampling.tau0 ≥ 0, \
+                 sampling.temperature ≥ 0"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -239,6 +258,40 @@ pub fn decode_predictions<B: Backend>(
     tokenizer.decode(&refs)
 }
 
+/// The code whose cumulative probability first exceeds `u` under `logp` at `temperature`
+/// (1: as given; 0: the most likely code).
+fn draw(logp: &[f32], u: f64, temperature: f64) -> usize {
+    let last = logp.len() - 1;
+    if temperature == 1.0 {
+        let mut acc = 0.0f64;
+        for (k, &lp) in logp.iter().enumerate() {
+            acc += (lp as f64).exp();
+            if u < acc {
+                return k;
+            }
+        }
+        return last;
+    }
+    let best = (0..logp.len()).fold(0, |b, k| if logp[k] > logp[b] { k } else { b });
+    if temperature == 0.0 {
+        return best;
+    }
+    let top = logp[best] as f64;
+    let w: Vec<f64> = logp
+        .iter()
+        .map(|&lp| ((lp as f64 - top) / temperature).exp())
+        .collect();
+    let target = u * w.iter().sum::<f64>();
+    let mut acc = 0.0;
+    for (k, v) in w.iter().enumerate() {
+        acc += v;
+        if target < acc {
+            return k;
+        }
+    }
+    last
+}
+
 /// One sampling step of one trajectory given its guided log-probabilities `[tokens·codebook]`:
 /// draw every masked token, score it `log p + τ·Gumbel`, keep the most confident and re-mask the
 /// `mask_len` least confident (Show-o's loop). With `group_of` (the group of each token, for a
@@ -247,7 +300,7 @@ pub fn sample_step(
     t: &mut Trajectory,
     logp: &[f32],
     codebook: usize,
-    tau0: f64,
+    (tau0, temperature): (f64, f64),
     group_of: Option<&[usize]>,
 ) {
     let mut rng = Rng::new(t.step_seed());
@@ -265,15 +318,7 @@ pub fn sample_step(
         // Multinomial draw by inverse CDF; the draw is made for every masked position so that
         // the random stream does not depend on which positions the model is sure about.
         let u = rng.f64();
-        let mut acc = 0.0f64;
-        let mut pick = codebook - 1;
-        for (k, &lp) in row.iter().enumerate() {
-            acc += (lp as f64).exp();
-            if u < acc {
-                pick = k;
-                break;
-            }
-        }
+        let pick = draw(row, u, temperature);
         prediction.push(pick as u32);
         confidence.push(row[pick] as f64 + tau * rng.gumbel());
     }
@@ -353,7 +398,7 @@ where
                 &mut batch[i],
                 &logp[j * per..(j + 1) * per],
                 k,
-                self.sampling.tau0,
+                (self.sampling.tau0, self.sampling.temperature),
                 group_of.as_deref(),
             );
         }
@@ -451,6 +496,21 @@ mod tests {
         let lp = g.log_prob("a photo of a red dog", &a[0].tokens, 5).unwrap();
         assert!(lp.is_finite() && lp < 0.0, "{lp}");
         assert_eq!(g.decode(&a).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn token_draws_follow_the_temperature() {
+        let logp: Vec<f32> = [0.1f64, 0.6, 0.3].iter().map(|p| p.ln() as f32).collect();
+        // Temperature 1: inverse CDF of the distribution as given.
+        assert_eq!(draw(&logp, 0.05, 1.0), 0);
+        assert_eq!(draw(&logp, 0.5, 1.0), 1);
+        assert_eq!(draw(&logp, 0.95, 1.0), 2);
+        // Temperature 0: the most likely code whatever u.
+        assert!([0.0, 0.5, 0.99].iter().all(|&u| draw(&logp, u, 0.0) == 1));
+        // Temperature ½ squares the odds: p ∝ (0.01, 0.36, 0.09) = (0.0217, 0.7826, 0.1957).
+        assert_eq!(draw(&logp, 0.03, 0.5), 1);
+        assert_eq!(draw(&logp, 0.80, 0.5), 1);
+        assert_eq!(draw(&logp, 0.81, 0.5), 2);
     }
 
     #[test]
