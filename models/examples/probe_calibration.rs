@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Counting prompts of the suite: the score of each true object's best detection.
     let suite = Suite::official();
-    let mut hist = vec![(0usize, 0usize); 10];
+    let mut hist = [(0usize, 0usize); 10];
     for p in suite
         .prompts
         .iter()
