@@ -232,19 +232,12 @@ impl<B: Backend> MaskGit<B> {
             .collect();
         let offsets =
             Tensor::<B, 1, Int>::from_data(TensorData::new(offsets, [n]), &device).reshape([1, n]);
-        let ids = image.select(1, order.clone()) + offsets.expand([b, n]);
+        let ids = image.select(1, order) + offsets.expand([b, n]);
         let e = self.image_emb.forward(ids);
         let d = e.dims()[2];
         let p = n / gg;
         let e = e.reshape([b, p, gg, d]).sum_dim(2).reshape([b, p, d]);
-        let x = Tensor::cat(vec![self.text_emb.forward(text), e], 1);
-        let len = x.dims()[1];
-        let x = x + self
-            .pos
-            .val()
-            .narrow(0, 0, len)
-            .reshape([1, len, d])
-            .expand([b, len, d]);
+        let x = self.with_positions(Tensor::cat(vec![self.text_emb.forward(text), e], 1));
         let h = self.encoder.forward(TransformerEncoderInput::new(x));
         let h = h.slice([0..b, self.text_len..self.text_len + p, 0..d]);
         let logits = self
@@ -267,7 +260,14 @@ impl<B: Backend> MaskGit<B> {
         text_emb: Tensor<B, 3>,
         image: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
-        let x = Tensor::cat(vec![text_emb, self.image_emb.forward(image)], 1);
+        self.with_positions(Tensor::cat(
+            vec![text_emb, self.image_emb.forward(image)],
+            1,
+        ))
+    }
+
+    /// Adds the position embeddings to an embedded `[b, len, d]` sequence.
+    fn with_positions(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, len, d] = x.dims();
         x + self
             .pos
