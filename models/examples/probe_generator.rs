@@ -1,7 +1,7 @@
 //! Diagnostic: how well a trained generator predicts masked tokens at fixed mask ratios, beside
 //! a "copy the left neighbour" baseline (reports/generator.md). Usage:
 //! `cargo run --release -p models --example probe_generator -- DIR [SAMPLES]`, DIR holding
-//! generator.json/.bpk and tokenizer/ (tokenizer.json/.bpk).
+//! generator.json/.bpk and tokenizer/ (tokenizer.json/.bpk) or a TOKENIZER_DIR third argument.
 use burn::prelude::*;
 use harness::rng::Rng;
 use models::maskgit::training::{prompt_ids, push_masked, to_device, HostBatch};
@@ -16,8 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = Path::new(&args[1]);
     let samples: usize = args.get(2).map_or(64, |s| s.parse().unwrap_or(64));
     let device = Default::default();
-    let g = BurnGenerator::<B>::load_dir(dir, &dir.join("tokenizer"), &device)?;
-    let src = SampleSource::new(DatasetKind::Prompts, 999);
+    let tok_dir = args
+        .get(3)
+        .map_or_else(|| dir.join("tokenizer"), std::path::PathBuf::from);
+    let g = BurnGenerator::<B>::load_dir(dir, &tok_dir, &device)?;
+    // Held-out scenes in the world style the generator's tokenizer was trained on.
+    let src = SampleSource::styled(DatasetKind::Prompts, 999, g.tokenizer.meta.train.style);
     let scenes: Vec<_> = (0..samples)
         .map(|i| src.sample(i))
         .collect::<Result<_, _>>()?;

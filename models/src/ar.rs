@@ -415,7 +415,11 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, MaskGit<B>>();
-    let source = world::dataset::SampleSource::new(world::dataset::DatasetKind::Prompts, cfg.seed);
+    let source = world::dataset::SampleSource::styled(
+        world::dataset::DatasetKind::Prompts,
+        cfg.seed,
+        tokenizer.meta.train.style,
+    );
     let spec = LoopSpec {
         what: "AR generator",
         config: serde_json::to_value(cfg).map_err(|e| ModelError::config("AR", e.to_string()))?,

@@ -201,7 +201,7 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
         args.seed,
         args.out.display(),
         t.elapsed().as_secs_f64(),
-        dir = args.tokenizer.as_ref().map_or("models/weights/tokenizer".to_string(), |d| d.display().to_string()),
+        dir = args.tokenizer.as_ref().map_or("models/weights/tokenizer-canonical".to_string(), |d| d.display().to_string()),
     );
     let _ = writeln!(s, "## Reconstruction\n");
     let _ = writeln!(
@@ -265,10 +265,14 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
     let originals: Vec<_> = (0..32)
         .map(|k| {
             let p = &suite.prompts[k * 17 % suite.prompts.len()];
+            let opts = world::SceneOptions {
+                style: tok.meta.train.style,
+                ..world::SceneOptions::default()
+            };
             world::scene_for_metadata(
                 &p.metadata,
                 world::dataset::suite_seed(1234, p.index, 0),
-                &world::SceneOptions::default(),
+                &opts,
             )
             .map(|sc| sc.image)
         })

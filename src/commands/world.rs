@@ -5,7 +5,25 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use world::dataset::{self, DatasetKind};
-use world::{nearmiss, SceneOptions};
+use world::{nearmiss, SceneOptions, Style};
+
+/// `--style`: how scenes are drawn.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StyleArg {
+    /// Textured backgrounds and varied glyphs (the detector's and the ground truth's world).
+    Natural,
+    /// Flat background, one glyph size, grid-aligned (the generator's world).
+    Canonical,
+}
+
+impl From<StyleArg> for Style {
+    fn from(s: StyleArg) -> Style {
+        match s {
+            StyleArg::Natural => Style::Natural,
+            StyleArg::Canonical => Style::Canonical,
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct WorldArgs {
@@ -42,6 +60,8 @@ pub struct RenderArgs {
     /// Render a near miss instead: a scene that breaks exactly one clause of the prompt.
     #[arg(long)]
     pub near_miss: bool,
+    #[arg(long, value_enum, default_value_t = StyleArg::Natural)]
+    pub style: StyleArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -64,6 +84,8 @@ pub struct DatasetArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value_t = KindArg::Prompts)]
     pub kind: KindArg,
+    #[arg(long, value_enum, default_value_t = StyleArg::Natural)]
+    pub style: StyleArg,
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +97,8 @@ pub struct WorldSuiteArgs {
     /// Output folder (official GenEval layout).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = StyleArg::Natural)]
+    pub style: StyleArg,
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +119,7 @@ pub fn run(args: &WorldArgs) -> anyhow::Result<i32> {
                 KindArg::Detector => DatasetKind::Detector,
             };
             let start = std::time::Instant::now();
-            let n = dataset::write_dataset(&a.out, kind, a.n, a.seed, true)
+            let n = dataset::write_dataset(&a.out, kind, a.n, a.seed, a.style.into(), true)
                 .with_context(|| format!("writing dataset to {}", a.out.display()))?;
             eprintln!(
                 "wrote {n} {} images and annotations.jsonl to {} in {:.1}s",
@@ -109,9 +133,10 @@ pub fn run(args: &WorldArgs) -> anyhow::Result<i32> {
             if a.images_per_prompt == 0 {
                 bail!("--images-per-prompt must be at least 1");
             }
-            let r = dataset::write_suite(&a.out, a.images_per_prompt, a.seed, true).with_context(
-                || format!("writing the ground-truth suite to {}", a.out.display()),
-            )?;
+            let r = dataset::write_suite(&a.out, a.images_per_prompt, a.seed, a.style.into(), true)
+                .with_context(|| {
+                    format!("writing the ground-truth suite to {}", a.out.display())
+                })?;
             eprintln!(
                 "wrote {} images of {} prompts to {} and {}",
                 r.images,
@@ -134,6 +159,7 @@ fn render(a: &RenderArgs) -> anyhow::Result<i32> {
     let meta = world::parse_prompt(&a.prompt)?;
     let opts = SceneOptions {
         distractors: a.distractors,
+        style: a.style.into(),
     };
     let (scene, broken) = if a.near_miss {
         let nm = nearmiss::near_miss(&meta, a.seed, &opts)

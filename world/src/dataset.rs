@@ -6,7 +6,7 @@
 use crate::palette;
 use crate::prompts;
 use crate::raster::Placement;
-use crate::scene::{random_scene, scene_for_metadata, Scene, SceneOptions};
+use crate::scene::{random_scene_styled, scene_for_metadata, Scene, SceneOptions, Style};
 use crate::WorldError;
 use harness::fsutil::write_atomic;
 use harness::layout::LayoutWriter;
@@ -69,6 +69,7 @@ pub fn write_suite(
     dir: &Path,
     images_per_prompt: usize,
     seed: u64,
+    style: Style,
     show_progress: bool,
 ) -> Result<SuiteReport, WorldError> {
     let suite = Suite::official();
@@ -86,8 +87,11 @@ pub fn write_suite(
         .par_iter()
         .map(|&(pi, ii)| -> Result<String, WorldError> {
             let meta = &suite.prompts[pi].metadata;
-            let scene =
-                scene_for_metadata(meta, suite_seed(seed, pi, ii), &SceneOptions::default())?;
+            let opts = SceneOptions {
+                style,
+                ..SceneOptions::default()
+            };
+            let scene = scene_for_metadata(meta, suite_seed(seed, pi, ii), &opts)?;
             writer.write_sample(pi, ii, &scene.image)?;
             let raw: Value = meta.raw().clone();
             let line = json!({
@@ -145,10 +149,16 @@ pub struct SampleSource {
     kind: DatasetKind,
     seed: u64,
     prompts: Vec<Metadata>,
+    style: Style,
 }
 
 impl SampleSource {
     pub fn new(kind: DatasetKind, seed: u64) -> SampleSource {
+        SampleSource::styled(kind, seed, Style::Natural)
+    }
+
+    /// Items drawn in `style` (the canonical style is the generator's world).
+    pub fn styled(kind: DatasetKind, seed: u64, style: Style) -> SampleSource {
         let prompts = match kind {
             DatasetKind::Prompts => {
                 prompts::split(
@@ -163,6 +173,7 @@ impl SampleSource {
             kind,
             seed,
             prompts,
+            style,
         }
     }
 
@@ -180,7 +191,11 @@ impl SampleSource {
                 let meta = rng.choose(&self.prompts).ok_or_else(|| {
                     WorldError::Unsatisfiable("no training prompts to draw from".into())
                 })?;
-                let scene = scene_for_metadata(meta, seed, &SceneOptions::default())?;
+                let opts = SceneOptions {
+                    style: self.style,
+                    ..SceneOptions::default()
+                };
+                let scene = scene_for_metadata(meta, seed, &opts)?;
                 Ok(Sample {
                     index,
                     seed,
@@ -198,7 +213,7 @@ impl SampleSource {
                     index,
                     seed,
                     metadata: None,
-                    scene: random_scene(seed, n),
+                    scene: random_scene_styled(seed, n, self.style),
                 })
             }
         }
@@ -217,9 +232,10 @@ pub fn write_dataset(
     kind: DatasetKind,
     n: usize,
     seed: u64,
+    style: Style,
     show_progress: bool,
 ) -> Result<usize, WorldError> {
-    let source = SampleSource::new(kind, seed);
+    let source = SampleSource::styled(kind, seed, style);
     let bar = progress(n, kind.as_str(), show_progress);
     let mut lines = String::new();
     for start in (0..n).step_by(BATCH) {
@@ -373,7 +389,7 @@ mod tests {
     #[test]
     fn suite_writes_the_official_layout_and_exact_detections_score_perfectly() {
         let dir = tempfile_dir("suite");
-        let r = write_suite(&dir, 1, 1234, false).unwrap();
+        let r = write_suite(&dir, 1, 1234, Style::Natural, false).unwrap();
         assert_eq!(r.images, 553);
         let layout = harness::layout::read_image_dir(&dir).unwrap();
         assert_eq!(layout.samples.len(), 553);
@@ -395,12 +411,12 @@ mod tests {
         let a = tempfile_dir("ds_a");
         let b = tempfile_dir("ds_b");
         for kind in [DatasetKind::Prompts, DatasetKind::Detector] {
-            write_dataset(&a, kind, 40, 5, false).unwrap();
+            write_dataset(&a, kind, 40, 5, Style::Natural, false).unwrap();
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .unwrap();
-            pool.install(|| write_dataset(&b, kind, 40, 5, false))
+            pool.install(|| write_dataset(&b, kind, 40, 5, Style::Natural, false))
                 .unwrap();
             let ann_a = std::fs::read_to_string(a.join("annotations.jsonl")).unwrap();
             let ann_b = std::fs::read_to_string(b.join("annotations.jsonl")).unwrap();

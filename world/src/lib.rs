@@ -25,7 +25,10 @@ pub mod tokenizer;
 /// The `image` crate this world renders with, for callers that handle its images.
 pub use image;
 pub use nearmiss::{near_miss, NearMiss, NearMissKind};
-pub use scene::{random_scene, scene_for_metadata, ObjectInstance, Scene, SceneOptions};
+pub use scene::{
+    random_scene, random_scene_styled, scene_for_metadata, ObjectInstance, Scene, SceneOptions,
+    Style,
+};
 pub use tokenizer::{parse_prompt, ParseError, TokenizeError};
 
 use std::fmt;

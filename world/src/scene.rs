@@ -255,21 +255,40 @@ fn relation_regions(rng: &mut Rng, rel: Relation) -> (Region, Region) {
     }
 }
 
+/// The canonical centre nearest `c` whose footprint (glyph plus outline) starts on a cell
+/// boundary and stays inside the image.
+fn snap_to_cell(c: f32) -> f32 {
+    let half = CANONICAL_SIZE / 2.0 + 1.0;
+    let cells = ((IMAGE_SIZE as f32 - 2.0 * half) / CANONICAL_CELL).floor();
+    let start = ((c - half) / CANONICAL_CELL).round().clamp(0.0, cells);
+    start * CANONICAL_CELL + half
+}
+
 /// Random placements for `slots`, preferring positions whose boxes do not touch earlier ones.
-fn place(rng: &mut Rng, slots: &[Slot]) -> Vec<PlacedObject> {
+fn place(rng: &mut Rng, slots: &[Slot], style: Style) -> Vec<PlacedObject> {
     let n = slots.len();
     let s = IMAGE_SIZE as f32;
     let mut boxes: Vec<[f32; 4]> = Vec::new();
     let mut out = Vec::with_capacity(n);
     for slot in slots {
         let shape = glyph(slot.class);
-        let mut p = Placement {
-            cx: 0.0,
-            cy: 0.0,
-            size: sample_size(rng, n),
-            aspect: rng.uniform(0.85, 1.15) as f32,
-            rotation: rng.uniform(-12.0, 12.0).to_radians() as f32,
-            flip: rng.chance(0.5),
+        let mut p = match style {
+            Style::Natural => Placement {
+                cx: 0.0,
+                cy: 0.0,
+                size: sample_size(rng, n),
+                aspect: rng.uniform(0.85, 1.15) as f32,
+                rotation: rng.uniform(-12.0, 12.0).to_radians() as f32,
+                flip: rng.chance(0.5),
+            },
+            Style::Canonical => Placement {
+                cx: 0.0,
+                cy: 0.0,
+                size: CANONICAL_SIZE,
+                aspect: 1.0,
+                rotation: 0.0,
+                flip: false,
+            },
         };
         let (hx, hy) = p.half_extents(shape);
         // The whole object and its outline stay inside the image.
@@ -288,8 +307,11 @@ fn place(rng: &mut Rng, slots: &[Slot]) -> Vec<PlacedObject> {
         };
         let mut best: Option<(f32, f32, f32)> = None;
         for _ in 0..30 {
-            let cx = pick(rng, xlo, xhi, slot.region[0], slot.region[1]);
-            let cy = pick(rng, ylo, yhi, slot.region[2], slot.region[3]);
+            let mut cx = pick(rng, xlo, xhi, slot.region[0], slot.region[1]);
+            let mut cy = pick(rng, ylo, yhi, slot.region[2], slot.region[3]);
+            if style == Style::Canonical {
+                (cx, cy) = (snap_to_cell(cx), snap_to_cell(cy));
+            }
             let b = [cx - hx - 1.0, cy - hy - 1.0, cx + hx + 1.0, cy + hy + 1.0];
             let overlap: f32 = boxes
                 .iter()
@@ -310,10 +332,14 @@ fn place(rng: &mut Rng, slots: &[Slot]) -> Vec<PlacedObject> {
         p.cx = cx;
         p.cy = cy;
         boxes.push([cx - hx, cy - hy, cx + hx, cy + hy]);
+        let rgb = match style {
+            Style::Natural => palette::instance_rgb(slot.color, rng),
+            Style::Canonical => palette::base_rgb(slot.color),
+        };
         out.push(PlacedObject {
             class: slot.class,
             color: slot.color,
-            rgb: palette::instance_rgb(slot.color, rng),
+            rgb,
             placement: p,
         });
     }
@@ -380,11 +406,46 @@ fn well_formed(scene: &Scene) -> bool {
         .all(|o| o.visible_fraction >= MIN_VISIBLE && o.mask.area() >= 12)
 }
 
+/// How scenes are drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Style {
+    /// Textured backgrounds, random sizes, stretches, rotations, flips and colour jitter: what
+    /// the detector and the ground-truth suite use.
+    #[default]
+    Natural,
+    /// The generator's world: a flat grey background, every glyph at one size, upright,
+    /// unflipped, in its exact palette colour, its footprint aligned to the 8-pixel token grid.
+    /// A glyph's tokens are then a function of (class, colour) alone, which is what makes a
+    /// masked-token generator learnable on two CPU cores (reports/generator.md).
+    Canonical,
+}
+
+/// The canonical style's grey background.
+pub const CANONICAL_BACKGROUND: [u8; 3] = [128, 128, 128];
+/// The canonical glyph's larger side; with its 1-pixel outline it covers 3×3 tokens of 8 pixels.
+pub const CANONICAL_SIZE: f32 = 22.0;
+/// The token grid canonical footprints align to, in pixels.
+pub const CANONICAL_CELL: f32 = 8.0;
+
+impl Style {
+    /// The empty image scenes of this style are drawn on.
+    fn background(self, rng: &mut Rng) -> RgbImage {
+        match self {
+            Style::Natural => palette::background(rng, IMAGE_SIZE, IMAGE_SIZE),
+            Style::Canonical => {
+                RgbImage::from_pixel(IMAGE_SIZE, IMAGE_SIZE, Rgb(CANONICAL_BACKGROUND))
+            }
+        }
+    }
+}
+
 /// Options of the scene sampler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SceneOptions {
     /// Extra objects of classes the prompt does not mention (the ground-truth suite uses none).
     pub distractors: usize,
+    pub style: Style,
 }
 
 /// Renders the objects of `include` (exact counts) until `accept` holds for the exact
@@ -405,9 +466,9 @@ pub(crate) fn sample_scene(
     }
     for attempt in 0..MAX_ATTEMPTS {
         let mut rng = Rng::derived(seed, &[attempt]);
-        let bg = palette::background(&mut rng, IMAGE_SIZE, IMAGE_SIZE);
+        let bg = opts.style.background(&mut rng);
         let slots = slots_for(&mut rng, include, avoid, opts.distractors);
-        let placed = place(&mut rng, &slots);
+        let placed = place(&mut rng, &slots, opts.style);
         let scene = compose(bg, &placed);
         if well_formed(&scene) && accept(&scene) {
             return Ok(scene);
@@ -465,10 +526,15 @@ fn positions_hold(metadata: &Metadata, scene: &Scene) -> bool {
 /// A scene of `n` random objects (random classes and colours, no prompt) for detector training.
 /// `n = 0` gives an object-free image.
 pub fn random_scene(seed: u64, n: usize) -> Scene {
+    random_scene_styled(seed, n, Style::Natural)
+}
+
+/// [`random_scene`] in a given style.
+pub fn random_scene_styled(seed: u64, n: usize, style: Style) -> Scene {
     let n = n.min(MAX_OBJECTS);
     for attempt in 0..MAX_ATTEMPTS {
         let mut rng = Rng::derived(seed, &[attempt]);
-        let bg = palette::background(&mut rng, IMAGE_SIZE, IMAGE_SIZE);
+        let bg = style.background(&mut rng);
         let slots: Vec<Slot> = (0..n)
             .map(|_| Slot {
                 class: ClassId::new(rng.index(NUM_CLASSES)).unwrap_or_else(|| unreachable!()),
@@ -476,7 +542,7 @@ pub fn random_scene(seed: u64, n: usize) -> Scene {
                 region: FULL,
             })
             .collect();
-        let placed = place(&mut rng, &slots);
+        let placed = place(&mut rng, &slots, style);
         let scene = compose(bg, &placed);
         if well_formed(&scene) {
             return scene;
@@ -526,7 +592,10 @@ mod tests {
     fn distractors_are_other_classes_and_keep_the_scene_correct() {
         let suite = Suite::official();
         for p in suite.prompts.iter().step_by(7) {
-            let opts = SceneOptions { distractors: 1 };
+            let opts = SceneOptions {
+                distractors: 1,
+                ..SceneOptions::default()
+            };
             let s = scene_for_metadata(&p.metadata, 3, &opts).unwrap();
             let n: u32 = p.metadata.include.iter().map(|c| c.count).sum();
             assert_eq!(s.objects.len(), n as usize + 1);
@@ -555,6 +624,50 @@ mod tests {
             }
         }
         assert!(random_scene(5, 0).objects.is_empty());
+    }
+
+    #[test]
+    fn canonical_glyphs_are_the_same_pixels_on_the_token_grid_wherever_they_stand() {
+        let meta = crate::parse_prompt("a photo of a red dog").unwrap();
+        let opts = SceneOptions {
+            style: Style::Canonical,
+            ..SceneOptions::default()
+        };
+        let crop = |s: &Scene| {
+            let b = s.objects[0].bbox;
+            let (x0, y0) = (b[0] as u32, b[1] as u32);
+            let img = image::imageops::crop_imm(&s.image, x0, y0, 20, 20).to_image();
+            (img, x0 % 8, y0 % 8, (x0, y0))
+        };
+        let scenes: Vec<Scene> = (0..12)
+            .map(|seed| scene_for_metadata(&meta, seed, &opts).unwrap())
+            .collect();
+        let first = crop(&scenes[0]);
+        let mut places = std::collections::BTreeSet::new();
+        for s in &scenes {
+            let c = crop(s);
+            assert_eq!((&c.0, c.1, c.2), (&first.0, first.1, first.2));
+            places.insert(c.3);
+            // Everything off the object and its outline is the flat background.
+            let o = &s.objects[0];
+            let far = |x: u32, y: u32| {
+                let b = o.bbox;
+                (x as f64) < b[0] - 2.0
+                    || (x as f64) > b[2] + 1.0
+                    || (y as f64) < b[1] - 2.0
+                    || (y as f64) > b[3] + 1.0
+            };
+            for (x, y, p) in s.image.enumerate_pixels() {
+                if far(x, y) {
+                    assert_eq!(p.0, CANONICAL_BACKGROUND);
+                }
+            }
+            assert_eq!(o.rgb, palette::base_rgb(Color::Red));
+        }
+        assert!(places.len() > 3, "the dog should stand in several places");
+        // The natural style is untouched by the option's existence.
+        let natural = scene_for_metadata(&meta, 0, &SceneOptions::default()).unwrap();
+        assert_ne!(natural.image, scenes[0].image);
     }
 
     #[test]

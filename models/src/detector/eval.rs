@@ -10,7 +10,7 @@ use harness::results::ResultRow;
 use harness::rules::{self, RuleConfig};
 use harness::{ClassId, Color, Suite};
 use rayon::prelude::*;
-use world::scene::{random_scene, scene_for_metadata, Scene, SceneOptions};
+use world::scene::{random_scene, scene_for_metadata, Scene, SceneOptions, Style};
 
 /// Counts for precision/recall of one class or colour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -184,7 +184,13 @@ pub fn score_suite<B: Backend>(
 where
     BurnDetector<B>: Detector,
 {
-    score_suite_with(det, images_per_prompt, seed, &mut |images| Ok(images))
+    score_suite_with(
+        det,
+        images_per_prompt,
+        seed,
+        Style::Natural,
+        &mut |images| Ok(images),
+    )
 }
 
 /// [`score_suite`] with the ground-truth renders passed through `transform` first (e.g. a
@@ -193,6 +199,7 @@ pub fn score_suite_with(
     det: &dyn Detector,
     images_per_prompt: usize,
     seed: u64,
+    style: Style,
     transform: &mut dyn FnMut(Vec<image::RgbImage>) -> Result<Vec<image::RgbImage>, String>,
 ) -> Result<Vec<ResultRow>, String> {
     let suite = Suite::official();
@@ -208,12 +215,12 @@ pub fn score_suite_with(
             .par_iter()
             .map(|&(p, i)| {
                 let meta = &suite.prompts[p].metadata;
-                scene_for_metadata(
-                    meta,
-                    world::dataset::suite_seed(seed, p, i),
-                    &SceneOptions::default(),
-                )
-                .map_err(|e| e.to_string())
+                let opts = SceneOptions {
+                    style,
+                    ..SceneOptions::default()
+                };
+                scene_for_metadata(meta, world::dataset::suite_seed(seed, p, i), &opts)
+                    .map_err(|e| e.to_string())
             })
             .collect::<Result<_, _>>()?;
         let images = transform(scenes.iter().map(|s| s.image.clone()).collect())?;

@@ -261,7 +261,9 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, MaskGit<B>>();
-    let source = SampleSource::new(DatasetKind::Prompts, cfg.seed);
+    // Scenes in the world style the tokenizer was trained for (the canonical style for the
+    // shipped generator): the tokenizer only represents that style faithfully.
+    let source = SampleSource::styled(DatasetKind::Prompts, cfg.seed, tokenizer.meta.train.style);
     let spec = LoopSpec {
         what: "generator",
         config: serde_json::to_value(cfg).map_err(|e| data_err(e.to_string()))?,

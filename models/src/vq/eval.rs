@@ -67,7 +67,8 @@ pub fn evaluate<B: Backend>(
         .into_iter()
         .enumerate()
     {
-        let source = SampleSource::new(kind, seed);
+        // Held-out renders in the style the tokenizer was trained for.
+        let source = SampleSource::styled(kind, seed, tok.meta.train.style);
         for start in (0..images).step_by(64) {
             let batch: Vec<RgbImage> = (start..(start + 64).min(images))
                 .map(|i| {
@@ -106,8 +107,9 @@ pub fn evaluate<B: Backend>(
         })
         .sum();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let suite_original = score_suite_with(det, suite_images, 1234, &mut Ok)?;
-    let suite_reconstructed = score_suite_with(det, suite_images, 1234, &mut |imgs| {
+    let style = tok.meta.train.style;
+    let suite_original = score_suite_with(det, suite_images, 1234, style, &mut Ok)?;
+    let suite_reconstructed = score_suite_with(det, suite_images, 1234, style, &mut |imgs| {
         Ok(reconstruct(tok, &imgs)?.0)
     })?;
     Ok(VqEval {

@@ -35,6 +35,13 @@ pub struct VqNetConfig {
     pub code_dim: usize,
     /// Number of codes.
     pub codebook: usize,
+    /// Encode each token from its own pixels only (1×1 convolutions over space-to-depth
+    /// patches): identical patches then get identical codes wherever they stand, so a flat
+    /// background is one code and a canonical glyph's tokens depend on its class and colour
+    /// alone. The convolutional encoder's receptive field spans the image, which lets every
+    /// background token carry a different, interchangeable code (reports/tokenizer.md).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub local_encoder: bool,
 }
 
 impl Default for VqNetConfig {
@@ -48,6 +55,7 @@ impl Default for VqNetConfig {
             dec_blocks16: 0,
             code_dim: 16,
             codebook: 512,
+            local_encoder: false,
         }
     }
 }
@@ -101,9 +109,12 @@ pub struct ResBlock<B: Backend> {
 
 impl<B: Backend> ResBlock<B> {
     fn new(c: usize, d: &B::Device) -> Self {
+        Self::with_kernel(c, 3, d)
+    }
+    fn with_kernel(c: usize, k: usize, d: &B::Device) -> Self {
         ResBlock {
-            a: conv(c, c, 3, 1, d),
-            b: conv(c, c, 3, 1, d),
+            a: conv(c, c, k, 1, d),
+            b: conv(c, c, k, 1, d),
         }
     }
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -144,6 +155,8 @@ pub struct VqNet<B: Backend> {
     dec_out: Conv2d<B>,
     /// Pixels per token side (8: the decoder upsamples 8×8 → 16×16 first; 4: it starts there).
     patch: usize,
+    /// See [`VqNetConfig::local_encoder`].
+    local: bool,
 }
 
 /// What quantisation returns: the straight-through code vectors, the indices and the two VQ
@@ -164,17 +177,21 @@ impl VqNetConfig {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             d,
         );
+        let local = self.local_encoder;
+        let p = self.patch();
         VqNet {
-            enc_in: conv(48, self.c1, 3, 1, d),
-            enc_down: conv(
-                self.c1,
-                self.c2,
-                3,
-                if self.patch() == 8 { 2 } else { 1 },
-                d,
-            ),
+            enc_in: if local {
+                conv(3 * p * p, self.c1, 1, 1, d)
+            } else {
+                conv(48, self.c1, 3, 1, d)
+            },
+            enc_down: match (local, p) {
+                (true, _) => conv(self.c1, self.c2, 1, 1, d),
+                (false, 8) => conv(self.c1, self.c2, 3, 2, d),
+                (false, _) => conv(self.c1, self.c2, 3, 1, d),
+            },
             enc_blocks: (0..self.blocks)
-                .map(|_| ResBlock::new(self.c2, d))
+                .map(|_| ResBlock::with_kernel(self.c2, if local { 1 } else { 3 }, d))
                 .collect(),
             enc_out: conv(self.c2, self.code_dim, 1, 1, d),
             codebook: Param::from_tensor(codebook),
@@ -198,7 +215,8 @@ impl VqNetConfig {
                 .collect(),
             dec_mid: conv(self.c1, self.c1, 3, 1, d),
             dec_out: conv(self.c1, 48, 3, 1, d),
-            patch: self.patch(),
+            patch: p,
+            local,
         }
     }
 
@@ -227,6 +245,15 @@ impl<B: Backend> VqNet<B> {
     /// - `images`: `[b, 3, 64, 64]` in [-1, 1]
     /// - returns `[b, code_dim, 8, 8]` (not yet normalised)
     pub fn encode(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
+        if self.local {
+            // Every layer is 1×1 over one token's pixels.
+            let x = space_to_depth(images, self.patch); // [b, 3·p·p, g, g]
+            let mut x = self.enc_down.forward(relu(self.enc_in.forward(x)));
+            for block in &self.enc_blocks {
+                x = block.forward(x);
+            }
+            return self.enc_out.forward(relu(x));
+        }
         let x = space_to_depth(images, 4); // [b, 48, 16, 16]
         let x = relu(self.enc_in.forward(x));
         let mut x = self.enc_down.forward(x); // [b, c2, 8, 8]
@@ -328,6 +355,50 @@ mod tests {
         assert_eq!(q.indices.dims(), [1, 256]);
         assert_eq!(net.decode(net.embed(q.indices)).dims(), [1, 3, 64, 64]);
         assert!(VqNetConfig { grid: 12, ..cfg }.validate().is_err());
+    }
+
+    #[test]
+    fn a_local_encoder_codes_each_token_from_its_own_pixels() {
+        let d = Default::default();
+        let cfg = VqNetConfig {
+            c1: 8,
+            c2: 16,
+            local_encoder: true,
+            ..VqNetConfig::default()
+        };
+        let net = cfg.init_materialized::<B>(&d);
+        let dist = burn::tensor::Distribution::Default;
+        let a = Tensor::<B, 4>::random([1, 3, 64, 64], dist, &d);
+        // b: a's top-left token, everything else different.
+        let mut b = Tensor::<B, 4>::random([1, 3, 64, 64], dist, &d);
+        b = b.slice_assign(
+            [0..1, 0..3, 0..8, 0..8],
+            a.clone().slice([0..1, 0..3, 0..8, 0..8]),
+        );
+        let za = net.encode(a).slice([0..1, 0..16, 0..1, 0..1]);
+        let zb = net.encode(b).slice([0..1, 0..16, 0..1, 0..1]);
+        let (za, zb) = (
+            za.into_data().to_vec::<f32>().unwrap(),
+            zb.into_data().to_vec::<f32>().unwrap(),
+        );
+        assert_eq!(za, zb);
+        // The convolutional encoder looks across tokens.
+        let conv_net = VqNetConfig {
+            local_encoder: false,
+            ..cfg
+        }
+        .init_materialized::<B>(&d);
+        let a = Tensor::<B, 4>::random([1, 3, 64, 64], dist, &d);
+        let b = a.clone().slice_assign(
+            [0..1, 0..3, 8..16, 0..8],
+            Tensor::<B, 4>::ones([1, 3, 8, 8], &d),
+        );
+        let za = conv_net.encode(a).slice([0..1, 0..16, 0..1, 0..1]);
+        let zb = conv_net.encode(b).slice([0..1, 0..16, 0..1, 0..1]);
+        assert_ne!(
+            za.into_data().to_vec::<f32>().unwrap(),
+            zb.into_data().to_vec::<f32>().unwrap()
+        );
     }
 
     #[test]

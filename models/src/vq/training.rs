@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use world::dataset::{DatasetKind, SampleSource};
+use world::Style;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,9 +47,18 @@ pub struct VqTrainConfig {
     /// this world as the feature network).
     #[serde(default)]
     pub perceptual: Option<PerceptualConfig>,
+    /// The world style trained on (the generator's tokenizer: canonical).
+    #[serde(default, skip_serializing_if = "is_natural")]
+    pub style: Style,
     pub checkpoint_every: usize,
     pub log_every: usize,
     pub net: VqNetConfig,
+}
+
+/// Serde helper: the natural style is the default and is left out of written configs, so that
+/// configs written before styles existed stay byte-identical.
+pub fn is_natural(s: &Style) -> bool {
+    *s == Style::Natural
 }
 
 /// The perceptual loss: the reconstruction must give the frozen detector the same head features
@@ -245,8 +255,8 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .init::<B, VqNet<B>>();
-    let prompts = SampleSource::new(DatasetKind::Prompts, cfg.seed);
-    let random = SampleSource::new(DatasetKind::Detector, cfg.seed ^ 0x5eed);
+    let prompts = SampleSource::styled(DatasetKind::Prompts, cfg.seed, cfg.style);
+    let random = SampleSource::styled(DatasetKind::Detector, cfg.seed ^ 0x5eed, cfg.style);
     let spec = LoopSpec {
         what: "tokenizer",
         config: serde_json::to_value(cfg).map_err(|e| ModelError::Config {
