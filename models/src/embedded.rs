@@ -22,14 +22,14 @@ pub fn evaluation_detector<B: Backend>(device: &B::Device) -> Result<BurnDetecto
 /// the first is the default.
 const TOKENIZERS: &[(&str, &str, &[u8])] = &[
     (
-        "vq8x8-canonical",
-        include_str!("../weights/tokenizer-canonical/tokenizer.json"),
-        include_bytes!("../weights/tokenizer-canonical/tokenizer.bpk"),
-    ),
-    (
         "vq8x8-smooth",
         include_str!("../weights/tokenizer/tokenizer.json"),
         include_bytes!("../weights/tokenizer/tokenizer.bpk"),
+    ),
+    (
+        "vq8x8-canonical",
+        include_str!("../weights/tokenizer-canonical/tokenizer.json"),
+        include_bytes!("../weights/tokenizer-canonical/tokenizer.bpk"),
     ),
     (
         "vq16x16",
@@ -38,8 +38,8 @@ const TOKENIZERS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-/// The default shipped tokenizer: `vq8x8-canonical`, what `base` predicts (`ar` predicts
-/// `vq8x8-smooth`, found by name).
+/// The default shipped tokenizer (`vq8x8-smooth`: what `base` and `ar` predict; the others are
+/// found by name).
 pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
     tokenizer_named(TOKENIZERS[0].0, device)
 }

@@ -21,6 +21,7 @@ fn tiny_vq(steps: usize) -> VqTrainConfig {
         background_weight: 0.5,
         smooth_background: Some(3),
         perceptual: None,
+        style: world::Style::Natural,
         checkpoint_every: 2,
         log_every: 1,
         net: VqNetConfig {

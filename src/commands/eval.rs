@@ -201,7 +201,7 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
         args.seed,
         args.out.display(),
         t.elapsed().as_secs_f64(),
-        dir = args.tokenizer.as_ref().map_or("models/weights/tokenizer-canonical".to_string(), |d| d.display().to_string()),
+        dir = args.tokenizer.as_ref().map_or("models/weights/tokenizer".to_string(), |d| d.display().to_string()),
     );
     let _ = writeln!(s, "## Reconstruction\n");
     let _ = writeln!(
