@@ -87,10 +87,7 @@ pub fn write_suite(
         .par_iter()
         .map(|&(pi, ii)| -> Result<String, WorldError> {
             let meta = &suite.prompts[pi].metadata;
-            let opts = SceneOptions {
-                style,
-                ..SceneOptions::default()
-            };
+            let opts = SceneOptions::in_style(style);
             let scene = scene_for_metadata(meta, suite_seed(seed, pi, ii), &opts)?;
             writer.write_sample(pi, ii, &scene.image)?;
             let raw: Value = meta.raw().clone();
@@ -191,10 +188,7 @@ impl SampleSource {
                 let meta = rng.choose(&self.prompts).ok_or_else(|| {
                     WorldError::Unsatisfiable("no training prompts to draw from".into())
                 })?;
-                let opts = SceneOptions {
-                    style: self.style,
-                    ..SceneOptions::default()
-                };
+                let opts = SceneOptions::in_style(self.style);
                 let scene = scene_for_metadata(meta, seed, &opts)?;
                 Ok(Sample {
                     index,

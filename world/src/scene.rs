@@ -421,6 +421,14 @@ pub enum Style {
     Canonical,
 }
 
+impl Style {
+    /// Serde helper: the natural style is the default and is left out of written configs, so
+    /// that configs written before styles existed stay byte-identical.
+    pub fn is_natural(&self) -> bool {
+        *self == Style::Natural
+    }
+}
+
 /// The canonical style's grey background.
 pub const CANONICAL_BACKGROUND: [u8; 3] = [128, 128, 128];
 /// The canonical glyph's larger side; with its 1-pixel outline it covers 3×3 tokens of 8 pixels.
@@ -446,6 +454,16 @@ pub struct SceneOptions {
     /// Extra objects of classes the prompt does not mention (the ground-truth suite uses none).
     pub distractors: usize,
     pub style: Style,
+}
+
+impl SceneOptions {
+    /// No distractors, drawn in `style`.
+    pub fn in_style(style: Style) -> SceneOptions {
+        SceneOptions {
+            style,
+            ..SceneOptions::default()
+        }
+    }
 }
 
 /// Renders the objects of `include` (exact counts) until `accept` holds for the exact
@@ -629,10 +647,7 @@ mod tests {
     #[test]
     fn canonical_glyphs_are_the_same_pixels_on_the_token_grid_wherever_they_stand() {
         let meta = crate::parse_prompt("a photo of a red dog").unwrap();
-        let opts = SceneOptions {
-            style: Style::Canonical,
-            ..SceneOptions::default()
-        };
+        let opts = SceneOptions::in_style(Style::Canonical);
         let crop = |s: &Scene| {
             let b = s.objects[0].bbox;
             let (x0, y0) = (b[0] as u32, b[1] as u32);

@@ -215,10 +215,7 @@ pub fn score_suite_with(
             .par_iter()
             .map(|&(p, i)| {
                 let meta = &suite.prompts[p].metadata;
-                let opts = SceneOptions {
-                    style,
-                    ..SceneOptions::default()
-                };
+                let opts = SceneOptions::in_style(style);
                 scene_for_metadata(meta, world::dataset::suite_seed(seed, p, i), &opts)
                     .map_err(|e| e.to_string())
             })

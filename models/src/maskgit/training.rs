@@ -261,8 +261,8 @@ pub fn train<B: AutodiffBackend>(
     let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, MaskGit<B>>();
-    // Scenes in the world style the tokenizer was trained for (the canonical style for the
-    // shipped generator): the tokenizer only represents that style faithfully.
+    // Scenes in the world style the tokenizer was trained for: it represents only that style
+    // faithfully.
     let source = SampleSource::styled(DatasetKind::Prompts, cfg.seed, tokenizer.meta.train.style);
     let spec = LoopSpec {
         what: "generator",

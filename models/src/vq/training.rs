@@ -48,17 +48,11 @@ pub struct VqTrainConfig {
     #[serde(default)]
     pub perceptual: Option<PerceptualConfig>,
     /// The world style trained on (the generator's tokenizer: canonical).
-    #[serde(default, skip_serializing_if = "is_natural")]
+    #[serde(default, skip_serializing_if = "Style::is_natural")]
     pub style: Style,
     pub checkpoint_every: usize,
     pub log_every: usize,
     pub net: VqNetConfig,
-}
-
-/// Serde helper: the natural style is the default and is left out of written configs, so that
-/// configs written before styles existed stay byte-identical.
-pub fn is_natural(s: &Style) -> bool {
-    *s == Style::Natural
 }
 
 /// The perceptual loss: the reconstruction must give the frozen detector the same head features
