@@ -96,6 +96,10 @@ impl Generator for ExtGenerator {
         &self.name
     }
 
+    fn concurrent(&self) -> bool {
+        false
+    }
+
     fn grid(&self) -> (usize, usize) {
         self.grid
     }

@@ -83,6 +83,10 @@ impl Judge for ExtJudge {
         &self.name
     }
 
+    fn concurrent(&self) -> bool {
+        false
+    }
+
     fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String> {
         if requests.is_empty() {
             return Ok(Vec::new());

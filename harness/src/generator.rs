@@ -136,6 +136,12 @@ pub trait Generator: Send + Sync {
     fn grid(&self) -> (usize, usize);
     /// Steps of a default schedule.
     fn default_steps(&self) -> usize;
+    /// Whether batches may run on several threads at once. In-process models gain a core each;
+    /// a model behind one worker process answers one request at a time anyway, and its first
+    /// failure must reach the user unmixed with the failures of batches queued behind it.
+    fn concurrent(&self) -> bool {
+        true
+    }
     /// A fresh trajectory for `prompt`.
     fn start(&self, prompt: &str, seed: u64, steps: usize) -> Trajectory {
         let (r, c) = self.grid();

@@ -125,6 +125,11 @@ pub fn check_verdicts(
 /// A yes/no verifier.
 pub trait Judge: Send + Sync {
     fn name(&self) -> &str;
+    /// Whether requests may come from several threads at once (see
+    /// [`crate::generator::Generator::concurrent`]).
+    fn concurrent(&self) -> bool {
+        true
+    }
     /// One verdict per request, in order. A non-finite score is an error naming the judge.
     fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String>;
 }

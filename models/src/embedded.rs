@@ -27,6 +27,11 @@ const TOKENIZERS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../weights/tokenizer/tokenizer.bpk"),
     ),
     (
+        "vq8x8-canonical-8k",
+        include_str!("../weights/tokenizer-canonical-8k/tokenizer.json"),
+        include_bytes!("../weights/tokenizer-canonical-8k/tokenizer.bpk"),
+    ),
+    (
         "vq8x8-canonical",
         include_str!("../weights/tokenizer-canonical/tokenizer.json"),
         include_bytes!("../weights/tokenizer-canonical/tokenizer.bpk"),
@@ -38,10 +43,17 @@ const TOKENIZERS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-/// The default shipped tokenizer (`vq8x8-smooth`: what `base` and `ar` predict; the others are
-/// found by name).
+/// The default shipped tokenizer (`vq8x8-smooth`: what `ar` and the unit tests' tiny networks
+/// predict; the others are found by name).
 pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
     tokenizer_named(TOKENIZERS[0].0, device)
+}
+
+/// The tokenizer the shipped `base` generator predicts (`vq8x8-canonical-8k` since session 7).
+pub fn base_tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
+    let (meta, _, what) = lookup(GENERATORS, "generator", "base")?;
+    let meta: GeneratorMeta = parse_meta(meta, &what)?;
+    tokenizer_named(&meta.tokenizer, device)
 }
 
 /// A shipped tokenizer by the name its metadata (and a generator's `tokenizer` field) gives.

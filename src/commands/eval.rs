@@ -179,8 +179,8 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
             d.display().to_string(),
         ),
         None => (
-            models::embedded::tokenizer(&device)?,
-            "embedded tokenizer".to_string(),
+            models::embedded::base_tokenizer(&device)?,
+            "the embedded base generator's tokenizer".to_string(),
         ),
     };
     let det = crate::commands::run::load_detector(args.detector.as_deref())?;

@@ -15,6 +15,7 @@ use harness::layout::LayoutWriter;
 use harness::results::ResultRecord;
 use harness::rng::derive_seed;
 use harness::{PromptEntry, RuleConfig};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -184,51 +185,79 @@ pub fn generate(
         .append(true)
         .open(&gen_path)
         .map_err(|e| Error::io(&gen_path, e))?;
-    for chunk in jobs.chunks(plan.batch_jobs.max(1)) {
-        let outcomes = run_chunk(out, strategy, cx, chunk)?;
-        for (job, o) in chunk.iter().zip(outcomes) {
-            let rec = match o {
-                Ok(o) => {
-                    // The PNG lands (atomically) before its record: a record always means a
-                    // whole image.
-                    writer.write_sample(job.prompt_index, job.image_index, &o.image)?;
-                    GenerationRecord {
-                        prompt_index: job.prompt_index,
-                        image_index: job.image_index,
-                        strategy: strategy.name().to_string(),
-                        generator: cx.generator.name().to_string(),
-                        forwards: o.compute.forwards,
-                        judge_calls: o.compute.judge_calls,
-                        candidates: o.compute.candidates,
-                        truncated: o.compute.truncated,
-                        trace: o.trace,
-                        error: None,
-                    }
-                }
-                Err(reason) => GenerationRecord {
+    // Batches run on all of rayon's threads at once (one matmul stream per core: burn's CPU
+    // kernels use one each); records are still written in job order, and no draw depends on
+    // which thread ran a batch.
+    let chunks: Vec<&[Job]> = jobs.chunks(plan.batch_jobs.max(1)).collect();
+    let concurrent = cx.generator.concurrent() && cx.judge.is_none_or(|j| j.concurrent());
+    let width = if concurrent {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
+    for wave in chunks.chunks(width) {
+        let results: Vec<_> = wave
+            .par_iter()
+            .map(|chunk| run_chunk(out, strategy, cx, chunk))
+            .collect();
+        for (chunk, outcomes) in wave.iter().zip(results) {
+            write_outcomes(&writer, &mut log, &gen_path, strategy, cx, chunk, outcomes?)?;
+            finished += chunk.len();
+            progress(finished, total);
+        }
+    }
+    log.sync_all().map_err(|e| Error::io(&gen_path, e))?;
+    Ok((total - resumed, resumed))
+}
+
+/// Writes one batch's images (each PNG atomically, before its record) and generation records.
+fn write_outcomes(
+    writer: &LayoutWriter,
+    log: &mut std::fs::File,
+    gen_path: &Path,
+    strategy: &dyn Strategy,
+    cx: &Context<'_>,
+    chunk: &[Job],
+    outcomes: Vec<Result<Outcome, String>>,
+) -> harness::Result<()> {
+    for (job, o) in chunk.iter().zip(outcomes) {
+        let rec = match o {
+            Ok(o) => {
+                // The PNG lands (atomically) before its record: a record always means a
+                // whole image.
+                writer.write_sample(job.prompt_index, job.image_index, &o.image)?;
+                GenerationRecord {
                     prompt_index: job.prompt_index,
                     image_index: job.image_index,
                     strategy: strategy.name().to_string(),
                     generator: cx.generator.name().to_string(),
-                    forwards: 0,
-                    judge_calls: 0,
-                    candidates: 0,
-                    truncated: 0,
-                    trace: serde_json::Value::Null,
-                    error: Some(reason),
-                },
-            };
-            let line =
-                serde_json::to_string(&rec).map_err(|e| invalid(&gen_path, e.to_string()))?;
-            log.write_all(format!("{line}\n").as_bytes())
-                .and_then(|_| log.flush())
-                .map_err(|e| Error::io(&gen_path, e))?;
-        }
-        finished += chunk.len();
-        progress(finished, total);
+                    forwards: o.compute.forwards,
+                    judge_calls: o.compute.judge_calls,
+                    candidates: o.compute.candidates,
+                    truncated: o.compute.truncated,
+                    trace: o.trace,
+                    error: None,
+                }
+            }
+            Err(reason) => GenerationRecord {
+                prompt_index: job.prompt_index,
+                image_index: job.image_index,
+                strategy: strategy.name().to_string(),
+                generator: cx.generator.name().to_string(),
+                forwards: 0,
+                judge_calls: 0,
+                candidates: 0,
+                truncated: 0,
+                trace: serde_json::Value::Null,
+                error: Some(reason),
+            },
+        };
+        let line = serde_json::to_string(&rec).map_err(|e| invalid(gen_path, e.to_string()))?;
+        log.write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| log.flush())
+            .map_err(|e| Error::io(gen_path, e))?;
     }
-    log.sync_all().map_err(|e| Error::io(&gen_path, e))?;
-    Ok((total - resumed, resumed))
+    Ok(())
 }
 
 /// Runs one batch of jobs. When a model's NaN or infinity fails the batch, each job is run alone

@@ -11,6 +11,9 @@
 #                     models/weights/tokenizer-16x16 for the 16×16 generators)
 #   GENERATOR_CONFIG  default configs/generator-canonical.yaml (configs/generator-16x16*.yaml for
 #                     the 16×16 tokenizer)
+#   TOKENIZER_SECONDS, GENERATOR_SECONDS  wall-clock caps (default: none). A capped generator run
+#                     that stops early is evaluated from its newest snapshot, so a device call's
+#                     time limit never loses the whole run.
 #
 # EVALCOT_CUDA_BINARY: built here with `CUDARC_CUDA_VERSION=13000 cargo build --release
 # --features cuda` (README "GPU"). Writes OUT_DIR/{tokenizer,GENERATOR,*.log,*.md} and
@@ -20,11 +23,21 @@ bin=${1:?usage: generator-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
 out=${2:?usage: generator-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
 mkdir -p "$out"
 cd "$(dirname "$0")/../.."
+# cap SECONDS CMD...: runs CMD, killed after SECONDS (0: no cap); a kill is logged, not fatal.
+cap() {
+    local seconds=$1
+    shift
+    if [[ "$seconds" == 0 ]]; then
+        "$@"
+    else
+        timeout "$seconds" "$@" || echo "stopped after ${seconds}s (exit $?)" >&2
+    fi
+}
 if [[ -n "${TOKENIZER_CONFIG:-}" ]]; then
-    "$bin" train tokenizer --config "$TOKENIZER_CONFIG" --out "$out/tokenizer" --device cuda \
-        > "$out/tokenizer.log" 2>&1
-    "$bin" eval tokenizer --tokenizer "$out/tokenizer" --suite-images 1 --out "$out/tokenizer.md" \
-        > "$out/tokenizer-eval.log" 2>&1
+    cap "${TOKENIZER_SECONDS:-0}" "$bin" train tokenizer --config "$TOKENIZER_CONFIG" \
+        --out "$out/tokenizer" --device cuda > "$out/tokenizer.log" 2>&1
+    cap 60 "$bin" eval tokenizer --tokenizer "$out/tokenizer" \
+        --suite-images 1 --out "$out/tokenizer.md" > "$out/tokenizer-eval.log" 2>&1
 else
     mkdir -p "$out/tokenizer"
     src=${TOKENIZER_DIR:-models/weights/tokenizer-canonical}
@@ -33,10 +46,19 @@ fi
 config=${GENERATOR_CONFIG:-configs/generator-canonical.yaml}
 gen=$(basename "$config" .yaml)
 sed "s|^tokenizer: .*|tokenizer: $out/tokenizer|" "$config" > "$out/$gen.yaml"
-"$bin" train generator --config "$out/$gen.yaml" --out "$out/$gen" --device cuda \
-    > "$out/$gen.log" 2>&1
-mkdir -p "$out/$gen/tokenizer"
-cp "$out/tokenizer/tokenizer.json" "$out/tokenizer/tokenizer.bpk" "$out/$gen/tokenizer/"
-"$bin" run geneval --strategy baseline --generator "$out/$gen" --per-tag 20 \
-    --images-per-prompt 2 --out "$out/baseline-$gen" > "$out/baseline-$gen.log" 2>&1
-tar -cf "$out/chain.tar" -C "$out" --exclude='*.tar' --exclude=checkpoint.bin .
+cap "${GENERATOR_SECONDS:-0}" "$bin" train generator --config "$out/$gen.yaml" --out "$out/$gen" \
+    --device cuda > "$out/$gen.log" 2>&1
+model="$out/$gen"
+if [[ ! -f "$model/generator.json" ]]; then
+    model=$(ls -d "$out/$gen"/snapshots/step-* | sort -t- -k2 -n | tail -1)
+    echo "unfinished: evaluating $model" >> "$out/$gen.log"
+    # The newest snapshot travels back in place of the final weights (snapshots stay behind:
+    # the trip back takes 16 MiB a file).
+    cp "$model/generator.json" "$model/generator.bpk" "$out/$gen/"
+fi
+mkdir -p "$model/tokenizer"
+cp "$out/tokenizer/tokenizer.json" "$out/tokenizer/tokenizer.bpk" "$model/tokenizer/"
+cap "${BASELINE_SECONDS:-0}" "$bin" run geneval --strategy baseline --generator "$model" \
+    --per-tag 20 --images-per-prompt 2 --out "$out/baseline-$gen" > "$out/baseline-$gen.log" 2>&1
+tar -cf "$out/chain.tar" -C "$out" --exclude='*.tar' --exclude=checkpoint.bin \
+    --exclude=snapshots .
