@@ -52,8 +52,8 @@ pub enum Command {
 pub struct ReproduceArgs {
     /// What to reproduce.
     pub what: ReproduceWhat,
-    /// `small` (minutes on a 2-core CPU) or `full` (the paper's 553 × 4 × N = 20); the scales
-    /// are defined in the matrix.
+    /// `small` (minutes on a 2-core CPU), `medium` (about half an hour there) or `full` (the
+    /// paper's 553 × 4 × N = 20); the scales are defined in the matrix.
     #[arg(long, default_value = "small")]
     pub scale: String,
     /// The experiment matrix.
@@ -63,7 +63,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "DIR")]
     pub runs: Option<PathBuf>,
     /// The report to write.
-    #[arg(long, value_name = "FILE", default_value = "reports/paper.md")]
+    #[arg(long, value_name = "FILE", default_value = "reports/strategies.md")]
     pub out: PathBuf,
     /// Bootstrap resamples of prompts for the intervals.
     #[arg(long, default_value_t = 1000)]

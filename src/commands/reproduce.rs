@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use strategies::RunConfig;
 
 /// `evalcot reproduce paper [--scale small|full]`: every configuration of the matrix, resumed
-/// where its run folder already holds images, then `reports/paper.md`.
+/// where its run folder already holds images, then `reports/strategies.md`.
 pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     let matrix = Matrix::load(&args.matrix)?;
     let overrides = matrix.scales.get(&args.scale).ok_or_else(|| {

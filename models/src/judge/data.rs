@@ -20,6 +20,7 @@ use harness::rules::{self, Judgement};
 use harness::scoring::judge_images;
 use harness::{Metadata, RuleConfig};
 use image::RgbImage;
+use rayon::prelude::*;
 use world::prompts;
 use world::scene::SceneOptions;
 
@@ -186,7 +187,6 @@ pub fn collect(
     seed: u64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<JudgeSample>, String> {
-    let rules_cfg = RuleConfig::default();
     let mut rng = Rng::derived(seed, &[0x7a]);
     let chosen: Vec<Metadata> = (0..cfg.prompts)
         .map(|_| rng.choose(prompts).cloned().ok_or("no training prompts"))
@@ -194,119 +194,201 @@ pub fn collect(
     let jobs: Vec<(usize, usize)> = (0..chosen.len())
         .flat_map(|p| (0..cfg.candidates).map(move |c| (p, c)))
         .collect();
+    // Chunks run one per thread at once and are concatenated in order: the samples do not
+    // depend on the thread count (every draw comes from the prompt, candidate and step).
+    let chunks: Vec<&[(usize, usize)]> = jobs.chunks(cfg.batch.max(1)).collect();
     let mut out = Vec::new();
     let mut done = 0;
-    for chunk in jobs.chunks(cfg.batch.max(1)) {
-        let mut trajs: Vec<Trajectory> = chunk
-            .iter()
-            .map(|&(p, c)| {
-                generator.start(
-                    &chosen[p].prompt,
-                    derive_seed(seed, &[p as u64, c as u64]),
-                    cfg.steps,
-                )
-            })
+    for wave in chunks.chunks(rayon::current_num_threads().max(1)) {
+        let parts: Vec<Result<Vec<JudgeSample>, String>> = wave
+            .par_iter()
+            .map(|chunk| collect_chunk(generator, annotator, &chosen, chunk, cfg, seed))
             .collect();
-        let metas: Vec<&Metadata> = chunk.iter().map(|&(p, _)| &chosen[p]).collect();
-        // Step images and the states to roll out from.
-        let mut step_images: Vec<Vec<RgbImage>> = vec![Vec::new(); chunk.len()];
-        let mut states: Vec<Vec<Trajectory>> = vec![Vec::new(); chunk.len()];
-        for t in 0..cfg.steps {
-            generator.step(&mut trajs)?;
-            let imgs = generator.decode(&trajs)?;
-            for (k, img) in imgs.into_iter().enumerate() {
-                step_images[k].push(img);
-                if cfg.rollouts > 0 && (t + 1) % cfg.rollout_every.max(1) == 0 && t + 1 < cfg.steps
-                {
-                    states[k].push(trajs[k].clone());
-                }
-            }
+        for (chunk, part) in wave.iter().zip(parts) {
+            out.extend(part?);
+            done += chunk.len();
+            progress(done, jobs.len());
         }
-        let verdict = |images: &[RgbImage], metas: &[&Metadata]| -> Result<Vec<bool>, String> {
-            Ok(judge_images(annotator, images, metas, &rules_cfg)?
-                .into_iter()
-                .map(|v| v.is_ok_and(|j| j.correct))
-                .collect())
-        };
-        for k in 0..chunk.len() {
-            let m = metas[k];
-            let finals = step_images[k].last().cloned().ok_or("no steps")?;
-            let per_step = verdict(&step_images[k], &vec![m; cfg.steps])?;
-            let final_ok = *per_step.last().unwrap_or(&false);
-            // Clarity boundary: the first step from which every step verdict equals the final.
-            let boundary = (0..cfg.steps)
-                .rev()
-                .take_while(|&s| per_step[s] == final_ok)
-                .last()
-                .unwrap_or(cfg.steps - 1);
-            // Rollouts: fresh continuations from the kept states.
-            let mut rolled: Vec<Trajectory> = states[k]
-                .iter()
-                .flat_map(|s| (0..cfg.rollouts).map(move |r| s.fork(r as u64)))
-                .collect();
-            generator.run_to_end(&mut rolled)?;
-            let roll_imgs = generator.decode(&rolled)?;
-            let roll_ok = verdict(&roll_imgs, &vec![m; roll_imgs.len()])?;
-            for (s, img) in step_images[k].iter().enumerate() {
-                let clear = s >= boundary;
-                out.push(JudgeSample {
-                    image: img.clone(),
-                    task: JudgeTask::Clarity,
-                    text: m.prompt.clone(),
-                    label: clear,
-                    cells: None,
-                });
-                if clear {
-                    out.push(JudgeSample {
-                        image: img.clone(),
-                        task: JudgeTask::Potential,
-                        text: m.prompt.clone(),
-                        label: final_ok,
-                        cells: None,
-                    });
-                }
-                // PRM: labelled where rollouts exist, or where the own ending already says yes.
-                let rolled_here = states[k].iter().position(|st| st.step == s + 1);
-                let label = match rolled_here {
-                    Some(i) => {
-                        final_ok
-                            || roll_ok[i * cfg.rollouts..(i + 1) * cfg.rollouts]
-                                .iter()
-                                .any(|&v| v)
-                    }
-                    None if final_ok => true,
-                    None => continue,
-                };
-                out.push(JudgeSample {
-                    image: img.clone(),
-                    task: JudgeTask::Step,
-                    text: m.prompt.clone(),
-                    label,
-                    cells: None,
-                });
-            }
-            out.push(JudgeSample {
-                image: finals.clone(),
-                task: JudgeTask::Final,
-                text: m.prompt.clone(),
-                label: final_ok,
-                cells: None,
-            });
-            // Reflection on the final image from the annotator's clause outcomes.
-            let size = annotator.input_size();
-            let resized = harness::scoring::resize_for_detector(&finals, size).0;
-            let objs = annotator.detect(std::slice::from_ref(&resized))?.remove(0);
-            let dets = objs
-                .iter()
-                .map(|o| o.to_detection())
-                .collect::<Result<Vec<_>, _>>()?;
-            let j = rules::judge(m, &dets, &rules_cfg).map_err(|e| e.to_string())?;
-            let (passed, boxes) =
-                clause_truth(m, &j, &dets.iter().map(|d| d.bbox).collect::<Vec<_>>());
-            out.extend(reflections(&finals, m, &passed, &boxes));
-        }
-        done += chunk.len();
-        progress(done, jobs.len());
     }
     Ok(out)
+}
+
+/// Labelled samples of one batch of `(prompt, candidate)` jobs.
+fn collect_chunk(
+    generator: &dyn Generator,
+    annotator: &dyn Detector,
+    chosen: &[Metadata],
+    chunk: &[(usize, usize)],
+    cfg: &CollectConfig,
+    seed: u64,
+) -> Result<Vec<JudgeSample>, String> {
+    let rules_cfg = RuleConfig::default();
+    let mut out = Vec::new();
+    let mut trajs: Vec<Trajectory> = chunk
+        .iter()
+        .map(|&(p, c)| {
+            generator.start(
+                &chosen[p].prompt,
+                derive_seed(seed, &[p as u64, c as u64]),
+                cfg.steps,
+            )
+        })
+        .collect();
+    let metas: Vec<&Metadata> = chunk.iter().map(|&(p, _)| &chosen[p]).collect();
+    // Step images and the states to roll out from.
+    let mut step_images: Vec<Vec<RgbImage>> = vec![Vec::new(); chunk.len()];
+    let mut states: Vec<Vec<Trajectory>> = vec![Vec::new(); chunk.len()];
+    for t in 0..cfg.steps {
+        generator.step(&mut trajs)?;
+        let imgs = generator.decode(&trajs)?;
+        for (k, img) in imgs.into_iter().enumerate() {
+            step_images[k].push(img);
+            if cfg.rollouts > 0 && (t + 1) % cfg.rollout_every.max(1) == 0 && t + 1 < cfg.steps {
+                states[k].push(trajs[k].clone());
+            }
+        }
+    }
+    let verdict = |images: &[RgbImage], metas: &[&Metadata]| -> Result<Vec<bool>, String> {
+        Ok(judge_images(annotator, images, metas, &rules_cfg)?
+            .into_iter()
+            .map(|v| v.is_ok_and(|j| j.correct))
+            .collect())
+    };
+    for k in 0..chunk.len() {
+        let m = metas[k];
+        let finals = step_images[k].last().cloned().ok_or("no steps")?;
+        let per_step = verdict(&step_images[k], &vec![m; cfg.steps])?;
+        let final_ok = *per_step.last().unwrap_or(&false);
+        // Clarity boundary: the first step from which every step verdict equals the final.
+        let boundary = (0..cfg.steps)
+            .rev()
+            .take_while(|&s| per_step[s] == final_ok)
+            .last()
+            .unwrap_or(cfg.steps - 1);
+        // Rollouts: fresh continuations from the kept states.
+        let mut rolled: Vec<Trajectory> = states[k]
+            .iter()
+            .flat_map(|s| (0..cfg.rollouts).map(move |r| s.fork(r as u64)))
+            .collect();
+        generator.run_to_end(&mut rolled)?;
+        let roll_imgs = generator.decode(&rolled)?;
+        let roll_ok = verdict(&roll_imgs, &vec![m; roll_imgs.len()])?;
+        for (s, img) in step_images[k].iter().enumerate() {
+            let clear = s >= boundary;
+            out.push(JudgeSample {
+                image: img.clone(),
+                task: JudgeTask::Clarity,
+                text: m.prompt.clone(),
+                label: clear,
+                cells: None,
+            });
+            if clear {
+                out.push(JudgeSample {
+                    image: img.clone(),
+                    task: JudgeTask::Potential,
+                    text: m.prompt.clone(),
+                    label: final_ok,
+                    cells: None,
+                });
+            }
+            // PRM: labelled where rollouts exist, or where the own ending already says yes.
+            let rolled_here = states[k].iter().position(|st| st.step == s + 1);
+            let label = match rolled_here {
+                Some(i) => {
+                    final_ok
+                        || roll_ok[i * cfg.rollouts..(i + 1) * cfg.rollouts]
+                            .iter()
+                            .any(|&v| v)
+                }
+                None if final_ok => true,
+                None => continue,
+            };
+            out.push(JudgeSample {
+                image: img.clone(),
+                task: JudgeTask::Step,
+                text: m.prompt.clone(),
+                label,
+                cells: None,
+            });
+        }
+        out.push(JudgeSample {
+            image: finals.clone(),
+            task: JudgeTask::Final,
+            text: m.prompt.clone(),
+            label: final_ok,
+            cells: None,
+        });
+        // Reflection on the final image from the annotator's clause outcomes.
+        let size = annotator.input_size();
+        let resized = harness::scoring::resize_for_detector(&finals, size).0;
+        let objs = annotator.detect(std::slice::from_ref(&resized))?.remove(0);
+        let dets = objs
+            .iter()
+            .map(|o| o.to_detection())
+            .collect::<Result<Vec<_>, _>>()?;
+        let j = rules::judge(m, &dets, &rules_cfg).map_err(|e| e.to_string())?;
+        let (passed, boxes) = clause_truth(m, &j, &dets.iter().map(|d| d.bbox).collect::<Vec<_>>());
+        out.extend(reflections(&finals, m, &passed, &boxes));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::testkit::{DummyDetector, DummyGenerator};
+
+    /// What a sample says, comparable: task, text, label, cells and the image's bytes.
+    fn key(s: &JudgeSample) -> (String, String, bool, Option<Vec<u32>>, Vec<u8>) {
+        (
+            format!("{:?}", s.task),
+            s.text.clone(),
+            s.label,
+            s.cells
+                .as_ref()
+                .map(|c| c.iter().map(|v| v.to_bits()).collect()),
+            s.image.as_raw().clone(),
+        )
+    }
+
+    /// Chunks are collected on several threads at once; the pool must not notice.
+    #[test]
+    fn collected_samples_do_not_depend_on_the_thread_count() {
+        let generator = DummyGenerator {
+            side: 4,
+            steps: 6,
+            bias: 0.6,
+        };
+        let source = world::dataset::SampleSource::new(world::dataset::DatasetKind::Prompts, 5);
+        let cfg = CollectConfig {
+            prompts: 6,
+            candidates: 2,
+            rollout_every: 2,
+            rollouts: 2,
+            steps: 6,
+            batch: 3,
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            pool.install(|| {
+                collect(
+                    &generator,
+                    &DummyDetector,
+                    source.prompts(),
+                    &cfg,
+                    9,
+                    &mut |_, _| {},
+                )
+            })
+            .expect("collects")
+        };
+        let one: Vec<_> = run(1).iter().map(key).collect();
+        let three: Vec<_> = run(3).iter().map(key).collect();
+        assert!(one.len() > 6 * 2 * 6, "{} samples", one.len());
+        assert!(one.iter().any(|k| k.2) && one.iter().any(|k| !k.2));
+        assert_eq!(one, three);
+    }
 }
