@@ -19,20 +19,8 @@
 # --features cuda` (README "GPU"). Writes OUT_DIR/{tokenizer,GENERATOR,*.log,*.md} and
 # OUT_DIR/chain.tar for the trip back.
 set -euo pipefail
-bin=${1:?usage: generator-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
-out=${2:?usage: generator-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
-mkdir -p "$out"
-cd "$(dirname "$0")/../.."
-# cap SECONDS CMD...: runs CMD, killed after SECONDS (0: no cap); a kill is logged, not fatal.
-cap() {
-    local seconds=$1
-    shift
-    if [[ "$seconds" == 0 ]]; then
-        "$@"
-    else
-        timeout "$seconds" "$@" || echo "stopped after ${seconds}s (exit $?)" >&2
-    fi
-}
+source "$(dirname "$0")/common.sh"
+chain_start generator-chain.sh "$@"
 if [[ -n "${TOKENIZER_CONFIG:-}" ]]; then
     cap "${TOKENIZER_SECONDS:-0}" "$bin" train tokenizer --config "$TOKENIZER_CONFIG" \
         --out "$out/tokenizer" --device cuda > "$out/tokenizer.log" 2>&1

@@ -11,19 +11,8 @@
 # capped run leaves its checkpoint, and the same command resumes it).
 # Writes OUT_DIR/{judge-fine-tuned,judges.md,dpo,*.log} and OUT_DIR/chain.tar for the trip back.
 set -euo pipefail
-bin=${1:?usage: judge-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
-out=${2:?usage: judge-chain.sh EVALCOT_CUDA_BINARY OUT_DIR}
-mkdir -p "$out"
-cd "$(dirname "$0")/../.."
-cap() {
-    local seconds=$1
-    shift
-    if [[ "$seconds" == 0 ]]; then
-        "$@"
-    else
-        timeout "$seconds" "$@" || echo "stopped after ${seconds}s (exit $?)" >&2
-    fi
-}
+source "$(dirname "$0")/common.sh"
+chain_start judge-chain.sh "$@"
 cap "${JUDGE_SECONDS:-0}" "$bin" train judge --config "${JUDGE_CONFIG:-configs/judge-fine-tuned.yaml}" \
     --out "$out/judge-fine-tuned" --device cuda > "$out/judge.log" 2>&1
 if [[ -f "$out/judge-fine-tuned/judge.json" ]]; then
