@@ -43,6 +43,18 @@ const TOKENIZERS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// The repository folder an embedded tokenizer was built from (its training config and loss
+/// curve live there), for reports that cite them.
+pub fn tokenizer_folder(name: &str) -> Option<&'static str> {
+    match name {
+        "vq8x8-smooth" => Some("models/weights/tokenizer"),
+        "vq8x8-canonical-8k" => Some("models/weights/tokenizer-canonical-8k"),
+        "vq8x8-canonical" => Some("models/weights/tokenizer-canonical"),
+        "vq16x16" => Some("models/weights/tokenizer-16x16"),
+        _ => None,
+    }
+}
+
 /// The default shipped tokenizer (`vq8x8-smooth`: what `ar` and the unit tests' tiny networks
 /// predict; the others are found by name).
 pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
@@ -177,4 +189,23 @@ pub fn judge<B: Backend>(name: &str, device: &B::Device) -> Result<BurnJudge<B>,
     let (meta, weights, what) = lookup(JUDGES, "judge", name)?;
     let meta: JudgeMeta = parse_meta(meta, &what)?;
     BurnJudge::from_parts(meta, weights.to_vec(), &what, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every embedded tokenizer names the folder it came from, and that folder holds the same
+    /// metadata the binary embeds (so reports cite the right training config).
+    #[test]
+    fn each_embedded_tokenizer_cites_its_own_folder() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (name, meta, _) in TOKENIZERS {
+            let folder = tokenizer_folder(name).unwrap_or_else(|| panic!("{name}: no folder"));
+            let on_disk = std::fs::read_to_string(root.join(folder).join("tokenizer.json"))
+                .unwrap_or_else(|e| panic!("{folder}: {e}"));
+            assert_eq!(&on_disk, meta, "{name} is not the tokenizer in {folder}");
+        }
+        assert_eq!(tokenizer_folder("unknown"), None);
+    }
 }

@@ -201,7 +201,10 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
         args.seed,
         args.out.display(),
         t.elapsed().as_secs_f64(),
-        dir = args.tokenizer.as_ref().map_or("models/weights/tokenizer".to_string(), |d| d.display().to_string()),
+        dir = args.tokenizer.as_ref().map_or_else(
+            || models::embedded::tokenizer_folder(&tok.meta.name).unwrap_or("(embedded)").to_string(),
+            |d| d.display().to_string()
+        ),
     );
     let _ = writeln!(s, "## Reconstruction\n");
     let _ = writeln!(
