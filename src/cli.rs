@@ -393,6 +393,10 @@ pub struct EvalArgs {
     /// Validation prompts sampled for the generator check (2 samples each).
     #[arg(long, default_value_t = 100)]
     pub prompts: usize,
+    /// Annotator detector folder that labels held-out generator trajectories for the judges
+    /// (the one the fine-tuned judge's data were labelled with).
+    #[arg(long, value_name = "DIR", default_value = "models/weights/annotator")]
+    pub annotator: PathBuf,
     /// Tokenizer folder; the embedded tokenizer when omitted.
     #[arg(long, value_name = "DIR")]
     pub tokenizer: Option<PathBuf>,

@@ -21,6 +21,7 @@ pub mod scoring;
 pub mod suite;
 pub mod testkit;
 pub mod vocab;
+pub mod waves;
 
 pub use error::{Error, Result};
 pub use metadata::{Exclude, Include, Metadata, Position};

@@ -1,4 +1,5 @@
 use crate::cli::{EvalArgs, EvalModel};
+use anyhow::Context;
 use harness::fsutil;
 use models::detector::eval::{evaluate, DetectorEval};
 use models::detector::BurnDetector;
@@ -314,6 +315,28 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
         .cloned()
         .collect();
     let t = std::time::Instant::now();
+    // Held-out trajectories of the generator, labelled exactly as the fine-tuned judge's training
+    // data (annotator detector + GenEval rules; Math-Shepherd rollouts for `step`): every task
+    // scored on the kind of data a judge meets inside a strategy.
+    let annotator = BurnDetector::<models::Cpu>::load_dir(&args.annotator, &Default::default())
+        .with_context(|| format!("--annotator {}", args.annotator.display()))?;
+    let collect = models::judge::data::CollectConfig {
+        prompts: args.prompts,
+        candidates: 2,
+        rollout_every: 6,
+        rollouts: 1,
+        steps: harness::generator::Generator::default_steps(&generator),
+        batch: 16,
+    };
+    let trajectories = models::judge::data::collect(
+        &generator,
+        &annotator,
+        &val,
+        &collect,
+        args.seed,
+        &mut |_, _| {},
+    )
+    .map_err(|e| anyhow::anyhow!("labelling held-out generator trajectories: {e}"))?;
     let mut s = String::new();
     let _ = writeln!(s, "# Judge validation\n");
     let _ = writeln!(
@@ -321,7 +344,7 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
         "Command: `evalcot eval judge --judges {} --generator {} --images {} --prompts {} --seed {} --out {}`.\n",
         args.judges, args.generator, args.images, args.prompts, args.seed, args.out.display()
     );
-    let _ = writeln!(s, "Held-out prompts: the validation split of the training prompts (seed {}), never trained on. *Clean renders*: {} prompts rendered matching or as a near miss (the zero-shot judge's kind of data), asked `final`, plus one `reflect` question per include clause. *Generator samples*: 2 samples of generator `{}` for each of {} prompts; the GenEval verdict comes from the evaluation detector and the rules.\n", args.seed, args.images, args.generator, sampled.len());
+    let _ = writeln!(s, "Held-out prompts: the validation split of the training prompts (seed {}), never trained on. *Clean renders*: {} prompts rendered matching or as a near miss (the zero-shot judge's kind of data), asked `final`, plus one `reflect` question per include clause. *Generator samples*: 2 samples of generator `{}` for each of {} prompts; the GenEval verdict comes from the evaluation detector and the rules. *Generator trajectories*: 2 trajectories of `{}` for each of {} prompts drawn from the same split, every step labelled as the fine-tuned judge's training data are (the annotator detector and the GenEval rules; `step` by one fresh rollout every 6 steps, Math-Shepherd style; `clarity` by the measured boundary; `potential` from the final verdict).\n", args.seed, args.images, args.generator, sampled.len(), args.generator, args.prompts);
     let _ = writeln!(
         s,
         "| judge | data | task | n | positives | accuracy | AUROC |\n|---|---|---|---|---|---|---|"
@@ -337,6 +360,17 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
             let _ = writeln!(
                 s,
                 "| {name} | clean renders | {} | {} | {} | {:.3} | {:.3} |",
+                task.as_str(),
+                sc.n,
+                sc.positives,
+                sc.accuracy,
+                sc.auroc
+            );
+        }
+        for (task, sc) in eval::per_task(&judge, &trajectories).map_err(|e| anyhow::anyhow!(e))? {
+            let _ = writeln!(
+                s,
+                "| {name} | generator trajectories | {} | {} | {} | {:.3} | {:.3} |",
                 task.as_str(),
                 sc.n,
                 sc.positives,

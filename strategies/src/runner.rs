@@ -15,7 +15,6 @@ use harness::layout::LayoutWriter;
 use harness::results::ResultRecord;
 use harness::rng::derive_seed;
 use harness::{PromptEntry, RuleConfig};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -195,17 +194,17 @@ pub fn generate(
     } else {
         1
     };
-    for wave in chunks.chunks(width) {
-        let results: Vec<_> = wave
-            .par_iter()
-            .map(|chunk| run_chunk(out, strategy, cx, chunk))
-            .collect();
-        for (chunk, outcomes) in wave.iter().zip(results) {
+    harness::waves::in_order(
+        &chunks,
+        width,
+        |chunk| run_chunk(out, strategy, cx, chunk),
+        |chunk, outcomes| {
             write_outcomes(&writer, &mut log, &gen_path, strategy, cx, chunk, outcomes?)?;
             finished += chunk.len();
             progress(finished, total);
-        }
-    }
+            Ok::<(), Error>(())
+        },
+    )?;
     log.sync_all().map_err(|e| Error::io(&gen_path, e))?;
     Ok((total - resumed, resumed))
 }

@@ -20,7 +20,6 @@ use harness::rules::{self, Judgement};
 use harness::scoring::judge_images;
 use harness::{Metadata, RuleConfig};
 use image::RgbImage;
-use rayon::prelude::*;
 use world::prompts;
 use world::scene::SceneOptions;
 
@@ -199,17 +198,17 @@ pub fn collect(
     let chunks: Vec<&[(usize, usize)]> = jobs.chunks(cfg.batch.max(1)).collect();
     let mut out = Vec::new();
     let mut done = 0;
-    for wave in chunks.chunks(rayon::current_num_threads().max(1)) {
-        let parts: Vec<Result<Vec<JudgeSample>, String>> = wave
-            .par_iter()
-            .map(|chunk| collect_chunk(generator, annotator, &chosen, chunk, cfg, seed))
-            .collect();
-        for (chunk, part) in wave.iter().zip(parts) {
+    harness::waves::in_order(
+        &chunks,
+        rayon::current_num_threads(),
+        |chunk| collect_chunk(generator, annotator, &chosen, chunk, cfg, seed),
+        |chunk, part| {
             out.extend(part?);
             done += chunk.len();
             progress(done, jobs.len());
-        }
-    }
+            Ok::<(), String>(())
+        },
+    )?;
     Ok(out)
 }
 

@@ -150,7 +150,9 @@ fn err(message: impl Into<String>) -> ModelError {
 
 /// Samples K images per training prompt with `sampler`, labels them with `labeller`'s `final`
 /// verdict and keeps one random "yes" and one random "no" per prompt; prompts whose samples all
-/// agree are dropped (counted in the stats). Every draw comes from `(cfg.seed, prompt, sample)`.
+/// agree are dropped (counted in the stats). Every draw comes from `(cfg.seed, prompt, sample)`,
+/// so chunks run one per core (when both models allow it) and the pairs do not depend on the
+/// thread count.
 pub fn build_pairs(
     cfg: &PairsConfig,
     sampler: &dyn Generator,
@@ -158,67 +160,99 @@ pub fn build_pairs(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Pair>, PairStats), ModelError> {
     let prompts = world::prompts::training_prompts(cfg.prompts, cfg.seed);
-    let steps = cfg.steps.unwrap_or_else(|| sampler.default_steps());
-    let k = cfg.samples_per_prompt;
     let mut stats = PairStats {
         prompts: prompts.len(),
         ..PairStats::default()
     };
-    let mut pairs = Vec::new();
     const CHUNK: usize = 8;
-    for (c, chunk) in prompts.chunks(CHUNK).enumerate() {
-        let mut batch: Vec<Trajectory> = Vec::with_capacity(chunk.len() * k);
-        for (j, m) in chunk.iter().enumerate() {
-            let i = c * CHUNK + j;
-            for s in 0..k {
-                batch.push(sampler.start(
-                    &m.prompt,
-                    derive_seed(cfg.seed, &[i as u64, s as u64]),
-                    steps,
-                ));
+    let chunks: Vec<(usize, &[Metadata])> = prompts
+        .chunks(CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| (c * CHUNK, chunk))
+        .collect();
+    let width = if sampler.concurrent() && labeller.concurrent() {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let mut pairs = Vec::new();
+    let mut done = 0;
+    harness::waves::in_order(
+        &chunks,
+        width,
+        |&(first, chunk)| chunk_pairs(cfg, sampler, labeller, first, chunk),
+        |&(_, chunk), part| {
+            for p in part? {
+                match p {
+                    Ok(pair) => pairs.push(pair),
+                    Err(true) => stats.all_yes += 1,
+                    Err(false) => stats.all_no += 1,
+                }
             }
-        }
-        sampler.run_to_end(&mut batch).map_err(err)?;
-        let images = sampler.decode(&batch).map_err(err)?;
-        let requests: Vec<JudgeRequest<'_>> = images
-            .iter()
-            .enumerate()
-            .map(|(b, image)| JudgeRequest {
-                task: JudgeTask::Final,
-                image,
-                metadata: &chunk[b / k],
-                step: None,
-            })
-            .collect();
-        let verdicts = labeller.judge(&requests).map_err(err)?;
-        for (j, _) in chunk.iter().enumerate() {
-            let i = c * CHUNK + j;
-            let of = |s: usize| (&batch[j * k + s], verdicts[j * k + s].p_yes);
-            let yes: Vec<usize> = (0..k).filter(|&s| of(s).1 >= 0.5).collect();
-            let no: Vec<usize> = (0..k).filter(|&s| of(s).1 < 0.5).collect();
-            if no.is_empty() {
-                stats.all_yes += 1;
-                continue;
-            }
-            if yes.is_empty() {
-                stats.all_no += 1;
-                continue;
-            }
-            let mut rng = Rng::derived(cfg.seed, &[i as u64, u64::MAX]);
-            let (c_s, r_s) = (yes[rng.index(yes.len())], no[rng.index(no.len())]);
-            let tokens = |s: usize| of(s).0.prediction.clone();
-            pairs.push(Pair {
-                prompt: chunk[j].prompt.clone(),
-                chosen: tokens(c_s),
-                rejected: tokens(r_s),
-                p_chosen: of(c_s).1,
-                p_rejected: of(r_s).1,
-            });
-        }
-        progress(((c + 1) * CHUNK).min(prompts.len()), prompts.len());
-    }
+            done += chunk.len();
+            progress(done, prompts.len());
+            Ok::<(), ModelError>(())
+        },
+    )?;
     stats.pairs = pairs.len();
     Ok((pairs, stats))
+}
+
+/// Pairs of the prompts `first..first + chunk.len()`, in order: a pair, or `Err(all_yes)` for a
+/// prompt whose samples all agree.
+fn chunk_pairs(
+    cfg: &PairsConfig,
+    sampler: &dyn Generator,
+    labeller: &dyn Judge,
+    first: usize,
+    chunk: &[Metadata],
+) -> Result<Vec<Result<Pair, bool>>, ModelError> {
+    let steps = cfg.steps.unwrap_or_else(|| sampler.default_steps());
+    let k = cfg.samples_per_prompt;
+    let mut batch: Vec<Trajectory> = Vec::with_capacity(chunk.len() * k);
+    for (j, m) in chunk.iter().enumerate() {
+        for s in 0..k {
+            batch.push(sampler.start(
+                &m.prompt,
+                derive_seed(cfg.seed, &[(first + j) as u64, s as u64]),
+                steps,
+            ));
+        }
+    }
+    sampler.run_to_end(&mut batch).map_err(err)?;
+    let images = sampler.decode(&batch).map_err(err)?;
+    let requests: Vec<JudgeRequest<'_>> = images
+        .iter()
+        .enumerate()
+        .map(|(b, image)| JudgeRequest {
+            task: JudgeTask::Final,
+            image,
+            metadata: &chunk[b / k],
+            step: None,
+        })
+        .collect();
+    let verdicts = labeller.judge(&requests).map_err(err)?;
+    let mut out = Vec::with_capacity(chunk.len());
+    for (j, m) in chunk.iter().enumerate() {
+        let of = |s: usize| (&batch[j * k + s], verdicts[j * k + s].p_yes);
+        let yes: Vec<usize> = (0..k).filter(|&s| of(s).1 >= 0.5).collect();
+        let no: Vec<usize> = (0..k).filter(|&s| of(s).1 < 0.5).collect();
+        if yes.is_empty() || no.is_empty() {
+            out.push(Err(no.is_empty()));
+            continue;
+        }
+        let mut rng = Rng::derived(cfg.seed, &[(first + j) as u64, u64::MAX]);
+        let (c_s, r_s) = (yes[rng.index(yes.len())], no[rng.index(no.len())]);
+        let tokens = |s: usize| of(s).0.prediction.clone();
+        out.push(Ok(Pair {
+            prompt: m.prompt.clone(),
+            chosen: tokens(c_s),
+            rejected: tokens(r_s),
+            p_chosen: of(c_s).1,
+            p_rejected: of(r_s).1,
+        }));
+    }
+    Ok(out)
 }
 
 /// The models DPO needs besides its config, loaded by the caller.
@@ -507,6 +541,24 @@ mod tests {
             assert_eq!((p.chosen.len(), p.rejected.len()), (64, 64));
         }
         pairs
+    }
+
+    #[test]
+    fn pairs_do_not_depend_on_the_thread_count() {
+        let g = tiny();
+        let mut cfg = config(None).pairs;
+        cfg.prompts = 20; // three chunks, so a wave really runs in parallel
+        let build = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| build_pairs(&cfg, &g, &RedJudge, &mut |_, _| {}).unwrap())
+        };
+        let (one, stats) = build(1);
+        assert_eq!(stats.prompts, 20);
+        assert_eq!(stats.pairs + stats.all_yes + stats.all_no, 20);
+        assert_eq!((one, stats), build(3));
     }
 
     /// Trains and returns a fingerprint of the weights (log-probabilities of the pairs' tokens:
