@@ -173,11 +173,18 @@ fn parse_meta<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<
 }
 
 /// Judges shipped in the binary: `(name, judge.json, judge.bpk)`.
-const JUDGES: &[(&str, &str, &[u8])] = &[(
-    "zero-shot",
-    include_str!("../weights/judge-zero-shot/judge.json"),
-    include_bytes!("../weights/judge-zero-shot/judge.bpk"),
-)];
+const JUDGES: &[(&str, &str, &[u8])] = &[
+    (
+        "zero-shot",
+        include_str!("../weights/judge-zero-shot/judge.json"),
+        include_bytes!("../weights/judge-zero-shot/judge.bpk"),
+    ),
+    (
+        "fine-tuned",
+        include_str!("../weights/judge-fine-tuned/judge.json"),
+        include_bytes!("../weights/judge-fine-tuned/judge.bpk"),
+    ),
+];
 
 /// Names of the shipped judges.
 pub fn judge_names() -> Vec<&'static str> {

@@ -337,6 +337,8 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
         &mut |_, _| {},
     )
     .map_err(|e| anyhow::anyhow!("labelling held-out generator trajectories: {e}"))?;
+    let verdicts = eval::verdict_samples(&generator, &det, &sampled, 2, args.seed)
+        .map_err(|e| anyhow::anyhow!("sampling held-out generator images: {e}"))?;
     let mut s = String::new();
     let _ = writeln!(s, "# Judge validation\n");
     let _ = writeln!(
@@ -378,8 +380,7 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
                 sc.auroc
             );
         }
-        let (sc, geneval) = eval::agreement(&judge, &generator, &det, &sampled, 2, args.seed)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let (sc, geneval) = eval::agreement(&judge, &verdicts).map_err(|e| anyhow::anyhow!(e))?;
         let _ = writeln!(s, "| {name} | generator samples (agreement with GenEval; GenEval accuracy {:.3}) | final | {} | {} | {:.3} | {:.3} |", geneval, sc.n, sc.positives, sc.accuracy, sc.auroc);
     }
     let _ = writeln!(s, "\n{:.0} s on this machine.", t.elapsed().as_secs_f64());

@@ -100,43 +100,83 @@ pub fn clean_samples(
     Ok(out)
 }
 
-/// Final-image agreement with GenEval on `candidates` generator samples per prompt: the judge's
-/// P(yes) ≥ 0.5 against the evaluation detector's verdict; returns (scores, GenEval accuracy).
-pub fn agreement(
-    judge: &dyn Judge,
+/// A generator sample of a held-out prompt with its GenEval verdict (evaluation detector +
+/// rules): what [`agreement`] checks a judge against.
+pub struct VerdictSample {
+    pub metadata: Metadata,
+    pub image: image::RgbImage,
+    pub correct: bool,
+}
+
+/// `candidates` generator samples per prompt with their GenEval verdicts, drawn once and shared
+/// by every judge under test. Prompts run one per core; every draw comes from (seed, prompt,
+/// candidate), so the samples do not depend on the thread count.
+pub fn verdict_samples(
     generator: &dyn Generator,
     detector: &dyn Detector,
     prompts: &[Metadata],
     candidates: usize,
     seed: u64,
-) -> Result<(Scores, f64), String> {
+) -> Result<Vec<VerdictSample>, String> {
+    let indexed: Vec<(usize, &Metadata)> = prompts.iter().enumerate().collect();
+    let width = if generator.concurrent() {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let mut out = Vec::new();
+    harness::waves::in_order(
+        &indexed,
+        width,
+        |&(p, m)| -> Result<Vec<VerdictSample>, String> {
+            let mut trajs: Vec<_> = (0..candidates)
+                .map(|c| {
+                    generator.start(
+                        &m.prompt,
+                        derive_seed(seed, &[p as u64, c as u64]),
+                        generator.default_steps(),
+                    )
+                })
+                .collect();
+            generator.run_to_end(&mut trajs)?;
+            let images = generator.decode(&trajs)?;
+            let metas = vec![m; images.len()];
+            let truth =
+                harness::scoring::judge_images(detector, &images, &metas, &RuleConfig::default())?;
+            Ok(images
+                .into_iter()
+                .zip(truth)
+                .map(|(image, t)| VerdictSample {
+                    metadata: m.clone(),
+                    image,
+                    correct: t.is_ok_and(|j| j.correct),
+                })
+                .collect())
+        },
+        |_, part| {
+            out.extend(part?);
+            Ok::<(), String>(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Final-image agreement with GenEval: the judge's P(yes) ≥ 0.5 against each sample's verdict;
+/// returns (scores, GenEval accuracy of the samples).
+pub fn agreement(judge: &dyn Judge, samples: &[VerdictSample]) -> Result<(Scores, f64), String> {
     let mut pairs = Vec::new();
-    for (p, m) in prompts.iter().enumerate() {
-        let mut trajs: Vec<_> = (0..candidates)
-            .map(|c| {
-                generator.start(
-                    &m.prompt,
-                    derive_seed(seed, &[p as u64, c as u64]),
-                    generator.default_steps(),
-                )
-            })
-            .collect();
-        generator.run_to_end(&mut trajs)?;
-        let images = generator.decode(&trajs)?;
-        let metas = vec![m; images.len()];
-        let truth =
-            harness::scoring::judge_images(detector, &images, &metas, &RuleConfig::default())?;
-        let requests: Vec<JudgeRequest<'_>> = images
+    for chunk in samples.chunks(64) {
+        let requests: Vec<JudgeRequest<'_>> = chunk
             .iter()
-            .map(|image| JudgeRequest {
+            .map(|s| JudgeRequest {
                 task: JudgeTask::Final,
-                image,
-                metadata: m,
+                image: &s.image,
+                metadata: &s.metadata,
                 step: None,
             })
             .collect();
-        for (v, t) in judge.judge(&requests)?.into_iter().zip(truth) {
-            pairs.push((v.p_yes, t.is_ok_and(|j| j.correct)));
+        for (v, s) in judge.judge(&requests)?.into_iter().zip(chunk) {
+            pairs.push((v.p_yes, s.correct));
         }
     }
     let s = scores(&pairs);
