@@ -45,6 +45,8 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
         "losses.csv",
         "pairs.jsonl",
         "pairs.json",
+        "samples.jsonl",
+        "samples.json",
         "train.yaml",
     ] {
         assert!(out.join(f).is_file(), "{f}");
@@ -72,6 +74,18 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
         std::fs::read_to_string(out.join("pairs.jsonl")).unwrap(),
         pairs
     );
+    // The rerun read the cached samples: a broken cache is named by file and line.
+    let samples = out.join("samples.jsonl");
+    let cache = std::fs::read_to_string(&samples).unwrap();
+    std::fs::write(&samples, cache.replacen('{', "{oops", 1)).unwrap();
+    let o = evalcot(&["train", "dpo", "--config", path(&cfg), "--out", path(&out)]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("samples.jsonl:1"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::write(&samples, cache).unwrap();
 
     // The aligned generator runs like any other.
     let run = tmp.path().join("run");

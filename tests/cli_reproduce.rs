@@ -48,7 +48,7 @@ fn reproduce_paper_runs_the_matrix_and_writes_the_comparison() {
     for want in [
         "| Baseline | paper | 0.95 | 0.52 | 0.49 | 0.82 | 0.11 | 0.28 | 0.53 |",
         "configs/paper/orm-zero-shot.yaml",
-        "not run: judge \"fine-tuned\"",
+        "configs/paper/orm-fine-tuned.yaml",
         "not run: generator \"dpo\"",
         "no evalcot equivalent",
         "## The paper's claims on our numbers",
@@ -63,10 +63,14 @@ fn reproduce_paper_runs_the_matrix_and_writes_the_comparison() {
         "oracle",
         "parm-zero-shot",
         "parm-plus-zero-shot",
+        "orm-fine-tuned",
+        "prm-fine-tuned",
+        "parm",
+        "parm-plus",
     ] {
         assert!(runs.join(stem).join("results.jsonl").is_file(), "{stem}");
     }
-    assert!(!runs.join("orm-fine-tuned").exists());
+    assert!(!runs.join("dpo").exists());
     // A rerun resumes every run and rewrites the same report.
     let o = evalcot(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));

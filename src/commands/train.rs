@@ -163,66 +163,63 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
     Ok(0)
 }
 
-/// `evalcot train dpo`: pairs (cached in OUT/pairs.jsonl, so that a resumed run does not
-/// resample them), then the DPO loop.
+/// `evalcot train dpo`: judged samples (cached in OUT/samples.jsonl under the sampling part of
+/// the pairs config, so that a resumed run or a new pair rule does not resample), the pairs
+/// picked from them (OUT/pairs.jsonl, OUT/pairs.json), then the DPO loop.
 fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow::Result<()> {
     use crate::commands::run::{load_generator_on, open_generator, open_judge};
-    use models::maskgit::dpo::{self, DpoTrainConfig, Pair, PairStats};
+    use models::maskgit::dpo::{self, DpoTrainConfig, JudgedPrompt};
     let cfg: DpoTrainConfig = prepare(args, DpoTrainConfig::validate)?;
-    let pairs_path = args.out.join("pairs.jsonl");
-    let stats_path = args.out.join("pairs.json");
-    let cached: Option<(serde_json::Value, PairStats)> = std::fs::read_to_string(&stats_path)
+    let samples_path = args.out.join("samples.jsonl");
+    let key_path = args.out.join("samples.json");
+    let key = serde_json::to_value(cfg.pairs.sampling_key())?;
+    let cached = std::fs::read_to_string(&key_path)
         .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let pairs_cfg = serde_json::to_value(&cfg.pairs)?;
-    let (pairs, stats) = match cached {
-        Some((c, stats)) if c == pairs_cfg && pairs_path.exists() => {
-            let text = std::fs::read_to_string(&pairs_path)
-                .map_err(|e| harness::Error::io(&pairs_path, e))?;
-            let pairs = text
-                .lines()
-                .enumerate()
-                .map(|(i, l)| {
-                    serde_json::from_str::<Pair>(l)
-                        .map_err(|e| anyhow::anyhow!("{}:{}: {e}", pairs_path.display(), i + 1))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            (pairs, stats)
-        }
-        _ => {
-            let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
-            let (sampler, _) = open_generator(sampler_spec, None)?;
-            let labeller = open_judge(&cfg.pairs.judge)?;
-            let making = ProgressBar::new(cfg.pairs.prompts as u64);
-            making.set_style(
-                ProgressStyle::with_template(
-                    "sampling and judging pairs {bar:40} {pos}/{len} prompts, {elapsed}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let (pairs, stats) = dpo::build_pairs(
-                &cfg.pairs,
-                sampler.as_ref(),
-                labeller.as_ref(),
-                &mut |done, _| making.set_position(done as u64),
-            )?;
-            making.finish_and_clear();
-            let mut text = String::new();
-            for p in &pairs {
-                text.push_str(&serde_json::to_string(p)?);
-                text.push('\n');
-            }
-            harness::fsutil::write_atomic(&pairs_path, text.as_bytes())?;
-            harness::fsutil::write_atomic(
-                &stats_path,
-                serde_json::to_string_pretty(&(pairs_cfg, &stats))?.as_bytes(),
-            )?;
-            (pairs, stats)
-        }
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|k| k == key)
+        && samples_path.exists();
+    let judged: Vec<JudgedPrompt> = if cached {
+        let text = std::fs::read_to_string(&samples_path)
+            .map_err(|e| harness::Error::io(&samples_path, e))?;
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", samples_path.display(), i + 1))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
+        let (sampler, _) = open_generator(sampler_spec, None)?;
+        let labeller = open_judge(&cfg.pairs.judge)?;
+        let making = ProgressBar::new(cfg.pairs.prompts as u64);
+        making.set_style(
+            ProgressStyle::with_template(
+                "sampling and judging pairs {bar:40} {pos}/{len} prompts, {elapsed}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let judged = dpo::judge_samples(
+            &cfg.pairs,
+            sampler.as_ref(),
+            labeller.as_ref(),
+            &mut |done, _| making.set_position(done as u64),
+        )?;
+        making.finish_and_clear();
+        write_jsonl(&samples_path, &judged)?;
+        // The key lands after the samples: a key always means whole samples.
+        harness::fsutil::write_atomic(&key_path, serde_json::to_string_pretty(&key)?.as_bytes())?;
+        judged
     };
+    let (pairs, stats) = dpo::select_pairs(&cfg.pairs, &judged);
+    write_jsonl(&args.out.join("pairs.jsonl"), &pairs)?;
+    harness::fsutil::write_atomic(
+        &args.out.join("pairs.json"),
+        serde_json::to_string_pretty(&(&cfg.pairs, &stats))?.as_bytes(),
+    )?;
     eprintln!(
-        "{} pairs from {} prompts ({} all yes, {} all no, dropped)",
-        stats.pairs, stats.prompts, stats.all_yes, stats.all_no
+        "{} pairs from {} prompts by rule {:?} (dropped: {} all yes, {} all no, {} closer than min_gap)",
+        stats.pairs, stats.prompts, cfg.pairs.rule, stats.all_yes, stats.all_no, stats.too_close
     );
     let inner = Default::default();
     let init = load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
@@ -266,5 +263,16 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         args.out.display(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// One JSON record per line, written atomically.
+fn write_jsonl<T: serde::Serialize>(path: &Path, records: &[T]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    harness::fsutil::write_atomic(path, text.as_bytes())?;
     Ok(())
 }

@@ -76,6 +76,39 @@ pub struct PairsConfig {
     #[serde(default)]
     pub steps: Option<usize>,
     pub seed: u64,
+    /// How a prompt's judged samples become a pair (the paper's `verdict` by default).
+    #[serde(default)]
+    pub rule: PairRule,
+    /// `ranked` only: the least P(yes) gap between chosen and rejected.
+    #[serde(default)]
+    pub min_gap: f64,
+}
+
+/// How a prompt's K judged samples become a (chosen, rejected) pair.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairRule {
+    /// The paper's: P(yes) ≥ 0.5 is "yes"; one random yes and one random no; prompts whose
+    /// samples all agree are dropped. Needs a judge calibrated so that verdicts vary within a
+    /// prompt.
+    #[default]
+    Verdict,
+    /// The sample the judge ranks highest against the one it ranks lowest, kept when their
+    /// P(yes) differ by at least `min_gap`: the same preference without the 0.5 threshold, for
+    /// a judge whose verdicts are mostly decided by the prompt (every sample "no").
+    Ranked,
+}
+
+impl PairsConfig {
+    /// The part of the config that decides the samples and their verdicts (not how pairs are
+    /// picked from them): the key of the sample cache.
+    pub fn sampling_key(&self) -> PairsConfig {
+        PairsConfig {
+            rule: PairRule::Verdict,
+            min_gap: 0.0,
+            ..self.clone()
+        }
+    }
 }
 
 /// The online reward term.
@@ -113,6 +146,12 @@ impl DpoTrainConfig {
         if self.pairs.prompts == 0 || self.pairs.samples_per_prompt < 2 {
             return Err("pairs: prompts ≥ 1 and samples_per_prompt ≥ 2 are required".into());
         }
+        if !(0.0..1.0).contains(&self.pairs.min_gap) {
+            return Err(format!(
+                "pairs.min_gap {} must be in [0, 1)",
+                self.pairs.min_gap
+            ));
+        }
         if let Some(r) = &self.reward {
             if !r.weight.is_finite() || r.weight < 0.0 {
                 return Err(format!("reward.weight {} must be ≥ 0", r.weight));
@@ -141,7 +180,19 @@ pub struct PairStats {
     pub prompts: usize,
     pub all_yes: usize,
     pub all_no: usize,
+    /// `ranked`: prompts dropped because their best and worst P(yes) were closer than `min_gap`.
+    #[serde(default)]
+    pub too_close: usize,
     pub pairs: usize,
+}
+
+/// A training prompt's K samples (image tokens) and the labelling judge's P(yes) for each: what
+/// pairs are picked from, cached so that a new rule does not resample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgedPrompt {
+    pub prompt: String,
+    pub tokens: Vec<Vec<u32>>,
+    pub p_yes: Vec<f64>,
 }
 
 fn err(message: impl Into<String>) -> ModelError {
@@ -149,21 +200,27 @@ fn err(message: impl Into<String>) -> ModelError {
 }
 
 /// Samples K images per training prompt with `sampler`, labels them with `labeller`'s `final`
-/// verdict and keeps one random "yes" and one random "no" per prompt; prompts whose samples all
-/// agree are dropped (counted in the stats). Every draw comes from `(cfg.seed, prompt, sample)`,
-/// so chunks run one per core (when both models allow it) and the pairs do not depend on the
-/// thread count.
+/// verdict and picks pairs by `cfg.rule` ([`judge_samples`] then [`select_pairs`]).
 pub fn build_pairs(
     cfg: &PairsConfig,
     sampler: &dyn Generator,
     labeller: &dyn Judge,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Pair>, PairStats), ModelError> {
+    let judged = judge_samples(cfg, sampler, labeller, progress)?;
+    Ok(select_pairs(cfg, &judged))
+}
+
+/// K samples per training prompt and their `final` P(yes). Every draw comes from
+/// `(cfg.seed, prompt, sample)`, so chunks run one per core (when both models allow it) and the
+/// result does not depend on the thread count.
+pub fn judge_samples(
+    cfg: &PairsConfig,
+    sampler: &dyn Generator,
+    labeller: &dyn Judge,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<JudgedPrompt>, ModelError> {
     let prompts = world::prompts::training_prompts(cfg.prompts, cfg.seed);
-    let mut stats = PairStats {
-        prompts: prompts.len(),
-        ..PairStats::default()
-    };
     const CHUNK: usize = 8;
     let chunks: Vec<(usize, &[Metadata])> = prompts
         .chunks(CHUNK)
@@ -175,38 +232,28 @@ pub fn build_pairs(
     } else {
         1
     };
-    let mut pairs = Vec::new();
-    let mut done = 0;
+    let mut out = Vec::with_capacity(prompts.len());
     harness::waves::in_order(
         &chunks,
         width,
-        |&(first, chunk)| chunk_pairs(cfg, sampler, labeller, first, chunk),
-        |&(_, chunk), part| {
-            for p in part? {
-                match p {
-                    Ok(pair) => pairs.push(pair),
-                    Err(true) => stats.all_yes += 1,
-                    Err(false) => stats.all_no += 1,
-                }
-            }
-            done += chunk.len();
-            progress(done, prompts.len());
+        |&(first, chunk)| judge_chunk(cfg, sampler, labeller, first, chunk),
+        |_, part| {
+            out.extend(part?);
+            progress(out.len(), prompts.len());
             Ok::<(), ModelError>(())
         },
     )?;
-    stats.pairs = pairs.len();
-    Ok((pairs, stats))
+    Ok(out)
 }
 
-/// Pairs of the prompts `first..first + chunk.len()`, in order: a pair, or `Err(all_yes)` for a
-/// prompt whose samples all agree.
-fn chunk_pairs(
+/// The judged samples of the prompts `first..first + chunk.len()`.
+fn judge_chunk(
     cfg: &PairsConfig,
     sampler: &dyn Generator,
     labeller: &dyn Judge,
     first: usize,
     chunk: &[Metadata],
-) -> Result<Vec<Result<Pair, bool>>, ModelError> {
+) -> Result<Vec<JudgedPrompt>, ModelError> {
     let steps = cfg.steps.unwrap_or_else(|| sampler.default_steps());
     let k = cfg.samples_per_prompt;
     let mut batch: Vec<Trajectory> = Vec::with_capacity(chunk.len() * k);
@@ -232,27 +279,73 @@ fn chunk_pairs(
         })
         .collect();
     let verdicts = labeller.judge(&requests).map_err(err)?;
-    let mut out = Vec::with_capacity(chunk.len());
-    for (j, m) in chunk.iter().enumerate() {
-        let of = |s: usize| (&batch[j * k + s], verdicts[j * k + s].p_yes);
-        let yes: Vec<usize> = (0..k).filter(|&s| of(s).1 >= 0.5).collect();
-        let no: Vec<usize> = (0..k).filter(|&s| of(s).1 < 0.5).collect();
-        if yes.is_empty() || no.is_empty() {
-            out.push(Err(no.is_empty()));
-            continue;
-        }
-        let mut rng = Rng::derived(cfg.seed, &[(first + j) as u64, u64::MAX]);
-        let (c_s, r_s) = (yes[rng.index(yes.len())], no[rng.index(no.len())]);
-        let tokens = |s: usize| of(s).0.prediction.clone();
-        out.push(Ok(Pair {
+    Ok(chunk
+        .iter()
+        .enumerate()
+        .map(|(j, m)| JudgedPrompt {
             prompt: m.prompt.clone(),
-            chosen: tokens(c_s),
-            rejected: tokens(r_s),
-            p_chosen: of(c_s).1,
-            p_rejected: of(r_s).1,
-        }));
+            tokens: (0..k)
+                .map(|s| batch[j * k + s].prediction.clone())
+                .collect(),
+            p_yes: (0..k).map(|s| verdicts[j * k + s].p_yes).collect(),
+        })
+        .collect())
+}
+
+/// One pair per judged prompt by `cfg.rule`, or the reason it has none (counted in the stats).
+/// Draws come from `(cfg.seed, prompt)`.
+pub fn select_pairs(cfg: &PairsConfig, judged: &[JudgedPrompt]) -> (Vec<Pair>, PairStats) {
+    let mut stats = PairStats {
+        prompts: judged.len(),
+        ..PairStats::default()
+    };
+    let mut pairs = Vec::new();
+    for (i, jp) in judged.iter().enumerate() {
+        let k = jp.p_yes.len();
+        let (c_s, r_s) = match cfg.rule {
+            PairRule::Verdict => {
+                let yes: Vec<usize> = (0..k).filter(|&s| jp.p_yes[s] >= 0.5).collect();
+                let no: Vec<usize> = (0..k).filter(|&s| jp.p_yes[s] < 0.5).collect();
+                if no.is_empty() {
+                    stats.all_yes += 1;
+                    continue;
+                }
+                if yes.is_empty() {
+                    stats.all_no += 1;
+                    continue;
+                }
+                let mut rng = Rng::derived(cfg.seed, &[i as u64, u64::MAX]);
+                (yes[rng.index(yes.len())], no[rng.index(no.len())])
+            }
+            PairRule::Ranked => {
+                // Ties keep the first sample, so the pick is a function of the scores alone.
+                let by = |better: fn(f64, f64) -> bool| {
+                    (1..k).fold(0, |b, s| {
+                        if better(jp.p_yes[s], jp.p_yes[b]) {
+                            s
+                        } else {
+                            b
+                        }
+                    })
+                };
+                let (hi, lo) = (by(|a, b| a > b), by(|a, b| a < b));
+                if jp.p_yes[hi] - jp.p_yes[lo] < cfg.min_gap.max(f64::MIN_POSITIVE) {
+                    stats.too_close += 1;
+                    continue;
+                }
+                (hi, lo)
+            }
+        };
+        pairs.push(Pair {
+            prompt: jp.prompt.clone(),
+            chosen: jp.tokens[c_s].clone(),
+            rejected: jp.tokens[r_s].clone(),
+            p_chosen: jp.p_yes[c_s],
+            p_rejected: jp.p_yes[r_s],
+        });
     }
-    Ok(out)
+    stats.pairs = pairs.len();
+    (pairs, stats)
 }
 
 /// The models DPO needs besides its config, loaded by the caller.
@@ -511,6 +604,8 @@ mod tests {
                 samples_per_prompt: 4,
                 steps: Some(3),
                 seed: 2,
+                rule: PairRule::Verdict,
+                min_gap: 0.0,
             },
             epochs: 3,
             batch_size: 2,
@@ -541,6 +636,35 @@ mod tests {
             assert_eq!((p.chosen.len(), p.rejected.len()), (64, 64));
         }
         pairs
+    }
+
+    #[test]
+    fn the_ranked_rule_pairs_best_with_worst_and_drops_close_calls() {
+        let jp = |p_yes: Vec<f64>| JudgedPrompt {
+            prompt: "a photo of a cat".into(),
+            tokens: (0..p_yes.len() as u32).map(|s| vec![s; 4]).collect(),
+            p_yes,
+        };
+        let judged = vec![
+            jp(vec![0.1, 0.3, 0.05, 0.3]), // all "no" to the paper's rule; ranked: 1 over 2
+            jp(vec![0.9, 0.2, 0.6, 0.7]),  // both rules pair it
+            jp(vec![0.2, 0.21, 0.2, 0.2]), // closer than min_gap
+        ];
+        let mut cfg = config(None).pairs;
+        let (pairs, stats) = select_pairs(&cfg, &judged);
+        assert_eq!((stats.all_no, stats.pairs, stats.all_yes), (2, 1, 0));
+        assert_eq!(pairs[0].rejected, vec![1; 4]);
+        cfg.rule = PairRule::Ranked;
+        cfg.min_gap = 0.1;
+        let (pairs, stats) = select_pairs(&cfg, &judged);
+        assert_eq!((stats.pairs, stats.too_close), (2, 1));
+        assert_eq!(
+            (pairs[0].chosen[0], pairs[0].rejected[0]),
+            (1, 2),
+            "ties keep the first"
+        );
+        assert_eq!((pairs[1].chosen[0], pairs[1].rejected[0]), (0, 1));
+        assert_eq!(pairs[1].p_chosen - pairs[1].p_rejected, 0.9 - 0.2);
     }
 
     #[test]
