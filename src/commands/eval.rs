@@ -358,30 +358,27 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
         .filter(|n| !n.is_empty())
     {
         let judge = crate::commands::run::load_judge(name)?;
-        for (task, sc) in eval::per_task(&judge, &clean).map_err(|e| anyhow::anyhow!(e))? {
+        let mut row = |data: &str, task: &str, sc: eval::Scores| {
             let _ = writeln!(
                 s,
-                "| {name} | clean renders | {} | {} | {} | {:.3} | {:.3} |",
-                task.as_str(),
-                sc.n,
-                sc.positives,
-                sc.accuracy,
-                sc.auroc
+                "| {name} | {data} | {task} | {} | {} | {:.3} | {:.3} |",
+                sc.n, sc.positives, sc.accuracy, sc.auroc
             );
-        }
-        for (task, sc) in eval::per_task(&judge, &trajectories).map_err(|e| anyhow::anyhow!(e))? {
-            let _ = writeln!(
-                s,
-                "| {name} | generator trajectories | {} | {} | {} | {:.3} | {:.3} |",
-                task.as_str(),
-                sc.n,
-                sc.positives,
-                sc.accuracy,
-                sc.auroc
-            );
+        };
+        for (samples, data) in [
+            (&clean, "clean renders"),
+            (&trajectories, "generator trajectories"),
+        ] {
+            for (task, sc) in eval::per_task(&judge, samples).map_err(|e| anyhow::anyhow!(e))? {
+                row(data, task.as_str(), sc);
+            }
         }
         let (sc, geneval) = eval::agreement(&judge, &verdicts).map_err(|e| anyhow::anyhow!(e))?;
-        let _ = writeln!(s, "| {name} | generator samples (agreement with GenEval; GenEval accuracy {:.3}) | final | {} | {} | {:.3} | {:.3} |", geneval, sc.n, sc.positives, sc.accuracy, sc.auroc);
+        row(
+            &format!("generator samples (agreement with GenEval; GenEval accuracy {geneval:.3})"),
+            "final",
+            sc,
+        );
     }
     let _ = writeln!(s, "\n{:.0} s on this machine.", t.elapsed().as_secs_f64());
     fsutil::write_atomic(&args.out, s.as_bytes())?;
