@@ -112,7 +112,7 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
         "run",
         "geneval",
         "--generator",
-        "dpo",
+        "dpo-iter",
         "--limit",
         "1",
         "--out",
@@ -120,7 +120,7 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        text(&o.stderr).contains("configs/dpo.yaml"),
+        text(&o.stderr).contains("configs/dpo-iter.yaml"),
         "{}",
         text(&o.stderr)
     );

@@ -48,6 +48,14 @@ fn baseline_and_oracle_runs_write_the_layout_resume_and_ignore_thread_count() {
     assert!(a.path().join("00100/samples/0001.png").exists());
     let results = sorted_results(a.path());
     assert_eq!(results.len(), 6);
+    // Wall time: one record per image, beside (not inside) the deterministic records.
+    let timing = std::fs::read_to_string(a.path().join("timing.jsonl")).unwrap();
+    assert_eq!(timing.lines().count(), 6, "{timing}");
+    for line in timing.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(t["seconds"].as_f64().is_some_and(|s| s > 0.0), "{line}");
+        assert_eq!(t["threads"], 1, "{line}");
+    }
     let first: serde_json::Value = serde_json::from_str(&results[0]).unwrap();
     assert_eq!(first["forwards"], 12); // 6 steps × the CFG pair
     assert_eq!(first["strategy"], "baseline");

@@ -143,12 +143,12 @@ pub fn render(p: &Page<'_>) -> String {
     // Compute.
     let _ = writeln!(
         s,
-        "<h2>Compute per image</h2>\n<table><tr><th>run</th><th>folder</th><th>generator</th><th>prompts</th><th>images</th><th>failed</th><th>generator forwards</th><th>judge calls</th><th>candidates</th><th>truncated</th></tr>"
+        "<h2>Compute per image</h2>\n<table><tr><th>run</th><th>folder</th><th>generator</th><th>prompts</th><th>images</th><th>failed</th><th>generator forwards</th><th>judge calls</th><th>candidates</th><th>truncated</th><th>wall s</th></tr>"
     );
     for (r, run) in t.runs.iter().zip(p.runs) {
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td><a href=\"{}/\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td><a href=\"{}/\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.label),
             escape(&relative_url(&run.dir, p.out)),
             escape(&r.dir),
@@ -159,7 +159,8 @@ pub fn render(p: &Page<'_>) -> String {
             num(r.forwards),
             num(r.judge_calls),
             num(r.candidates),
-            num(r.truncated)
+            num(r.truncated),
+            r.seconds.map_or("—".to_string(), |t| format!("{t:.2}"))
         );
     }
     let _ = writeln!(s, "</table>");

@@ -164,7 +164,7 @@ pub fn render(
         let _ = writeln!(s, "## {}\n", t.title);
         let _ = writeln!(
             s,
-            "| row | source | {} | forwards/img | run |",
+            "| row | source | {} | forwards/img (wall s/img) | run |",
             HEADS.join(" | ")
         );
         let _ = writeln!(s, "|---|---|{}---|---|", "---|".repeat(7));
@@ -190,14 +190,17 @@ pub fn render(
                     ));
                     let _ = writeln!(
                         s,
-                        "| {} | evalcot | {} | {:.0} | `{dir}` (`{config}`) |",
+                        "| {} | evalcot | {} | {:.0}{} | `{dir}` (`{config}`) |",
                         if r.paper.is_some() {
                             ""
                         } else {
                             r.label.as_str()
                         },
                         cells.join(" | "),
-                        stats.forwards
+                        stats.forwards,
+                        stats
+                            .seconds
+                            .map_or(String::new(), |t| format!(" ({t:.2} s)"))
                     );
                 }
                 Some(Outcome::NotRun(why)) => {
@@ -376,6 +379,7 @@ mod tests {
             judge_calls: 0.0,
             candidates: 1.0,
             truncated: 0.0,
+            seconds: None,
         }
     }
 

@@ -97,6 +97,9 @@ pub struct Run {
     /// Per image: what its generation record's `trace` says about every candidate (for
     /// best-of-N′ scaling curves); every image of `images` has one.
     pub candidates: BTreeMap<ImageKey, CandidateTrace>,
+    /// Per image: wall seconds from `timing.jsonl` (absent for runs written before it existed,
+    /// or for images resumed from such a run).
+    pub seconds: BTreeMap<ImageKey, f64>,
 }
 
 /// Every candidate of one output image, as the strategy's `trace` records it (ORM: `p_yes`
@@ -179,7 +182,22 @@ impl Run {
             compute,
             failed,
             candidates,
+            seconds: read_timing(&dir.join("timing.jsonl"))?
+                .into_iter()
+                .filter(|(k, _)| generation.contains_key(k))
+                .collect(),
         })
+    }
+
+    /// Mean wall seconds per output image over the images that have a timing record, or `None`
+    /// when none has.
+    pub fn seconds_per_image(&self) -> Option<f64> {
+        let timed: Vec<f64> = self
+            .images
+            .iter()
+            .filter_map(|i| self.seconds.get(&i.key()).copied())
+            .collect();
+        (!timed.is_empty()).then(|| timed.iter().sum::<f64>() / timed.len() as f64)
     }
 
     /// Mean compute per output image.
@@ -352,6 +370,39 @@ fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
     Ok(out)
 }
 
+/// `timing.jsonl` (optional): wall seconds per image; the last record of an image wins (a
+/// killed run regenerates it), and a final line cut short by a kill is dropped.
+fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
+    #[derive(Deserialize)]
+    struct TimingLine {
+        prompt_index: usize,
+        image_index: usize,
+        seconds: f64,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    let mut out = BTreeMap::new();
+    for (i, line) in complete.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let t: TimingLine = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                Location::line(path.display().to_string(), i + 1),
+                format!(
+                    "expected a timing record with `prompt_index`, `image_index`, `seconds`: {e}"
+                ),
+            )
+        })?;
+        out.insert((t.prompt_index, t.image_index), t.seconds);
+    }
+    Ok(out)
+}
+
 /// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png` (`/` or `\`).
 pub fn sample_key(filename: &str) -> Option<ImageKey> {
     let parts: Vec<&str> = filename.split(['/', '\\']).collect();
@@ -414,5 +465,22 @@ mod tests {
             e.contains(":2: field `filename`") && e.contains("line 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn timing_is_optional_last_record_wins_and_a_cut_line_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("timing.jsonl");
+        assert!(read_timing(&p).unwrap().is_empty());
+        std::fs::write(
+            &p,
+            "{\"prompt_index\":0,\"image_index\":1,\"seconds\":2.0}\n{\"prompt_index\":0,\"image_index\":1,\"seconds\":0.5,\"batch\":2}\n{\"prompt_index\":3,",
+        )
+        .unwrap();
+        let t = read_timing(&p).unwrap();
+        assert_eq!(t.into_iter().collect::<Vec<_>>(), vec![((0, 1), 0.5)]);
+        std::fs::write(&p, "{\"prompt_index\":0}\n").unwrap();
+        let e = read_timing(&p).unwrap_err().to_string();
+        assert!(e.contains("timing.jsonl:1") && e.contains("seconds"), "{e}");
     }
 }

@@ -305,6 +305,7 @@ mod tests {
             compute: BTreeMap::new(),
             failed: 0,
             candidates: BTreeMap::new(),
+            seconds: BTreeMap::new(),
         };
         for (p, tag, t) in traces {
             r.images.push(ImageResult {

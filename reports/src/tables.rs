@@ -56,6 +56,8 @@ pub struct RunStats {
     pub judge_calls: f64,
     pub candidates: f64,
     pub truncated: f64,
+    /// Mean wall seconds per output image, where the run recorded them.
+    pub seconds: Option<f64>,
 }
 
 /// The statistics of several runs.
@@ -149,16 +151,16 @@ impl Tables {
         let _ = writeln!(s, "\n## Compute per image\n");
         let _ = writeln!(
             s,
-            "| run | strategy | N | judge | generator | prompts | images | failed | generator forwards | judge calls | candidates | truncated |"
+            "| run | strategy | N | judge | generator | prompts | images | failed | generator forwards | judge calls | candidates | truncated | wall s |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 md_escape(&r.label),
                 md_escape(&r.strategy),
                 if r.strategy == "baseline" {
@@ -174,7 +176,8 @@ impl Tables {
                 num(r.forwards),
                 num(r.judge_calls),
                 num(r.candidates),
-                num(r.truncated)
+                num(r.truncated),
+                r.seconds.map_or("—".to_string(), |t| format!("{t:.2}"))
             );
         }
         s
@@ -185,7 +188,7 @@ impl Tables {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "run,dir,strategy,n,judge,generator,tag,prompts,images,correct,accuracy,ci_low,ci_high,forwards_per_image,judge_calls_per_image,candidates_per_image,truncated_per_image,failed_images"
+            "run,dir,strategy,n,judge,generator,tag,prompts,images,correct,accuracy,ci_low,ci_high,forwards_per_image,judge_calls_per_image,candidates_per_image,truncated_per_image,failed_images,wall_seconds_per_image"
         );
         for r in &self.runs {
             let mut rows: Vec<(String, usize, usize, usize, Estimate)> = self
@@ -218,6 +221,7 @@ impl Tables {
                     format!("{:.4}", r.candidates),
                     format!("{:.4}", r.truncated),
                     r.failed.to_string(),
+                    r.seconds.map_or(String::new(), |t| format!("{t:.4}")),
                 ];
                 let _ = writeln!(s, "{}", fields.join(","));
             }
@@ -329,6 +333,7 @@ fn run_stats(r: &Run, tags: &[String], options: BootstrapOptions) -> RunStats {
         judge_calls,
         candidates,
         truncated,
+        seconds: r.seconds_per_image(),
     }
 }
 

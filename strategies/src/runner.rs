@@ -38,6 +38,23 @@ pub struct GenerationRecord {
     pub error: Option<String>,
 }
 
+/// The run folder's wall-time file: one [`TimingRecord`] per generated image.
+pub const TIMING_FILE: &str = "timing.jsonl";
+
+/// One line of `timing.jsonl`: the wall time of the batch that made an image, shared equally
+/// among the batch's images (batches of a wave run at once, one per thread). Kept apart from
+/// `generation.jsonl`, whose records are the same on every machine and thread count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimingRecord {
+    pub prompt_index: usize,
+    pub image_index: usize,
+    pub seconds: f64,
+    /// Images in the batch.
+    pub batch: usize,
+    /// Batches that ran at once.
+    pub threads: usize,
+}
+
 /// What the run loop needs besides the models.
 pub struct RunPlan<'a> {
     pub out: &'a Path,
@@ -194,12 +211,41 @@ pub fn generate(
     } else {
         1
     };
+    // Wall time goes to its own file: generation records must not depend on the machine.
+    let timing_path = out.join(TIMING_FILE);
+    let mut timing = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&timing_path)
+        .map_err(|e| Error::io(&timing_path, e))?;
     harness::waves::in_order(
         &chunks,
         width,
-        |chunk| run_chunk(out, strategy, cx, chunk),
-        |chunk, outcomes| {
+        |chunk| {
+            let started = std::time::Instant::now();
+            let outcomes = run_chunk(out, strategy, cx, chunk);
+            (outcomes, started.elapsed().as_secs_f64())
+        },
+        |chunk, (outcomes, seconds)| {
             write_outcomes(&writer, &mut log, &gen_path, strategy, cx, chunk, outcomes?)?;
+            let mut lines = String::new();
+            for job in *chunk {
+                let rec = TimingRecord {
+                    prompt_index: job.prompt_index,
+                    image_index: job.image_index,
+                    seconds: seconds / chunk.len() as f64,
+                    batch: chunk.len(),
+                    threads: width,
+                };
+                lines.push_str(
+                    &serde_json::to_string(&rec)
+                        .map_err(|e| invalid(&timing_path, e.to_string()))?,
+                );
+                lines.push('\n');
+            }
+            timing
+                .write_all(lines.as_bytes())
+                .map_err(|e| Error::io(&timing_path, e))?;
             finished += chunk.len();
             progress(finished, total);
             Ok::<(), Error>(())

@@ -598,6 +598,35 @@ fn stage(
         text.push('\n');
     }
     harness::fsutil::write_atomic(&gen_path, text.as_bytes())?;
+    // Wall time: every shard's timing records, the last one of an image winning (a rerun shard
+    // regenerates what it had not recorded), a line cut short by a kill dropped.
+    let mut timing: BTreeMap<(usize, usize), String> = BTreeMap::new();
+    for s in shards.values() {
+        let path = s.dir.join(crate::runner::TIMING_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        for (i, line) in text
+            .rfind('\n')
+            .map_or("", |i| &text[..=i])
+            .lines()
+            .enumerate()
+        {
+            let t: crate::runner::TimingRecord = serde_json::from_str(line).map_err(|e| {
+                Error::invalid(
+                    Location::line(path.display().to_string(), i + 1),
+                    format!("expected a timing record: {e}"),
+                )
+            })?;
+            timing.insert((t.prompt_index, t.image_index), line.to_string());
+        }
+    }
+    if !timing.is_empty() {
+        let text: String = timing.values().map(|l| format!("{l}\n")).collect();
+        harness::fsutil::write_atomic(&staging.join(crate::runner::TIMING_FILE), text.as_bytes())?;
+    }
     harness::results::write_results(&staging.join("results.jsonl"), &records)?;
     let provenance = serde_json::json!({
         "format": "evalcot-merge/1",
