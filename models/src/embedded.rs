@@ -79,11 +79,18 @@ pub fn tokenizer_named<B: Backend>(
 }
 
 /// Generators shipped in the binary: `(name, generator.json, generator.bpk)`.
-const GENERATORS: &[(&str, &str, &[u8])] = &[(
-    "base",
-    include_str!("../weights/generator/generator.json"),
-    include_bytes!("../weights/generator/generator.bpk"),
-)];
+const GENERATORS: &[(&str, &str, &[u8])] = &[
+    (
+        "base",
+        include_str!("../weights/generator/generator.json"),
+        include_bytes!("../weights/generator/generator.bpk"),
+    ),
+    (
+        "dpo",
+        include_str!("../weights/dpo/generator.json"),
+        include_bytes!("../weights/dpo/generator.bpk"),
+    ),
+];
 
 /// Autoregressive generators shipped in the binary: `(name, generator.json, generator.bpk)`.
 const AR_GENERATORS: &[(&str, &str, &[u8])] = &[(

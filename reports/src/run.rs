@@ -370,7 +370,7 @@ fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
     Ok(out)
 }
 
-/// `timing.jsonl` (optional): wall seconds per image; the last record of an image wins (a
+/// `timing.jsonl` (optional): the run's wall seconds per image; the last record of an image wins (a
 /// killed run regenerates it), and a final line cut short by a kill is dropped.
 fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
     #[derive(Deserialize)]
@@ -378,6 +378,11 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
         prompt_index: usize,
         image_index: usize,
         seconds: f64,
+        #[serde(default = "one")]
+        threads: usize,
+    }
+    fn one() -> usize {
+        1
     }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -398,7 +403,12 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
                 ),
             )
         })?;
-        out.insert((t.prompt_index, t.image_index), t.seconds);
+        // Batches of a wave run at once, one per thread: the run's wall time per image is the
+        // batch's share divided by the threads that shared the machine.
+        out.insert(
+            (t.prompt_index, t.image_index),
+            t.seconds / t.threads.max(1) as f64,
+        );
     }
     Ok(out)
 }
@@ -474,7 +484,7 @@ mod tests {
         assert!(read_timing(&p).unwrap().is_empty());
         std::fs::write(
             &p,
-            "{\"prompt_index\":0,\"image_index\":1,\"seconds\":2.0}\n{\"prompt_index\":0,\"image_index\":1,\"seconds\":0.5,\"batch\":2}\n{\"prompt_index\":3,",
+            "{\"prompt_index\":0,\"image_index\":1,\"seconds\":2.0}\n{\"prompt_index\":0,\"image_index\":1,\"seconds\":1.0,\"batch\":2,\"threads\":2}\n{\"prompt_index\":3,",
         )
         .unwrap();
         let t = read_timing(&p).unwrap();

@@ -42,7 +42,8 @@ pub struct GenerationRecord {
 pub const TIMING_FILE: &str = "timing.jsonl";
 
 /// One line of `timing.jsonl`: the wall time of the batch that made an image, shared equally
-/// among the batch's images (batches of a wave run at once, one per thread). Kept apart from
+/// among the batch's images. Batches of a wave run at once, one per thread, so the run's wall
+/// time per image is `seconds / threads` (what reports show). Kept apart from
 /// `generation.jsonl`, whose records are the same on every machine and thread count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimingRecord {
