@@ -15,6 +15,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `reproduce paper`'s experiment matrix when `--matrix` is not given.
+pub const DEFAULT_MATRIX: &str = "configs/paper/matrix.yaml";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Score a folder of images in the GenEval layout, or detections made elsewhere, with the
@@ -57,7 +60,7 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "small")]
     pub scale: String,
     /// The experiment matrix.
-    #[arg(long, value_name = "FILE", default_value = "configs/paper/matrix.yaml")]
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_MATRIX)]
     pub matrix: PathBuf,
     /// Where the runs go (one folder per configuration; reruns resume). Default runs/paper-SCALE.
     #[arg(long, value_name = "DIR")]

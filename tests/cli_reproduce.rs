@@ -47,8 +47,8 @@ fn reproduce_paper_runs_the_matrix_and_writes_the_comparison() {
     let md = std::fs::read_to_string(&out).unwrap();
     for want in [
         "| Baseline | paper | 0.95 | 0.52 | 0.49 | 0.82 | 0.11 | 0.28 | 0.53 |",
-        "configs/paper/orm-zero-shot.yaml",
-        "configs/paper/orm-fine-tuned.yaml",
+        "paper/orm-zero-shot.yaml`",
+        "paper/orm-fine-tuned.yaml`",
         "not run: generator \"dpo-iter\"",
         "no evalcot equivalent",
         "## The paper's claims on our numbers",

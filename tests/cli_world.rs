@@ -104,3 +104,47 @@ fn datasets_do_not_depend_on_thread_count() {
     assert_eq!(annotations[0], annotations[1]);
     assert_eq!(text(&annotations[0]).lines().count(), 40);
 }
+
+#[test]
+fn development_prompts_are_held_out_and_run_as_a_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (val, train) = (dir.path().join("val.jsonl"), dir.path().join("train.jsonl"));
+    for (split, path) in [("val", &val), ("train", &train)] {
+        let o = evalcot(&[
+            "world",
+            "prompts",
+            "--seed",
+            "21",
+            "--split",
+            split,
+            "--per-tag",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let read = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (v, t) = (read(&val), read(&train));
+    let official = std::fs::read_to_string("data/geneval/evaluation_metadata.jsonl").unwrap();
+    let prompt = |m: &serde_json::Value| m["prompt"].as_str().unwrap().to_string();
+    // At most 3 per tag, no official prompt, and the two sides never share a prompt.
+    assert!(v.len() <= 18 && v.len() >= 10, "{}", v.len());
+    for m in &v {
+        assert!(!official.contains(&format!("\"{}\"", prompt(m))), "{m}");
+        assert!(
+            t.iter().all(|n| prompt(n) != prompt(m)),
+            "{m} on both sides"
+        );
+    }
+    // The file is a suite `evalcot suite --metadata` reads back, prompt for prompt.
+    let o = evalcot(&["suite", "--metadata", val.to_str().unwrap(), "--jsonl"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), v.len());
+}

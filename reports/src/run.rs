@@ -276,28 +276,25 @@ pub fn read_results(path: &Path) -> Result<Vec<ImageResult>> {
     let file = path.display().to_string();
     let mut seen: HashMap<ImageKey, usize> = HashMap::new();
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: ResultLine = serde_json::from_str(line).map_err(|e| {
-            Error::invalid(
-                Location::line(&file, i + 1),
-                format!("expected a result object with `filename`, `tag`, `correct` (bool): {e}"),
-            )
-        })?;
+    let lines: Vec<(usize, ResultLine)> = json_lines(
+        &text,
+        &file,
+        false,
+        "a result object with `filename`, `tag`, `correct` (bool)",
+    )?;
+    for (line, r) in lines {
         let key = sample_key(&r.filename).ok_or_else(|| {
             Error::invalid(
-                Location::line(&file, i + 1).with_field("filename"),
+                Location::line(&file, line).with_field("filename"),
                 format!(
                     "{:?} is not <prompt digits>/samples/<image digits>.png",
                     r.filename
                 ),
             )
         })?;
-        if let Some(first) = seen.insert(key, i + 1) {
+        if let Some(first) = seen.insert(key, line) {
             return Err(Error::invalid(
-                Location::line(&file, i + 1).with_field("filename"),
+                Location::line(&file, line).with_field("filename"),
                 format!(
                     "prompt {} image {} again (first on line {first})",
                     key.0, key.1
@@ -343,21 +340,14 @@ struct Generation {
 fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let file = path.display().to_string();
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..=i],
-        None => "",
-    };
     let mut out = HashMap::new();
-    for (i, line) in complete.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let g: GenerationLine = serde_json::from_str(line).map_err(|e| {
-            Error::invalid(
-                Location::line(&file, i + 1),
-                format!("expected a generation record with `prompt_index`, `image_index`, `forwards`, `judge_calls`: {e}"),
-            )
-        })?;
+    let lines: Vec<(usize, GenerationLine)> = json_lines(
+        &text,
+        &file,
+        true,
+        "a generation record with `prompt_index`, `image_index`, `forwards`, `judge_calls`",
+    )?;
+    for (_, g) in lines {
         out.insert(
             (g.prompt_index, g.image_index),
             Generation {
@@ -389,20 +379,14 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
     let mut out = BTreeMap::new();
-    for (i, line) in complete.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let t: TimingLine = serde_json::from_str(line).map_err(|e| {
-            Error::invalid(
-                Location::line(path.display().to_string(), i + 1),
-                format!(
-                    "expected a timing record with `prompt_index`, `image_index`, `seconds`: {e}"
-                ),
-            )
-        })?;
+    let lines: Vec<(usize, TimingLine)> = json_lines(
+        &text,
+        &path.display().to_string(),
+        true,
+        "a timing record with `prompt_index`, `image_index`, `seconds`",
+    )?;
+    for (_, t) in lines {
         // Batches of a wave run at once, one per thread: the run's wall time per image is the
         // batch's share divided by the threads that shared the machine.
         out.insert(
@@ -411,6 +395,34 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
         );
     }
     Ok(out)
+}
+
+/// The records of a JSONL text with their 1-based line numbers, blank lines skipped; a line
+/// that is not `expected` is an error naming `file:line`. With `complete_only`, a last line
+/// without its newline (a run killed while appending) is dropped, as the runner does.
+fn json_lines<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    complete_only: bool,
+    expected: &str,
+) -> Result<Vec<(usize, T)>> {
+    let text = if complete_only {
+        text.rfind('\n').map_or("", |i| &text[..=i])
+    } else {
+        text
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map(|v| (i + 1, v)).map_err(|e| {
+                Error::invalid(
+                    Location::line(file, i + 1),
+                    format!("expected {expected}: {e}"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png` (`/` or `\`).

@@ -91,7 +91,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
                 (Some((i, dir)), _) => Outcome::Ran {
                     stats: Box::new(tables.runs[*i].clone()),
                     dir: dir.display().to_string(),
-                    config: format!("configs/paper/{c}"),
+                    config: base.join(c).display().to_string(),
                 },
                 (None, Some(Err(why))) => Outcome::NotRun(why.clone()),
                 _ => Outcome::NotRun("not run".into()),
@@ -99,7 +99,11 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
         };
         outcomes.insert(r.id.clone(), outcome);
     }
-    let command = format!("evalcot reproduce paper --scale {}", args.scale);
+    let mut command = format!("evalcot reproduce paper --scale {}", args.scale);
+    if args.matrix != Path::new(crate::cli::DEFAULT_MATRIX) {
+        command += &format!(" --matrix {}", args.matrix.display());
+    }
+    command += &format!(" --out {}", args.out.display());
     let text = reports::paper::render(&matrix, &outcomes, &args.scale, &command);
     harness::fsutil::write_atomic(&args.out, text.as_bytes())?;
     eprintln!(

@@ -42,6 +42,33 @@ pub enum WorldCommand {
     Suite(WorldSuiteArgs),
     /// Write a contact sheet PNG of all 80 classes in five colours.
     Sheet(SheetArgs),
+    /// Write training-distribution prompts (never the official ones) as a metadata JSONL that
+    /// `evalcot run FILE` takes: a development suite for choosing settings without the 553.
+    Prompts(PromptsArgs),
+}
+
+/// `--split`: which side of the train/validation split of the training prompts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SplitArg {
+    /// The prompts models train on.
+    Train,
+    /// Held out from training (what `eval judge` and development runs use).
+    Val,
+}
+
+#[derive(Debug, Args)]
+pub struct PromptsArgs {
+    /// Seed of the training-prompt pool and of its split (the models' training seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value_t = SplitArg::Val)]
+    pub split: SplitArg,
+    /// At most this many distinct prompts of each tag.
+    #[arg(long)]
+    pub per_tag: Option<usize>,
+    /// Output metadata JSONL.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +173,7 @@ pub fn run(args: &WorldArgs) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        WorldCommand::Prompts(a) => prompts(a),
         WorldCommand::Sheet(a) => {
             let sheet = dataset::contact_sheet(a.seed);
             write_png(&sheet, &a.out)?;
@@ -153,6 +181,36 @@ pub fn run(args: &WorldArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn prompts(a: &PromptsArgs) -> anyhow::Result<i32> {
+    use world::prompts::{split, training_prompts, DEFAULT_COUNT};
+    let (train, val) = split(&training_prompts(DEFAULT_COUNT, a.seed), a.seed);
+    let pool = match a.split {
+        SplitArg::Train => train,
+        SplitArg::Val => val,
+    };
+    // Distinct strings, grouped by tag in the official order (as evaluation_metadata.jsonl).
+    let mut seen = std::collections::HashSet::new();
+    let mut lines = String::new();
+    let mut written = 0;
+    for &tag in harness::Tag::ALL {
+        let mut kept = 0;
+        for m in pool.iter().filter(|m| m.tag == tag) {
+            if a.per_tag.is_some_and(|k| kept >= k) {
+                break;
+            }
+            if seen.insert(m.prompt.clone()) {
+                lines.push_str(&m.to_json_string());
+                lines.push('\n');
+                kept += 1;
+                written += 1;
+            }
+        }
+    }
+    harness::fsutil::write_atomic(&a.out, lines.as_bytes())?;
+    eprintln!("wrote {written} prompts to {}", a.out.display());
+    Ok(0)
 }
 
 fn render(a: &RenderArgs) -> anyhow::Result<i32> {
