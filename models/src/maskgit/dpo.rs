@@ -123,9 +123,23 @@ pub struct RewardConfig {
     pub weight: f64,
     /// Images generated with the current policy per step (≥ 2: the baseline leaves one out).
     pub samples_per_step: usize,
+    /// Samples of each prompt within a step (dividing `samples_per_step`). Above 1, a sample's
+    /// baseline is the mean reward of the *other samples of its prompt* (RLOO), so the advantage
+    /// says which sample is better rather than which prompt is easier — with a judge whose P(yes)
+    /// is set mostly by the prompt, the batch-wide baseline of 1 rewards easy prompts.
+    #[serde(default = "one")]
+    pub samples_per_prompt: usize,
+    /// Divide each group's advantages by the standard deviation of its rewards (as GRPO), so the
+    /// term's size does not depend on how far apart the judge's scores of one prompt lie.
+    #[serde(default)]
+    pub normalize: bool,
     /// Generation steps (the policy's default when absent).
     #[serde(default)]
     pub steps: Option<usize>,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_task() -> JudgeTask {
@@ -158,6 +172,13 @@ impl DpoTrainConfig {
             }
             if r.samples_per_step < 2 {
                 return Err("reward.samples_per_step must be ≥ 2 (leave-one-out baseline)".into());
+            }
+            let k = r.samples_per_prompt;
+            if k == 0 || !r.samples_per_step.is_multiple_of(k) {
+                return Err(format!(
+                    "reward.samples_per_prompt {k} must divide samples_per_step {}",
+                    r.samples_per_step
+                ));
             }
         }
         Ok(())
@@ -482,9 +503,24 @@ pub fn train<B: AutodiffBackend>(
     Ok(meta)
 }
 
+/// Leave-one-out advantages `R_i − mean_{j≠i} R_j` of one group of rewards (at least 2), divided
+/// by the group's standard deviation when `normalize` (0 where every reward is equal).
+fn advantages(rewards: &[f64], normalize: bool) -> Vec<f64> {
+    let n = rewards.len() as f64;
+    let total: f64 = rewards.iter().sum();
+    let raw = rewards.iter().map(|&x| x - (total - x) / (n - 1.0));
+    if !normalize {
+        return raw.collect();
+    }
+    let mean = total / n;
+    let sd = (rewards.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    raw.map(|a| if sd > 0.0 { a / sd } else { 0.0 }).collect()
+}
+
 /// The REINFORCE term of one step: the current policy samples `samples_per_step` images of the
-/// step's prompts (no gradient), the judge scores them, and each sample's mean log-probability
-/// over a random cosine mask is weighted by its advantage `R − b` (leave-one-out baseline).
+/// step's prompts (`samples_per_prompt` each; no gradient), the judge scores them, and each
+/// sample's mean log-probability over a random cosine mask is weighted by its advantage `R − b`
+/// (leave-one-out baseline within its prompt, see [`advantages`]).
 /// Returns (mean reward, weighted term).
 fn reward_term<B: AutodiffBackend>(
     cfg: &DpoTrainConfig,
@@ -495,10 +531,14 @@ fn reward_term<B: AutodiffBackend>(
     step: usize,
     device: &B::Device,
 ) -> Result<(Tensor<B, 1>, Tensor<B, 1>), ModelError> {
-    let prompts = world::prompts::training_prompts(
-        r.samples_per_step,
+    let k = r.samples_per_prompt.max(1);
+    let prompts: Vec<Metadata> = world::prompts::training_prompts(
+        r.samples_per_step / k,
         derive_seed(cfg.seed, &[step as u64, 7]),
-    );
+    )
+    .into_iter()
+    .flat_map(|m| std::iter::repeat_n(m, k))
+    .collect();
     let current = init.with_net(model.valid());
     let steps = r.steps.unwrap_or(current.sampling.steps);
     let mut batch: Vec<Trajectory> = prompts
@@ -532,9 +572,12 @@ fn reward_term<B: AutodiffBackend>(
         .collect();
     let n = rewards.len();
     let total: f64 = rewards.iter().sum();
+    // The baseline group: a prompt's samples, or the whole step when each prompt has one.
+    let group = if k > 1 { k } else { n };
     let advantages: Vec<f32> = rewards
-        .iter()
-        .map(|&x| (x - (total - x) / (n - 1) as f64) as f32)
+        .chunks(group)
+        .flat_map(|g| advantages(g, r.normalize))
+        .map(|a| a as f32)
         .collect();
     let mut host = HostBatch::default();
     let mut counts = Vec::with_capacity(n);
@@ -564,6 +607,33 @@ mod tests {
     use super::*;
     use crate::{Cpu, CpuTrain};
     use harness::judge::Verdict;
+
+    #[test]
+    fn advantages_leave_one_out_within_a_group_and_normalize_by_its_spread() {
+        let a = advantages(&[1.0, 0.0, 0.5], false);
+        assert_eq!(a, vec![0.75, -0.75, 0.0]);
+        // Normalised: the same order, scaled by the group's standard deviation; a flat group
+        // carries no signal.
+        let sd = (((0.5f64).powi(2) * 2.0) / 3.0).sqrt();
+        let b = advantages(&[1.0, 0.0, 0.5], true);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x / sd - y).abs() < 1e-12, "{a:?} {b:?}");
+        }
+        assert_eq!(advantages(&[0.3, 0.3], true), vec![0.0, 0.0]);
+        // Scale-free: tiny gaps of one prompt weigh as much as large ones.
+        let small = advantages(&[0.101, 0.100], true);
+        let large = advantages(&[0.9, 0.1], true);
+        assert!((small[0] - large[0]).abs() < 1e-6, "{small:?} {large:?}");
+    }
+
+    #[test]
+    fn reward_groups_must_divide_the_step() {
+        let mut c = config(Some(0.1));
+        c.reward.as_mut().unwrap().samples_per_prompt = 3;
+        assert!(c.validate().unwrap_err().contains("samples_per_prompt 3"));
+        c.reward.as_mut().unwrap().samples_per_prompt = 4;
+        assert!(c.validate().is_ok());
+    }
 
     /// A tiny generator over the shipped tokenizer's codes, random weights from a seed.
     fn tiny() -> BurnGenerator<Cpu> {
@@ -617,7 +687,9 @@ mod tests {
                 judge: "red".into(),
                 task: JudgeTask::Final,
                 weight,
-                samples_per_step: 2,
+                samples_per_step: 4,
+                samples_per_prompt: 2,
+                normalize: true,
                 steps: Some(2),
             }),
             checkpoint_every: 100,
