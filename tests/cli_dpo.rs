@@ -107,23 +107,29 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
     let gen = std::fs::read_to_string(run.join("generation.jsonl")).unwrap();
     assert!(gen.contains("\"generator\":\"dpo-smoke\""), "{gen}");
 
-    // Named errors: an unshipped aligned generator, a bad config value.
-    let o = evalcot(&[
-        "run",
-        "geneval",
-        "--generator",
-        "dpo-iter",
-        "--limit",
-        "1",
-        "--out",
-        path(&tmp.path().join("x")),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("configs/dpo-iter.yaml"),
-        "{}",
-        text(&o.stderr)
-    );
+    // The shipped aligned generators run by name.
+    for name in ["dpo", "dpo-iter", "dpo-iter-guided"] {
+        let run = tmp.path().join(name);
+        let o = evalcot(&[
+            "run",
+            "geneval",
+            "--generator",
+            name,
+            "--limit",
+            "1",
+            "--images-per-prompt",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            path(&run),
+        ]);
+        assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+        let gen = std::fs::read_to_string(run.join("generation.jsonl")).unwrap();
+        assert!(gen.contains(&format!("\"generator\":\"{name}\"")), "{gen}");
+    }
+
+    // Named errors: a bad config value.
     std::fs::write(&cfg, CONFIG.replace("beta: 0.1", "beta: 0")).unwrap();
     let o = evalcot(&[
         "train",

@@ -90,6 +90,16 @@ const GENERATORS: &[(&str, &str, &[u8])] = &[
         include_str!("../weights/dpo/generator.json"),
         include_bytes!("../weights/dpo/generator.bpk"),
     ),
+    (
+        "dpo-iter",
+        include_str!("../weights/dpo-iter/generator.json"),
+        include_bytes!("../weights/dpo-iter/generator.bpk"),
+    ),
+    (
+        "dpo-iter-guided",
+        include_str!("../weights/dpo-iter-guided/generator.json"),
+        include_bytes!("../weights/dpo-iter-guided/generator.bpk"),
+    ),
 ];
 
 /// Autoregressive generators shipped in the binary: `(name, generator.json, generator.bpk)`.
@@ -119,13 +129,6 @@ pub fn ar_generator<B: Backend>(
     )?))
 }
 
-/// Aligned generators the study names, with the config that trains each (paper §2).
-const PLANNED_GENERATORS: &[(&str, &str)] = &[
-    ("dpo", "configs/dpo.yaml"),
-    ("dpo-iter", "configs/dpo-iter.yaml"),
-    ("dpo-iter-guided", "configs/dpo-iter-guided.yaml"),
-];
-
 /// Names of the shipped generators.
 pub fn generator_names() -> Vec<&'static str> {
     GENERATORS.iter().map(|g| g.0).collect()
@@ -136,17 +139,6 @@ pub fn generator<B: Backend>(
     name: &str,
     device: &B::Device,
 ) -> Result<BurnGenerator<B>, ModelError> {
-    if let Some((_, config)) = PLANNED_GENERATORS.iter().find(|(n, _)| *n == name) {
-        if !GENERATORS.iter().any(|g| g.0 == name) {
-            return Err(ModelError::config(
-                format!("generator {name:?}"),
-                format!(
-                    "is not shipped yet; train it with `evalcot train dpo --config {config} --out DIR` \
-                     and pass --generator DIR"
-                ),
-            ));
-        }
-    }
     let (meta, weights, what) = lookup(GENERATORS, "generator", name)?;
     let meta: GeneratorMeta = parse_meta(meta, &what)?;
     let tokenizer = tokenizer_named(&meta.tokenizer, device)?;
