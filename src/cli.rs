@@ -17,6 +17,8 @@ pub struct Cli {
 
 /// `reproduce paper`'s experiment matrix when `--matrix` is not given.
 pub const DEFAULT_MATRIX: &str = "configs/paper/matrix.yaml";
+/// `reproduce paper`'s bootstrap resamples when `--resamples` is not given.
+pub const DEFAULT_RESAMPLES: usize = 1000;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -69,7 +71,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "FILE", default_value = "reports/strategies.md")]
     pub out: PathBuf,
     /// Bootstrap resamples of prompts for the intervals.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = DEFAULT_RESAMPLES)]
     pub resamples: usize,
 }
 

@@ -103,6 +103,12 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     if args.matrix != Path::new(crate::cli::DEFAULT_MATRIX) {
         command += &format!(" --matrix {}", args.matrix.display());
     }
+    if let Some(runs) = &args.runs {
+        command += &format!(" --runs {}", runs.display());
+    }
+    if args.resamples != crate::cli::DEFAULT_RESAMPLES {
+        command += &format!(" --resamples {}", args.resamples);
+    }
     command += &format!(" --out {}", args.out.display());
     let text = reports::paper::render(&matrix, &outcomes, &args.scale, &command);
     harness::fsutil::write_atomic(&args.out, text.as_bytes())?;

@@ -58,8 +58,10 @@ pub enum SplitArg {
 
 #[derive(Debug, Args)]
 pub struct PromptsArgs {
-    /// Seed of the training-prompt pool and of its split (the models' training seed).
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the training-prompt pool and of its split: the training seed of the model to be
+    /// evaluated (the shipped base generator's is 21, `configs/generator-canonical8k-gpu.yaml`).
+    /// Prompts drawn elsewhere from other seeds (DPO pairs, judge data) may still overlap.
+    #[arg(long)]
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = SplitArg::Val)]
     pub split: SplitArg,

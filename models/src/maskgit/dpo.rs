@@ -430,6 +430,7 @@ pub fn train<B: AutodiffBackend>(
     let mask_id = net_cfg.mask_id();
     let text_len = net_cfg.text_len;
     let inner = models.init.device();
+    let (per_step, reward_pool) = reward_prompts(cfg, steps);
     let mut step_fn = |model: &MaskGit<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
         // Rows 0..b are the chosen images, b..2b the rejected ones; each image gets its own
         // cosine mask, as the paper's code draws one ratio per image.
@@ -463,7 +464,8 @@ pub fn train<B: AutodiffBackend>(
         let margin_mean = margin.detach().mean();
         let (reward, reward_term) = match (&cfg.reward, models.reward_judge) {
             (Some(r), Some(judge)) => {
-                reward_term::<B>(cfg, r, judge, model, models.init, step, device)?
+                let prompts = &reward_pool[step * per_step..(step + 1) * per_step];
+                reward_term::<B>(cfg, r, judge, model, models.init, (step, prompts), device)?
             }
             _ => (
                 Tensor::<B, 1>::zeros([1], device),
@@ -503,6 +505,19 @@ pub fn train<B: AutodiffBackend>(
     Ok(meta)
 }
 
+/// The reward term's prompts per step and their pool for a run of `steps`: one pool, sliced per
+/// step. The pool is shuffled across tags; drawing a few prompts per step from a per-step seed
+/// would always take the tags with the largest quota remainders (position and colour
+/// attribution).
+fn reward_prompts(cfg: &DpoTrainConfig, steps: usize) -> (usize, Vec<Metadata>) {
+    let per_step = cfg
+        .reward
+        .as_ref()
+        .map_or(0, |r| r.samples_per_step / r.samples_per_prompt.max(1));
+    let pool = world::prompts::training_prompts(steps * per_step, derive_seed(cfg.seed, &[7]));
+    (per_step, pool)
+}
+
 /// Leave-one-out advantages `R_i − mean_{j≠i} R_j` of one group of rewards (at least 2), divided
 /// by the group's standard deviation when `normalize` (0 where every reward is equal).
 fn advantages(rewards: &[f64], normalize: bool) -> Vec<f64> {
@@ -518,7 +533,7 @@ fn advantages(rewards: &[f64], normalize: bool) -> Vec<f64> {
 }
 
 /// The REINFORCE term of one step: the current policy samples `samples_per_step` images of the
-/// step's prompts (`samples_per_prompt` each; no gradient), the judge scores them, and each
+/// step's prompts `step_prompts` (`samples_per_prompt` each; no gradient), the judge scores them, and each
 /// sample's mean log-probability over a random cosine mask is weighted by its advantage `R − b`
 /// (leave-one-out baseline within its prompt, see [`advantages`]).
 /// Returns (mean reward, weighted term).
@@ -528,17 +543,14 @@ fn reward_term<B: AutodiffBackend>(
     judge: &dyn Judge,
     model: &MaskGit<B>,
     init: &BurnGenerator<B::InnerBackend>,
-    step: usize,
+    (step, step_prompts): (usize, &[Metadata]),
     device: &B::Device,
 ) -> Result<(Tensor<B, 1>, Tensor<B, 1>), ModelError> {
     let k = r.samples_per_prompt.max(1);
-    let prompts: Vec<Metadata> = world::prompts::training_prompts(
-        r.samples_per_step / k,
-        derive_seed(cfg.seed, &[step as u64, 7]),
-    )
-    .into_iter()
-    .flat_map(|m| std::iter::repeat_n(m, k))
-    .collect();
+    let prompts: Vec<Metadata> = step_prompts
+        .iter()
+        .flat_map(|m| std::iter::repeat_n(m.clone(), k))
+        .collect();
     let current = init.with_net(model.valid());
     let steps = r.steps.unwrap_or(current.sampling.steps);
     let mut batch: Vec<Trajectory> = prompts
@@ -624,6 +636,22 @@ mod tests {
         let small = advantages(&[0.101, 0.100], true);
         let large = advantages(&[0.9, 0.1], true);
         assert!((small[0] - large[0]).abs() < 1e-6, "{small:?} {large:?}");
+    }
+
+    #[test]
+    fn reward_prompts_cover_every_tag_over_a_run() {
+        let mut c = config(Some(0.1));
+        c.reward.as_mut().unwrap().samples_per_step = 8;
+        c.reward.as_mut().unwrap().samples_per_prompt = 4;
+        let (per_step, pool) = reward_prompts(&c, 27);
+        assert_eq!((per_step, pool.len()), (2, 54));
+        let tags: std::collections::BTreeSet<_> = pool.iter().map(|m| m.tag).collect();
+        assert_eq!(tags.len(), 5, "{tags:?}");
+        // Consecutive steps do not repeat one tag pattern.
+        let first: Vec<_> = pool[..2].iter().map(|m| m.tag).collect();
+        assert!(pool
+            .chunks(2)
+            .any(|s| s.iter().map(|m| m.tag).collect::<Vec<_>>() != first));
     }
 
     #[test]
