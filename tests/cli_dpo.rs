@@ -87,34 +87,20 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
     );
     std::fs::write(&samples, cache).unwrap();
 
-    // The aligned generator runs like any other.
-    let run = tmp.path().join("run");
-    let o = evalcot(&[
-        "run",
-        "geneval",
-        "--generator",
-        path(&out),
-        "--limit",
-        "1",
-        "--images-per-prompt",
-        "1",
-        "--steps",
-        "2",
-        "--out",
-        path(&run),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let gen = std::fs::read_to_string(run.join("generation.jsonl")).unwrap();
-    assert!(gen.contains("\"generator\":\"dpo-smoke\""), "{gen}");
-
-    // The shipped aligned generators run by name.
-    for name in ["dpo", "dpo-iter", "dpo-iter-guided"] {
-        let run = tmp.path().join(name);
+    // The aligned generator runs like any other, and so do the shipped ones by name.
+    let trained = path(&out).to_string();
+    for (generator, name) in [
+        (trained.as_str(), "dpo-smoke"),
+        ("dpo", "dpo"),
+        ("dpo-iter", "dpo-iter"),
+        ("dpo-iter-guided", "dpo-iter-guided"),
+    ] {
+        let run = tmp.path().join(format!("run-{name}"));
         let o = evalcot(&[
             "run",
             "geneval",
             "--generator",
-            name,
+            generator,
             "--limit",
             "1",
             "--images-per-prompt",
