@@ -339,25 +339,24 @@ struct Generation {
 /// ignored, as the runner does.
 fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let file = path.display().to_string();
-    let mut out = HashMap::new();
     let lines: Vec<(usize, GenerationLine)> = json_lines(
         &text,
-        &file,
+        &path.display().to_string(),
         true,
         "a generation record with `prompt_index`, `image_index`, `forwards`, `judge_calls`",
     )?;
-    for (_, g) in lines {
-        out.insert(
-            (g.prompt_index, g.image_index),
-            Generation {
+    Ok(lines
+        .into_iter()
+        .map(|(_, g)| {
+            let failed = g.error.is_some();
+            let generation = Generation {
                 compute: g.compute,
-                failed: g.error.is_some(),
-                candidates: CandidateTrace::from_trace(&g.trace, g.error.is_some()),
-            },
-        );
-    }
-    Ok(out)
+                failed,
+                candidates: CandidateTrace::from_trace(&g.trace, failed),
+            };
+            ((g.prompt_index, g.image_index), generation)
+        })
+        .collect())
 }
 
 /// `timing.jsonl` (optional): the run's wall seconds per image; the last record of an image wins (a
@@ -379,22 +378,21 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let mut out = BTreeMap::new();
     let lines: Vec<(usize, TimingLine)> = json_lines(
         &text,
         &path.display().to_string(),
         true,
         "a timing record with `prompt_index`, `image_index`, `seconds`",
     )?;
-    for (_, t) in lines {
-        // Batches of a wave run at once, one per thread: the run's wall time per image is the
-        // batch's share divided by the threads that shared the machine.
-        out.insert(
-            (t.prompt_index, t.image_index),
-            t.seconds / t.threads.max(1) as f64,
-        );
-    }
-    Ok(out)
+    // Batches of a wave run at once, one per thread: the run's wall time per image is the
+    // batch's share divided by the threads that shared the machine. Later records win.
+    Ok(lines
+        .into_iter()
+        .map(|(_, t)| {
+            let seconds = t.seconds / t.threads.max(1) as f64;
+            ((t.prompt_index, t.image_index), seconds)
+        })
+        .collect())
 }
 
 /// The records of a JSONL text with their 1-based line numbers, blank lines skipped; a line
