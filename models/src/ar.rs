@@ -8,7 +8,9 @@
 //! the model's greedy continuation (the most likely completion given the prefix — what the image
 //! "is becoming"), computed in the same cached pass and counted in the step's forwards.
 
-use crate::maskgit::training::prompt_ids;
+use crate::maskgit::dpo::{total_steps, DpoTrainConfig, Pair};
+use crate::maskgit::generator::{GeneratorMeta, GENERATOR_FORMAT};
+use crate::maskgit::training::{prompt_ids, to_device, HostBatch};
 use crate::maskgit::{MaskGit, MaskGitConfig};
 use crate::store::{module_from_bytes, save_module, ModelError};
 use crate::train_loop::{self, LoopSpec, StepLoss};
@@ -18,7 +20,7 @@ use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::transformer::TransformerEncoderInput;
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::backend::AutodiffBackend;
 use harness::generator::{Generator, Trajectory, MASK};
 use harness::rng::Rng;
@@ -373,6 +375,11 @@ pub struct ArTrainConfig {
     pub net: MaskGitConfig,
     #[serde(default)]
     pub sampling: ArSampling,
+    /// A masked-token generator folder (same `net`, same tokenizer) whose weights start the
+    /// causal network: its code embeddings, output layer and text encoder carry over, and its
+    /// [MASK] embedding becomes the BOS token (both are id `codebook`). Absent: random start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 impl ArTrainConfig {
@@ -409,9 +416,12 @@ pub fn train<B: AutodiffBackend>(
         "AR generator training",
         device,
     )?;
-    let model: MaskGit<B> = crate::seeded_init::<B, _>(device, cfg.seed, || {
-        cfg.net.init_materialized_family::<B>(true, device)
-    });
+    let model: MaskGit<B> = match &cfg.init {
+        Some(dir) => warm_start(dir, &cfg.net, &tokenizer.meta.name, device)?,
+        None => crate::seeded_init::<B, _>(device, cfg.seed, || {
+            cfg.net.init_materialized_family::<B>(true, device)
+        }),
+    };
     let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, MaskGit<B>>();
@@ -440,18 +450,12 @@ pub fn train<B: AutodiffBackend>(
             &tokenizer,
             step,
         )?;
-        let (mut text, mut input, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+        let mut host = HostBatch::default();
         for (ids, grid, _) in &samples {
-            text.extend_from_slice(ids);
-            input.push(bos(&cfg.net) as i64);
-            input.extend(grid[..n - 1].iter().map(|&v| v as i64));
-            targets.extend(grid.iter().map(|&v| v as i64));
+            push_raster(&mut host, ids, grid, &cfg.net);
         }
         let b = samples.len();
-        let text =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(text, [b, cfg.net.text_len]), device);
-        let input = Tensor::<B, 2, Int>::from_data(TensorData::new(input, [b, n]), device);
-        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [b, n]), device);
+        let (text, input, targets, _) = to_device::<B>(host, cfg.net.text_len, device);
         let logp = log_softmax(model.forward(text, input), 2);
         let picked = logp
             .clone()
@@ -488,9 +492,162 @@ pub fn train<B: AutodiffBackend>(
         sampling: cfg.sampling,
         train: serde_json::to_value(cfg).map_err(|e| ModelError::config("AR", e.to_string()))?,
     };
-    save_module(&model.valid(), &out.join("generator.bpk"), true)?;
-    train_loop::write_json(&out.join("generator.json"), &meta)?;
+    write_ar(&model.valid(), &meta, out)?;
     Ok(meta)
+}
+
+/// An AR generator folder: half-precision weights and their metadata.
+fn write_ar<B: Backend>(net: &MaskGit<B>, meta: &ArMeta, dir: &Path) -> Result<(), ModelError> {
+    save_module(net, &dir.join("generator.bpk"), true)?;
+    train_loop::write_json(&dir.join("generator.json"), meta)
+}
+
+/// One teacher-forced row: the input is BOS then the grid shifted by one, every position a
+/// target (`masked` all ones, so `MaskGit::masked_log_prob` is the sequence log-probability).
+fn push_raster(host: &mut HostBatch, text: &[i64], grid: &[u32], net: &MaskGitConfig) {
+    let n = net.image_tokens;
+    host.text.extend_from_slice(text);
+    host.input.push(bos(net) as i64);
+    host.input.extend(grid[..n - 1].iter().map(|&v| v as i64));
+    host.targets.extend(grid.iter().map(|&v| v as i64));
+    host.masked.extend(std::iter::repeat_n(1.0, n));
+}
+
+/// DPO of an AR generator (`evalcot train dpo` with an AR `init`): the paper's loss over
+/// sequence log-probabilities log π(image tokens | prompt) under teacher forcing, the conditional
+/// model without guidance (as DPO for language models). Pairs come from the same judged samples
+/// as the masked-token family's (`dpo::judge_samples`, `dpo::select_pairs`). The online reward
+/// term is implemented for the masked-token family only and is refused here.
+pub fn train_dpo<B: AutodiffBackend>(
+    cfg: &DpoTrainConfig,
+    pairs: &[Pair],
+    init: &ArGenerator<B::InnerBackend>,
+    reference: &ArGenerator<B::InnerBackend>,
+    out: &Path,
+    device: &B::Device,
+    progress: &mut dyn FnMut(usize, usize, &[f64]),
+) -> Result<ArMeta, ModelError> {
+    let err = |m: String| ModelError::config("AR DPO", m);
+    cfg.validate().map_err(err)?;
+    if cfg.reward.is_some() {
+        return Err(err(
+            "reward: the online reward term is implemented for the masked-token family only".into(),
+        ));
+    }
+    if pairs.is_empty() {
+        return Err(err(
+            "no preference pairs: every prompt's samples got the same verdict".into(),
+        ));
+    }
+    let net_cfg = init.meta.net;
+    if reference.meta.net != net_cfg {
+        return Err(err(
+            "the reference generator has another architecture than init".into(),
+        ));
+    }
+    let what = format!("AR DPO init {}", init.meta.name);
+    let bytes = crate::store::module_to_bytes(&init.net, true, &what)?;
+    let policy: MaskGit<B> =
+        module_from_bytes(net_cfg.init_family::<B>(true, device), bytes, &what)?;
+    let steps = total_steps(cfg, pairs.len());
+    let optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init::<B, MaskGit<B>>();
+    let config = serde_json::to_value(cfg).map_err(|e| err(e.to_string()))?;
+    let spec = LoopSpec {
+        what: "AR DPO",
+        config: config.clone(),
+        steps,
+        lr: cfg.lr,
+        warmup_steps: (cfg.warmup_ratio * steps as f64).round() as usize,
+        checkpoint_every: cfg.checkpoint_every,
+        log_every: cfg.log_every,
+        columns: &["dpo", "accuracy", "margin"],
+    };
+    let inner = reference.device.clone();
+    let mut step_fn = |model: &MaskGit<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
+        // Rows 0..b are the chosen images, b..2b the rejected ones.
+        let b = cfg.batch_size.min(pairs.len());
+        let mut host = HostBatch::default();
+        for side in 0..2 {
+            for j in 0..b {
+                let p = &pairs[(step * cfg.batch_size + j) % pairs.len()];
+                let grid = if side == 0 { &p.chosen } else { &p.rejected };
+                let text = prompt_ids(&p.prompt).map_err(err)?;
+                push_raster(&mut host, &text, grid, &net_cfg);
+            }
+        }
+        let (rt, ri, rg, rm) = to_device::<B::InnerBackend>(host.clone(), net_cfg.text_len, &inner);
+        let ref_lp = reference.net.masked_log_prob(rt, ri, rg, rm);
+        let ref_lp = Tensor::<B, 1>::from_data(ref_lp.into_data(), device);
+        let (text, input, targets, all) = to_device::<B>(host, net_cfg.text_len, device);
+        let delta = model.masked_log_prob(text, input, targets, all) - ref_lp;
+        let margin = delta.clone().narrow(0, 0, b) - delta.narrow(0, b, b);
+        let logits = margin.clone().mul_scalar(cfg.beta);
+        let dpo = -log_sigmoid(logits.clone()).mean();
+        let accuracy = logits.detach().greater_elem(0.0).float().mean();
+        Ok(StepLoss {
+            total: dpo.clone(),
+            parts: vec![dpo.detach(), accuracy, margin.detach().mean()],
+        })
+    };
+    let model = train_loop::run(
+        &spec,
+        out,
+        policy,
+        optim,
+        device,
+        &mut step_fn,
+        &mut |m, _| Ok(m),
+        progress,
+    )?;
+    let meta = ArMeta {
+        format: AR_FORMAT.into(),
+        name: cfg.name.clone(),
+        net: net_cfg,
+        tokenizer: init.meta.tokenizer.clone(),
+        sampling: init.sampling,
+        train: config,
+    };
+    write_ar(&model.valid(), &meta, out)?;
+    Ok(meta)
+}
+
+/// The causal network with a masked-token generator's weights (`ArTrainConfig::init`).
+fn warm_start<B: Backend>(
+    dir: &Path,
+    net: &MaskGitConfig,
+    tokenizer: &str,
+    device: &B::Device,
+) -> Result<MaskGit<B>, ModelError> {
+    let json = dir.join("generator.json");
+    let meta: GeneratorMeta = train_loop::read_json(&json)?;
+    let what = json.display().to_string();
+    if meta.format != GENERATOR_FORMAT {
+        return Err(ModelError::config(
+            what,
+            format!(
+                "init: format {:?}, expected a masked-token generator ({GENERATOR_FORMAT:?})",
+                meta.format
+            ),
+        ));
+    }
+    if meta.net != *net || meta.tokenizer != tokenizer {
+        return Err(ModelError::config(
+            what,
+            format!(
+                "init: network {:?} over tokenizer {:?}, the config asks for {net:?} over {tokenizer:?}",
+                meta.net, meta.tokenizer
+            ),
+        ));
+    }
+    let path = dir.join("generator.bpk");
+    let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
+    module_from_bytes(
+        net.init_family::<B>(true, device),
+        bytes,
+        &path.display().to_string(),
+    )
 }
 
 /// Reads an AR generator folder's metadata, or `None` when the folder holds another family.
@@ -596,5 +753,169 @@ mod tests {
         // Re-opened regions are refused with a reason.
         let r = a[0].remask(&[3], 2, 9).unwrap();
         assert!(g.step(&mut [r]).unwrap_err().contains("raster order"));
+    }
+
+    /// Unguided sequence log-probabilities of `grids` under `net` (what AR DPO compares).
+    fn sequence_lp(net: &MaskGit<Cpu>, cfg: &MaskGitConfig, rows: &[(&str, &[u32])]) -> Vec<f32> {
+        let mut host = HostBatch::default();
+        for (prompt, grid) in rows {
+            push_raster(&mut host, &prompt_ids(prompt).unwrap(), grid, cfg);
+        }
+        let (t, i, g, m) = to_device::<Cpu>(host, cfg.text_len, &Default::default());
+        net.masked_log_prob(t, i, g, m)
+            .into_data()
+            .to_vec()
+            .unwrap()
+    }
+
+    fn dpo_config(reward: bool) -> DpoTrainConfig {
+        use crate::maskgit::dpo::{PairRule, PairsConfig, RewardConfig};
+        DpoTrainConfig {
+            name: "ar-dpo-test".into(),
+            seed: 1,
+            init: "ar-tiny".into(),
+            reference: None,
+            pairs: PairsConfig {
+                sampler: None,
+                judge: "none".into(),
+                prompts: 2,
+                samples_per_prompt: 2,
+                steps: None,
+                seed: 2,
+                rule: PairRule::Ranked,
+                min_gap: 0.0,
+            },
+            epochs: 8,
+            batch_size: 2,
+            lr: 3e-3,
+            warmup_ratio: 0.0,
+            weight_decay: 0.0,
+            beta: 0.1,
+            reward: reward.then(|| RewardConfig {
+                judge: "none".into(),
+                task: harness::judge::JudgeTask::Final,
+                weight: 0.1,
+                samples_per_step: 2,
+                samples_per_prompt: 2,
+                normalize: true,
+                steps: None,
+            }),
+            checkpoint_every: 100,
+            log_every: 1,
+        }
+    }
+
+    #[test]
+    fn dpo_starts_at_ln2_and_shifts_probability_to_the_chosen_sequences() {
+        let g = tiny();
+        let prompts = ["a photo of a red cat", "a photo of a cake"];
+        let mut t: Vec<Trajectory> = (0..4)
+            .map(|k| g.start(prompts[k / 2], 10 + k as u64, 8))
+            .collect();
+        g.run_to_end(&mut t).unwrap();
+        let pairs: Vec<Pair> = (0..2)
+            .map(|j| Pair {
+                prompt: prompts[j].into(),
+                chosen: t[2 * j].tokens.clone(),
+                rejected: t[2 * j + 1].tokens.clone(),
+                p_chosen: 0.9,
+                p_rejected: 0.1,
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let d = Default::default();
+        let refused = train_dpo::<crate::CpuTrain>(
+            &dpo_config(true),
+            &pairs,
+            &g,
+            &g,
+            dir.path(),
+            &d,
+            &mut |_, _, _| {},
+        );
+        assert!(refused
+            .unwrap_err()
+            .to_string()
+            .contains("masked-token family only"));
+        train_dpo::<crate::CpuTrain>(
+            &dpo_config(false),
+            &pairs,
+            &g,
+            &g,
+            dir.path(),
+            &d,
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("losses.csv")).unwrap();
+        let first: f64 = csv
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(3)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((first - std::f64::consts::LN_2).abs() < 1e-4, "{csv}");
+        let meta = read_meta(dir.path()).unwrap().expect("an AR folder");
+        assert_eq!(meta.name, "ar-dpo-test");
+        let bytes = std::fs::read(dir.path().join("generator.bpk")).unwrap();
+        let trained =
+            ArGenerator::from_parts(meta, bytes, g.tokenizer.clone(), "trained", &d).unwrap();
+        let rows: Vec<(&str, &[u32])> = pairs
+            .iter()
+            .flat_map(|p| {
+                [
+                    (p.prompt.as_str(), &p.chosen[..]),
+                    (p.prompt.as_str(), &p.rejected[..]),
+                ]
+            })
+            .collect();
+        let before = sequence_lp(&g.net, &g.meta.net, &rows);
+        let after = sequence_lp(&trained.net, &g.meta.net, &rows);
+        for j in 0..2 {
+            let margin = (after[2 * j] - before[2 * j]) - (after[2 * j + 1] - before[2 * j + 1]);
+            assert!(margin > 0.0, "pair {j}: implicit reward margin {margin}");
+        }
+    }
+
+    #[test]
+    fn warm_start_takes_a_masked_generators_weights_and_names_a_mismatch() {
+        use crate::maskgit::SamplingConfig;
+        let (net, bytes, tokenizer) = crate::testutil::tiny_net(false, 2, 5, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let meta = GeneratorMeta {
+            format: GENERATOR_FORMAT.into(),
+            name: "masked".into(),
+            net,
+            tokenizer: tokenizer.meta.name.clone(),
+            sampling: SamplingConfig::default(),
+            train: serde_json::Value::Null,
+        };
+        train_loop::write_json(&dir.path().join("generator.json"), &meta).unwrap();
+        std::fs::write(dir.path().join("generator.bpk"), &bytes).unwrap();
+        let d = Default::default();
+        let mut warm = warm_start::<Cpu>(dir.path(), &net, &tokenizer.meta.name, &d).unwrap();
+        assert!(warm.causal);
+        // Made bidirectional again, it is the masked-token network exactly.
+        warm.causal = false;
+        let masked = module_from_bytes(net.init::<Cpu>(&d), bytes, "masked").unwrap();
+        let text = Tensor::<Cpu, 2, Int>::from_data(
+            TensorData::new(prompt_ids("a photo of a dog").unwrap(), [1, net.text_len]),
+            &d,
+        );
+        let image = Tensor::<Cpu, 2, Int>::from_data(
+            TensorData::new((0..64).map(|v| v % 7).collect::<Vec<i64>>(), [1, 64]),
+            &d,
+        );
+        warm.forward(text.clone(), image.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&masked.forward(text, image).into_data(), Default::default());
+        let other = MaskGitConfig { layers: 1, ..net };
+        let e = warm_start::<Cpu>(dir.path(), &other, &tokenizer.meta.name, &d).unwrap_err();
+        assert!(e.to_string().contains("init: network"), "{e}");
+        let e = warm_start::<Cpu>(dir.path(), &net, "another-tokenizer", &d).unwrap_err();
+        assert!(e.to_string().contains("another-tokenizer"), "{e}");
     }
 }

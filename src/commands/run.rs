@@ -136,21 +136,29 @@ fn generator_tokenizer<B: burn::prelude::Backend>(
 /// An autoregressive generator: a shipped AR name or a folder whose generator.json is of the AR
 /// family; `None` for anything else.
 pub fn load_ar_generator(spec: &str) -> anyhow::Result<Option<models::ar::ArGenerator<Cpu>>> {
-    let device = Default::default();
+    load_ar_generator_on(spec, &Default::default())
+}
+
+/// [`load_ar_generator`] on any backend (DPO's frozen reference lives on the training device's
+/// inner backend).
+pub fn load_ar_generator_on<B: burn::prelude::Backend>(
+    spec: &str,
+    device: &B::Device,
+) -> anyhow::Result<Option<models::ar::ArGenerator<B>>> {
     let dir = Path::new(spec);
     if dir.join("generator.json").exists() {
         let Some(meta) = models::ar::read_meta(dir)? else {
             return Ok(None);
         };
-        let tokenizer = generator_tokenizer(dir, &meta.tokenizer, &meta.train, &device)?;
+        let tokenizer = generator_tokenizer(dir, &meta.tokenizer, &meta.train, device)?;
         let path = dir.join("generator.bpk");
         let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
         let what = path.display().to_string();
         return Ok(Some(models::ar::ArGenerator::from_parts(
-            meta, bytes, tokenizer, &what, &device,
+            meta, bytes, tokenizer, &what, device,
         )?));
     }
-    Ok(models::embedded::ar_generator(spec, &device)?)
+    Ok(models::embedded::ar_generator(spec, device)?)
 }
 
 /// A judge spec: `ext:CMD`, a name or a folder.

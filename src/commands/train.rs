@@ -167,7 +167,9 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
 /// the pairs config, so that a resumed run or a new pair rule does not resample), the pairs
 /// picked from them (OUT/pairs.jsonl, OUT/pairs.json), then the DPO loop.
 fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow::Result<()> {
-    use crate::commands::run::{load_generator_on, open_generator, open_judge};
+    use crate::commands::run::{
+        load_ar_generator_on, load_generator_on, open_generator, open_judge,
+    };
     use models::maskgit::dpo::{self, DpoTrainConfig, JudgedPrompt};
     let cfg: DpoTrainConfig = prepare(args, DpoTrainConfig::validate)?;
     let samples_path = args.out.join("samples.jsonl");
@@ -222,6 +224,30 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         stats.pairs, stats.prompts, cfg.pairs.rule, stats.all_yes, stats.all_no, stats.too_close
     );
     let inner = Default::default();
+    let bar = bar(dpo::total_steps(&cfg, pairs.len()));
+    if let Some(init) = load_ar_generator_on::<B::InnerBackend>(&cfg.init, &inner)? {
+        let reference_spec = cfg.reference.as_deref().unwrap_or(&cfg.init);
+        let reference = load_ar_generator_on::<B::InnerBackend>(reference_spec, &inner)?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: reference {reference_spec:?} is not an autoregressive generator, init {:?} is",
+                    args.config.display(),
+                    cfg.init
+                )
+            })?;
+        let cols = ["dpo", "acc", "margin"];
+        models::ar::train_dpo::<B>(
+            &cfg,
+            &pairs,
+            &init,
+            &reference,
+            &args.out,
+            device,
+            &mut loop_progress(&bar, &cols),
+        )?;
+        bar.finish();
+        return Ok(());
+    }
     let init = load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
     let reference = match &cfg.reference {
         Some(r) => load_generator_on::<B::InnerBackend>(r, &inner)?,
@@ -237,7 +263,6 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         reference: &reference,
         reward_judge: reward_judge.as_deref(),
     };
-    let bar = bar(dpo::total_steps(&cfg, pairs.len()));
     let cols = ["dpo", "acc", "margin", "reward", "reward_term"];
     dpo::train::<B>(
         &cfg,
