@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::backend::AutodiffBackend;
 use harness::generator::{Generator, Trajectory, MASK};
-use harness::rng::Rng;
+use harness::rng::{derive_seed, Rng};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,9 @@ const NO_GROUPS: &str =
     "net.group must be 1 for the autoregressive family (one token per position)";
 
 pub const AR_FORMAT: &str = "evalcot-ar-1";
+
+/// Key of a sampled position's draw: `derive_seed(trajectory seed, [POSITION_DRAW, position])`.
+const POSITION_DRAW: u64 = u64::MAX - 1;
 
 /// Sampling settings of the AR generator.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -151,8 +154,9 @@ impl<B: Backend> ArGenerator<B> {
         )
     }
 
-    /// Steps a group of trajectories with the same committed prefix length.
-    fn step_group(&self, group: &mut [&mut Trajectory]) -> Result<(), String> {
+    /// Steps a group of trajectories with the same committed prefix length; `to_end` commits
+    /// the whole rest of the raster in this one call (and skips the previews nobody reads).
+    fn step_group(&self, group: &mut [&mut Trajectory], to_end: bool) -> Result<(), String> {
         let cfg = self.meta.net;
         let (n, b) = (cfg.image_tokens, group.len());
         let done = group[0].tokens.iter().take_while(|&&t| t != MASK).count();
@@ -179,8 +183,11 @@ impl<B: Backend> ArGenerator<B> {
         let text = Tensor::<B, 2, Int>::from_data(TensorData::new(text, [2 * b, cfg.text_len]), d);
         let text_emb = self.net.text_emb.forward(text);
         let mut cache = self.net.encoder.new_autoregressive_cache();
-        let share = Self::share(n, done, group[0].step, group[0].steps);
-        let mut rngs: Vec<Rng> = group.iter().map(|t| Rng::new(t.step_seed())).collect();
+        let share = if to_end {
+            n - done
+        } else {
+            Self::share(n, done, group[0].step, group[0].steps)
+        };
         let mut passes = 0u64;
         // Generate to the end of the raster: the first `share` tokens sampled (committed), the
         // rest greedy (the preview).
@@ -211,11 +218,15 @@ impl<B: Backend> ArGenerator<B> {
             for (j, seq) in seqs.iter_mut().enumerate() {
                 let row = &logp[j * k..(j + 1) * k];
                 let code = if sampled {
+                    // One draw per position, not per step: the image does not depend on how
+                    // the raster is cut into steps (`run_to_end` equals stepping).
+                    let mut rng =
+                        Rng::new(derive_seed(group[j].seed, &[POSITION_DRAW, pos as u64]));
                     sample(
                         row,
                         self.sampling.temperature,
                         self.sampling.top_k,
-                        &mut rngs[j],
+                        &mut rng,
                     )
                 } else {
                     argmax(row)
@@ -235,8 +246,40 @@ impl<B: Backend> ArGenerator<B> {
             }
             t.prediction = codes;
             t.prediction.resize(n, 0);
-            t.step += 1;
+            t.step = if to_end { t.steps } else { t.step + 1 };
             t.forwards += 2 * passes;
+        }
+        Ok(())
+    }
+
+    /// One step (or, `to_end`, the rest of the schedule) of every unfinished trajectory.
+    fn advance(&self, batch: &mut [Trajectory], to_end: bool) -> Result<(), String> {
+        let n = self.meta.net.image_tokens;
+        for t in batch.iter() {
+            if t.tokens.len() != n {
+                return Err(format!(
+                    "trajectory of {} tokens, generator expects {n}",
+                    t.tokens.len()
+                ));
+            }
+            let done = t.tokens.iter().take_while(|&&x| x != MASK).count();
+            if t.tokens[done..].iter().any(|&x| x != MASK) {
+                return Err(format!(
+                    "generator {} writes in raster order and cannot fill a re-opened region \
+                     (self-correction by re-masking needs the masked-token generator)",
+                    self.meta.name
+                ));
+            }
+        }
+        // Trajectories step together when their prefixes are equally long (one cache each).
+        let mut groups: std::collections::BTreeMap<usize, Vec<&mut Trajectory>> =
+            Default::default();
+        for t in batch.iter_mut().filter(|t| !t.done()) {
+            let done = t.tokens.iter().take_while(|&&x| x != MASK).count();
+            groups.entry(done).or_default().push(t);
+        }
+        for group in groups.values_mut() {
+            self.step_group(group, to_end)?;
         }
         Ok(())
     }
@@ -292,34 +335,13 @@ where
     }
 
     fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
-        let n = self.meta.net.image_tokens;
-        for t in batch.iter() {
-            if t.tokens.len() != n {
-                return Err(format!(
-                    "trajectory of {} tokens, generator expects {n}",
-                    t.tokens.len()
-                ));
-            }
-            let done = t.tokens.iter().take_while(|&&x| x != MASK).count();
-            if t.tokens[done..].iter().any(|&x| x != MASK) {
-                return Err(format!(
-                    "generator {} writes in raster order and cannot fill a re-opened region \
-                     (self-correction by re-masking needs the masked-token generator)",
-                    self.meta.name
-                ));
-            }
-        }
-        // Trajectories step together when their prefixes are equally long (one cache each).
-        let mut groups: std::collections::BTreeMap<usize, Vec<&mut Trajectory>> =
-            Default::default();
-        for t in batch.iter_mut().filter(|t| !t.done()) {
-            let done = t.tokens.iter().take_while(|&&x| x != MASK).count();
-            groups.entry(done).or_default().push(t);
-        }
-        for group in groups.values_mut() {
-            self.step_group(group)?;
-        }
-        Ok(())
+        self.advance(batch, false)
+    }
+
+    /// The rest of every trajectory in one cached pass per position: the same images as
+    /// stepping (draws are per position), without the previews of the intermediate steps.
+    fn run_to_end(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+        self.advance(batch, true)
     }
 
     fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
@@ -742,10 +764,17 @@ mod tests {
         assert!(a
             .iter()
             .all(|t| t.done() && !t.tokens.contains(&MASK) && t.tokens == t.prediction));
-        // Alone or in a batch, the same seed gives the same image.
+        // Alone or in a batch, the same seed gives the same image, and so does `run_to_end`
+        // (one pass, no previews) against stepping: draws are per position, not per step.
         let mut alone = vec![g.start("a photo of a cake", 4, 8)];
         g.run_to_end(&mut alone).unwrap();
         assert_eq!(alone[0].tokens, a[1].tokens);
+        assert!(alone[0].done() && alone[0].forwards < a[1].forwards);
+        let mut stepped = vec![g.start("a photo of a cake", 4, 8)];
+        while !stepped[0].done() {
+            g.step(&mut stepped).unwrap();
+        }
+        assert_eq!(stepped[0].tokens, alone[0].tokens);
         assert_ne!(a[0].tokens, a[1].tokens);
         assert_eq!(g.decode(&a).unwrap()[0].dimensions(), (64, 64));
         let lp = g.log_prob("a photo of a cake", &a[1].tokens, 0).unwrap();

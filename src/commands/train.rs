@@ -172,6 +172,16 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
     };
     use models::maskgit::dpo::{self, DpoTrainConfig, JudgedPrompt};
     let cfg: DpoTrainConfig = prepare(args, DpoTrainConfig::validate)?;
+    let inner = Default::default();
+    let ar_init = load_ar_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
+    if ar_init.is_some() && cfg.reward.is_some() {
+        // Refused before sampling pairs, which is most of a run's time.
+        anyhow::bail!(
+            "{}: reward: the online reward term is implemented for the masked-token family only (init {:?} is autoregressive)",
+            args.config.display(),
+            cfg.init
+        );
+    }
     let samples_path = args.out.join("samples.jsonl");
     let key_path = args.out.join("samples.json");
     let key = serde_json::to_value(cfg.pairs.sampling_key())?;
@@ -223,9 +233,8 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         "{} pairs from {} prompts by rule {:?} (dropped: {} all yes, {} all no, {} closer than min_gap)",
         stats.pairs, stats.prompts, cfg.pairs.rule, stats.all_yes, stats.all_no, stats.too_close
     );
-    let inner = Default::default();
     let bar = bar(dpo::total_steps(&cfg, pairs.len()));
-    if let Some(init) = load_ar_generator_on::<B::InnerBackend>(&cfg.init, &inner)? {
+    if let Some(init) = ar_init {
         let reference_spec = cfg.reference.as_deref().unwrap_or(&cfg.init);
         let reference = load_ar_generator_on::<B::InnerBackend>(reference_spec, &inner)?
             .ok_or_else(|| {
