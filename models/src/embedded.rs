@@ -55,8 +55,8 @@ pub fn tokenizer_folder(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The default shipped tokenizer (`vq8x8-smooth`: what `ar` and the unit tests' tiny networks
-/// predict; the others are found by name).
+/// The default shipped tokenizer (`vq8x8-smooth`, 512 codes: what the unit tests' tiny networks
+/// predict, small enough to keep them fast; the others are found by name).
 pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
     tokenizer_named(TOKENIZERS[0].0, device)
 }
