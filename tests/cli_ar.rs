@@ -121,7 +121,7 @@ fn train_dpo_aligns_the_autoregressive_generator() {
     // The reward term exists for the masked-token family only.
     let guided = DPO.replace(
         "checkpoint_every: 1",
-        "reward: {judge: zero-shot, samples_per_step: 2}\ncheckpoint_every: 1",
+        "reward: {judge: zero-shot, weight: 0.1, samples_per_step: 2}\ncheckpoint_every: 1",
     );
     std::fs::write(&cfg, guided).unwrap();
     let o = evalcot(&[
