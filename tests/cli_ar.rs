@@ -41,26 +41,6 @@ checkpoint_every: 1
 log_every: 1
 ";
 
-/// `run geneval` on one prompt with `generator`; returns generation.jsonl.
-fn run_one(generator: &str, out: &std::path::Path) -> String {
-    let o = evalcot(&[
-        "run",
-        "geneval",
-        "--generator",
-        generator,
-        "--limit",
-        "1",
-        "--images-per-prompt",
-        "1",
-        "--steps",
-        "2",
-        "--out",
-        path(out),
-    ]);
-    assert!(o.status.success(), "{generator}: {}", text(&o.stderr));
-    std::fs::read_to_string(out.join("generation.jsonl")).unwrap()
-}
-
 #[test]
 fn train_ar_starts_from_the_masked_generator_and_refuses_another_network() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,7 +54,7 @@ fn train_ar_starts_from_the_masked_generator_and_refuses_another_network() {
         meta.contains("evalcot-ar-1") && meta.contains("\"init\""),
         "{meta}"
     );
-    let gen = run_one(path(&out), &tmp.path().join("run"));
+    let gen = common::run_one(path(&out), &tmp.path().join("run"));
     assert!(gen.contains("\"generator\":\"ar-smoke\""), "{gen}");
 
     // A network the init folder does not hold is named with both shapes.
@@ -115,7 +95,7 @@ fn train_dpo_aligns_the_autoregressive_generator() {
         meta.contains("evalcot-ar-1") && meta.contains("\"beta\": 0.1"),
         "{meta}"
     );
-    let gen = run_one(path(&out), &tmp.path().join("run"));
+    let gen = common::run_one(path(&out), &tmp.path().join("run"));
     assert!(gen.contains("\"generator\":\"ar-dpo-smoke\""), "{gen}");
 
     // The reward term exists for the masked-token family only.

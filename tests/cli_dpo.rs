@@ -95,23 +95,7 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
         ("dpo-iter", "dpo-iter"),
         ("dpo-iter-guided", "dpo-iter-guided"),
     ] {
-        let run = tmp.path().join(format!("run-{name}"));
-        let o = evalcot(&[
-            "run",
-            "geneval",
-            "--generator",
-            generator,
-            "--limit",
-            "1",
-            "--images-per-prompt",
-            "1",
-            "--steps",
-            "2",
-            "--out",
-            path(&run),
-        ]);
-        assert!(o.status.success(), "{name}: {}", text(&o.stderr));
-        let gen = std::fs::read_to_string(run.join("generation.jsonl")).unwrap();
+        let gen = common::run_one(generator, &tmp.path().join(format!("run-{name}")));
         assert!(gen.contains(&format!("\"generator\":\"{name}\"")), "{gen}");
     }
 

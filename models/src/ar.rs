@@ -444,9 +444,6 @@ pub fn train<B: AutodiffBackend>(
             cfg.net.init_materialized_family::<B>(true, device)
         }),
     };
-    let optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, MaskGit<B>>();
     let source = world::dataset::SampleSource::styled(
         world::dataset::DatasetKind::Prompts,
         cfg.seed,
@@ -496,14 +493,13 @@ pub fn train<B: AutodiffBackend>(
             parts: vec![acc],
         })
     };
-    let model = train_loop::run(
+    let model = run_loop(
         &spec,
         out,
         model,
-        optim,
         device,
+        cfg.weight_decay,
         &mut step_fn,
-        &mut |m, _| Ok(m),
         progress,
     )?;
     let meta = ArMeta {
@@ -516,6 +512,31 @@ pub fn train<B: AutodiffBackend>(
     };
     write_ar(&model.valid(), &meta, out)?;
     Ok(meta)
+}
+
+/// The shared training loop with AdamW on a causal network (no edits between steps).
+fn run_loop<B: AutodiffBackend>(
+    spec: &LoopSpec<'_>,
+    out: &Path,
+    model: MaskGit<B>,
+    device: &B::Device,
+    weight_decay: f64,
+    step_fn: &mut train_loop::StepFn<'_, B, MaskGit<B>>,
+    progress: &mut dyn FnMut(usize, usize, &[f64]),
+) -> Result<MaskGit<B>, ModelError> {
+    let optim = AdamWConfig::new()
+        .with_weight_decay(weight_decay as f32)
+        .init::<B, MaskGit<B>>();
+    train_loop::run(
+        spec,
+        out,
+        model,
+        optim,
+        device,
+        step_fn,
+        &mut |m, _| Ok(m),
+        progress,
+    )
 }
 
 /// An AR generator folder: half-precision weights and their metadata.
@@ -572,9 +593,6 @@ pub fn train_dpo<B: AutodiffBackend>(
     let policy: MaskGit<B> =
         module_from_bytes(net_cfg.init_family::<B>(true, device), bytes, &what)?;
     let steps = total_steps(cfg, pairs.len());
-    let optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, MaskGit<B>>();
     let config = serde_json::to_value(cfg).map_err(|e| err(e.to_string()))?;
     let spec = LoopSpec {
         what: "AR DPO",
@@ -613,14 +631,13 @@ pub fn train_dpo<B: AutodiffBackend>(
             parts: vec![dpo.detach(), accuracy, margin.detach().mean()],
         })
     };
-    let model = train_loop::run(
+    let model = run_loop(
         &spec,
         out,
         policy,
-        optim,
         device,
+        cfg.weight_decay,
         &mut step_fn,
-        &mut |m, _| Ok(m),
         progress,
     )?;
     let meta = ArMeta {

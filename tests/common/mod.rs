@@ -97,3 +97,23 @@ pub fn samples(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect()
 }
+
+/// `run geneval` on one prompt with `generator`; returns generation.jsonl.
+pub fn run_one(generator: &str, out: &Path) -> String {
+    let o = evalcot(&[
+        "run",
+        "geneval",
+        "--generator",
+        generator,
+        "--limit",
+        "1",
+        "--images-per-prompt",
+        "1",
+        "--steps",
+        "2",
+        "--out",
+        path(out),
+    ]);
+    assert!(o.status.success(), "{generator}: {}", text(&o.stderr));
+    std::fs::read_to_string(out.join("generation.jsonl")).unwrap()
+}
