@@ -84,7 +84,10 @@ fn train_dpo_aligns_the_autoregressive_generator() {
     let o = evalcot(&["train", "dpo", "--config", path(&cfg), "--out", path(&out)]);
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("pairs from 4 prompts"), "{err}");
+    assert!(
+        err.contains("pairs from 4 prompts") && err.contains("use it with --generator"),
+        "{err}"
+    );
     let losses = std::fs::read_to_string(out.join("losses.csv")).unwrap();
     assert!(
         losses.starts_with("step,lr,total,dpo,accuracy,margin\n"),

@@ -18,7 +18,8 @@ pub const MASK: u32 = u32::MAX;
 pub struct Trajectory {
     /// The prompt text the generator is conditioned on.
     pub prompt: String,
-    /// Source of every random draw of this candidate (step `t` draws from `derive_seed(seed, [t])`).
+    /// Source of every random draw of this candidate (by convention step `t` draws from
+    /// `derive_seed(seed, [t])`; the autoregressive family draws per token position instead).
     pub seed: u64,
     /// Steps taken in the current schedule.
     pub step: usize,

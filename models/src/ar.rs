@@ -7,6 +7,10 @@
 //! row a step). The judged image after a step is the committed prefix with the rest filled by
 //! the model's greedy continuation (the most likely completion given the prefix — what the image
 //! "is becoming"), computed in the same cached pass and counted in the step's forwards.
+//!
+//! Draws: one per token position (`derive_seed(seed, [POSITION_DRAW, position])`), not one per
+//! step, so an image does not depend on how the raster is cut into steps and `run_to_end`
+//! (everything left in one pass, no previews) equals stepping.
 
 use crate::maskgit::dpo::{total_steps, DpoTrainConfig, Pair};
 use crate::maskgit::generator::{GeneratorMeta, GENERATOR_FORMAT};
@@ -233,7 +237,7 @@ impl<B: Backend> ArGenerator<B> {
                 };
                 seq.push(code as i64);
             }
-            if pos + 1 == n || (!sampled && group[0].step + 1 >= group[0].steps) {
+            if pos + 1 == n {
                 break;
             }
         }
@@ -271,12 +275,13 @@ impl<B: Backend> ArGenerator<B> {
                 ));
             }
         }
-        // Trajectories step together when their prefixes are equally long (one cache each).
-        let mut groups: std::collections::BTreeMap<usize, Vec<&mut Trajectory>> =
+        // Trajectories step together when their prefixes are equally long and they are at the
+        // same point of the same schedule (one cache and one share per group).
+        let mut groups: std::collections::BTreeMap<(usize, usize, usize), Vec<&mut Trajectory>> =
             Default::default();
         for t in batch.iter_mut().filter(|t| !t.done()) {
             let done = t.tokens.iter().take_while(|&&x| x != MASK).count();
-            groups.entry(done).or_default().push(t);
+            groups.entry((done, t.step, t.steps)).or_default().push(t);
         }
         for group in groups.values_mut() {
             self.step_group(group, to_end)?;
@@ -660,17 +665,19 @@ fn warm_start<B: Backend>(
     device: &B::Device,
 ) -> Result<MaskGit<B>, ModelError> {
     let json = dir.join("generator.json");
-    let meta: GeneratorMeta = train_loop::read_json(&json)?;
     let what = json.display().to_string();
-    if meta.format != GENERATOR_FORMAT {
+    // The format first: another family's metadata would fail field by field, naming neither
+    // `init` nor the family.
+    let value: serde_json::Value = train_loop::read_json(&json)?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if format != GENERATOR_FORMAT {
         return Err(ModelError::config(
             what,
-            format!(
-                "init: format {:?}, expected a masked-token generator ({GENERATOR_FORMAT:?})",
-                meta.format
-            ),
+            format!("init: format {format:?}, expected a masked-token generator folder ({GENERATOR_FORMAT:?})"),
         ));
     }
+    let meta: GeneratorMeta = serde_json::from_value(value)
+        .map_err(|e| ModelError::config(what.clone(), format!("init: {e}")))?;
     if meta.net != *net || meta.tokenizer != tokenizer {
         return Err(ModelError::config(
             what,
@@ -963,5 +970,15 @@ mod tests {
         assert!(e.to_string().contains("init: network"), "{e}");
         let e = warm_start::<Cpu>(dir.path(), &net, "another-tokenizer", &d).unwrap_err();
         assert!(e.to_string().contains("another-tokenizer"), "{e}");
+        // Another family's folder is named as such, before its fields are read.
+        let mut other_family = serde_json::to_value(&meta).unwrap();
+        other_family["format"] = AR_FORMAT.into();
+        other_family["sampling"]["top_k"] = 5.into();
+        train_loop::write_json(&dir.path().join("generator.json"), &other_family).unwrap();
+        let e = warm_start::<Cpu>(dir.path(), &net, &tokenizer.meta.name, &d).unwrap_err();
+        assert!(
+            e.to_string().contains("init: format \"evalcot-ar-1\""),
+            "{e}"
+        );
     }
 }

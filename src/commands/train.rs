@@ -255,7 +255,7 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
             &mut loop_progress(&bar, &cols),
         )?;
         bar.finish();
-        return Ok(());
+        return finish_dpo_folder(&cfg.init, &args.out);
     }
     let init = load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
     let reference = match &cfg.reference {
@@ -282,10 +282,16 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         &mut loop_progress(&bar, &cols),
     )?;
     bar.finish();
-    // A generator folder carries its tokenizer when its init did.
-    let tok = Path::new(&cfg.init).join("tokenizer");
+    finish_dpo_folder(&cfg.init, &args.out)
+}
+
+/// The end of a DPO run of either family: a generator folder carries its tokenizer when its
+/// init did (a tokenizer that is not shipped would otherwise be lost), and the user is told how
+/// to use it.
+fn finish_dpo_folder(init: &str, out: &Path) -> anyhow::Result<()> {
+    let tok = Path::new(init).join("tokenizer");
     if tok.join("tokenizer.json").exists() {
-        let dst = args.out.join("tokenizer");
+        let dst = out.join("tokenizer");
         std::fs::create_dir_all(&dst).map_err(|e| harness::Error::io(&dst, e))?;
         for f in ["tokenizer.json", "tokenizer.bpk"] {
             std::fs::copy(tok.join(f), dst.join(f))
@@ -294,8 +300,8 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
     }
     eprintln!(
         "wrote {} (use it with --generator {})",
-        args.out.display(),
-        args.out.display()
+        out.display(),
+        out.display()
     );
     Ok(())
 }
