@@ -3,7 +3,7 @@
 //! generator folder that `run` takes; configurations the family cannot honour are named errors.
 
 mod common;
-use common::{evalcot, path, text};
+use common::{path, text};
 
 const AR: &str = "name: ar-smoke
 seed: 5
@@ -44,10 +44,7 @@ log_every: 1
 #[test]
 fn train_ar_starts_from_the_masked_generator_and_refuses_another_network() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("ar.yaml");
-    std::fs::write(&cfg, AR).unwrap();
-    let out = tmp.path().join("ar");
-    let o = evalcot(&["train", "ar", "--config", path(&cfg), "--out", path(&out)]);
+    let (o, out) = common::train("ar", AR, tmp.path(), "ar");
     assert!(o.status.success(), "{}", text(&o.stderr));
     let meta = std::fs::read_to_string(out.join("generator.json")).unwrap();
     assert!(
@@ -58,15 +55,12 @@ fn train_ar_starts_from_the_masked_generator_and_refuses_another_network() {
     assert!(gen.contains("\"generator\":\"ar-smoke\""), "{gen}");
 
     // A network the init folder does not hold is named with both shapes.
-    std::fs::write(&cfg, AR.replace("layers: 4", "layers: 3")).unwrap();
-    let o = evalcot(&[
-        "train",
+    let (o, _) = common::train(
         "ar",
-        "--config",
-        path(&cfg),
-        "--out",
-        path(&tmp.path().join("other")),
-    ]);
+        &AR.replace("layers: 4", "layers: 3"),
+        tmp.path(),
+        "other",
+    );
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
@@ -78,10 +72,7 @@ fn train_ar_starts_from_the_masked_generator_and_refuses_another_network() {
 #[test]
 fn train_dpo_aligns_the_autoregressive_generator() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("dpo.yaml");
-    std::fs::write(&cfg, DPO).unwrap();
-    let out = tmp.path().join("dpo");
-    let o = evalcot(&["train", "dpo", "--config", path(&cfg), "--out", path(&out)]);
+    let (o, out) = common::train("dpo", DPO, tmp.path(), "dpo");
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -106,15 +97,7 @@ fn train_dpo_aligns_the_autoregressive_generator() {
         "checkpoint_every: 1",
         "reward: {judge: zero-shot, weight: 0.1, samples_per_step: 2}\ncheckpoint_every: 1",
     );
-    std::fs::write(&cfg, guided).unwrap();
-    let o = evalcot(&[
-        "train",
-        "dpo",
-        "--config",
-        path(&cfg),
-        "--out",
-        path(&tmp.path().join("guided")),
-    ]);
+    let (o, _) = common::train("dpo", &guided, tmp.path(), "guided");
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("masked-token family only"),

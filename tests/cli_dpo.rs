@@ -32,10 +32,8 @@ log_every: 1
 #[test]
 fn train_dpo_writes_a_runnable_generator_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
+    let (o, out) = common::train("dpo", CONFIG, tmp.path(), "dpo");
     let cfg = tmp.path().join("dpo.yaml");
-    std::fs::write(&cfg, CONFIG).unwrap();
-    let out = tmp.path().join("dpo");
-    let o = evalcot(&["train", "dpo", "--config", path(&cfg), "--out", path(&out)]);
     let err = text(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("pairs from 8 prompts"), "{err}");
@@ -100,15 +98,12 @@ fn train_dpo_writes_a_runnable_generator_and_resumes() {
     }
 
     // Named errors: a bad config value.
-    std::fs::write(&cfg, CONFIG.replace("beta: 0.1", "beta: 0")).unwrap();
-    let o = evalcot(&[
-        "train",
+    let (o, _) = common::train(
         "dpo",
-        "--config",
-        path(&cfg),
-        "--out",
-        path(&tmp.path().join("y")),
-    ]);
+        &CONFIG.replace("beta: 0.1", "beta: 0"),
+        tmp.path(),
+        "y",
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(
         text(&o.stderr).contains("dpo.yaml") && text(&o.stderr).contains("beta"),

@@ -117,3 +117,13 @@ pub fn run_one(generator: &str, out: &Path) -> String {
     assert!(o.status.success(), "{generator}: {}", text(&o.stderr));
     std::fs::read_to_string(out.join("generation.jsonl")).unwrap()
 }
+
+/// Writes `config` to DIR/KIND.yaml and runs `evalcot train KIND` on it into DIR/OUT; returns
+/// the output and the output folder.
+pub fn train(kind: &str, config: &str, dir: &Path, out: &str) -> (Output, PathBuf) {
+    let cfg = dir.join(format!("{kind}.yaml"));
+    std::fs::write(&cfg, config).expect("config written");
+    let out = dir.join(out);
+    let o = evalcot(&["train", kind, "--config", path(&cfg), "--out", path(&out)]);
+    (o, out)
+}
