@@ -12,7 +12,7 @@
 //! step, so an image does not depend on how the raster is cut into steps and `run_to_end`
 //! (everything left in one pass, no previews) equals stepping.
 
-use crate::maskgit::dpo::{total_steps, DpoTrainConfig, Pair};
+use crate::maskgit::dpo::{dpo_loss, total_steps, DpoTrainConfig, Pair};
 use crate::maskgit::generator::{GeneratorMeta, GENERATOR_FORMAT};
 use crate::maskgit::training::{prompt_ids, to_device, HostBatch};
 use crate::maskgit::{MaskGit, MaskGitConfig};
@@ -24,7 +24,7 @@ use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::transformer::TransformerEncoderInput;
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
-use burn::tensor::activation::{log_sigmoid, log_softmax};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use harness::generator::{Generator, Trajectory, MASK};
 use harness::rng::{derive_seed, Rng};
@@ -364,22 +364,11 @@ where
                 cfg.image_tokens
             ));
         }
-        let d = &self.device;
-        let text = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(prompt_ids(prompt)?, [1, cfg.text_len]),
-            d,
-        );
-        let input: Vec<i64> = std::iter::once(bos(&cfg) as i64)
-            .chain(tokens[..tokens.len() - 1].iter().map(|&v| v as i64))
-            .collect();
-        let image =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(input, [1, cfg.image_tokens]), d);
-        let targets: Vec<i64> = tokens.iter().map(|&v| v as i64).collect();
-        let targets =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [1, cfg.image_tokens]), d);
-        let logp = log_softmax(self.net.forward(text, image), 2);
-        let picked = logp.gather(2, targets.reshape([1, cfg.image_tokens, 1]));
-        Ok(picked.sum().into_scalar().elem::<f64>())
+        let mut host = HostBatch::default();
+        push_raster(&mut host, &prompt_ids(prompt)?, tokens, &cfg);
+        let (text, image, targets, all) = to_device::<B>(host, cfg.text_len, &self.device);
+        let lp = self.net.masked_log_prob(text, image, targets, all);
+        Ok(lp.into_scalar().elem::<f64>())
     }
 }
 
@@ -627,13 +616,10 @@ pub fn train_dpo<B: AutodiffBackend>(
         let ref_lp = Tensor::<B, 1>::from_data(ref_lp.into_data(), device);
         let (text, input, targets, all) = to_device::<B>(host, net_cfg.text_len, device);
         let delta = model.masked_log_prob(text, input, targets, all) - ref_lp;
-        let margin = delta.clone().narrow(0, 0, b) - delta.narrow(0, b, b);
-        let logits = margin.clone().mul_scalar(cfg.beta);
-        let dpo = -log_sigmoid(logits.clone()).mean();
-        let accuracy = logits.detach().greater_elem(0.0).float().mean();
+        let (dpo, accuracy, margin) = dpo_loss(delta, b, cfg.beta);
         Ok(StepLoss {
             total: dpo.clone(),
-            parts: vec![dpo.detach(), accuracy, margin.detach().mean()],
+            parts: vec![dpo.detach(), accuracy, margin],
         })
     };
     let model = run_loop(
