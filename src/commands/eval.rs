@@ -109,6 +109,13 @@ fn render(
     );
     let _ = writeln!(
         s,
+        "At GenEval's counting threshold (score > 0.9): precision {:.4}, recall {:.4} ({} true positives, {} false positives, {} missed).\n",
+        ev.strict.precision(),
+        ev.strict.recall(),
+        ev.strict.true_pos, ev.strict.false_pos, ev.strict.false_neg
+    );
+    let _ = writeln!(
+        s,
         "### Per colour (objects found with the right class; colour predicted right or wrong)\n"
     );
     let _ = writeln!(s, "| colour | right | wrong | predicted wrongly as this | precision | recall |\n|---|---|---|---|---|---|");

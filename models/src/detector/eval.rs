@@ -49,12 +49,17 @@ pub struct DetectorEval {
     /// right colour.
     pub per_color: Vec<(Color, Counts)>,
     pub reliability: Vec<ReliabilityBin>,
+    /// All classes at GenEval's counting threshold (score > 0.9): what counting prompts see.
+    pub strict: Counts,
     pub empty_images: usize,
     pub empty_fp_03: usize,
     pub empty_fp_09: usize,
     /// GenEval rows of the ground-truth suite scored through the detector.
     pub suite_rows: Vec<ResultRow>,
 }
+
+/// GenEval's threshold for counting prompts.
+const STRICT: f64 = 0.9;
 
 /// Evaluates `det` on `n` held-out random scenes (seed `seed`), `n_empty` object-free images,
 /// and the ground-truth suite (`images_per_prompt` per official prompt, suite seed `suite_seed`).
@@ -80,6 +85,7 @@ where
         })
         .collect();
     let mut objects = 0;
+    let mut strict = Counts::default();
     for chunk in (0..n).collect::<Vec<_>>().chunks(128) {
         let scenes: Vec<Scene> = chunk
             .par_iter()
@@ -100,8 +106,15 @@ where
                 if d.score > threshold as f32 && !matched.contains(&Some(k)) {
                     per_class[d.class.index()].false_pos += 1;
                 }
+                if d.score > STRICT as f32 && !matched.contains(&Some(k)) {
+                    strict.false_pos += 1;
+                }
             }
             for (o, m) in scene.objects.iter().zip(&matched) {
+                match m {
+                    Some(k) if found[*k].score > STRICT as f32 => strict.true_pos += 1,
+                    _ => strict.false_neg += 1,
+                }
                 match m {
                     Some(k) if found[*k].score > threshold as f32 => {
                         per_class[o.class.index()].true_pos += 1;
@@ -145,6 +158,7 @@ where
         per_class: ClassId::all().zip(per_class).collect(),
         per_color: Color::ALL.iter().copied().zip(per_color).collect(),
         reliability: bins,
+        strict,
         empty_images: n_empty,
         empty_fp_03: fp03,
         empty_fp_09: fp09,
