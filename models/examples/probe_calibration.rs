@@ -35,11 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let truths: Vec<_> = s
                 .objects
                 .iter()
-                .map(|o| models::detector::data::Truth {
-                    class: o.class,
-                    color: o.color,
-                    bbox: o.bbox,
-                })
+                .map(models::detector::data::Truth::from)
                 .collect();
             let ps = peaks(out, grid, -6.0);
             let labels = label_peaks(&ps, &truths);

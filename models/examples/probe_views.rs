@@ -27,16 +27,9 @@ fn size(b: &[f32; 4]) -> f32 {
     ((b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0)).sqrt()
 }
 
+/// IoU of two predicted boxes (the training module's IoU takes a truth box in f64).
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
+    models::detector::training::iou(a, &b.map(f64::from)) as f32
 }
 
 /// Plain-image peaks with their logit fused over the views: `(plain logit, fused peak)`.
@@ -130,11 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let truths: Vec<Truth> = s
                 .objects
                 .iter()
-                .map(|o| Truth {
-                    class: o.class,
-                    color: o.color,
-                    bbox: o.bbox,
-                })
+                .map(models::detector::data::Truth::from)
                 .collect();
             // label_peaks answers in descending logit order.
             let fused: Vec<Peak> = ps.iter().map(|(_, p)| *p).collect();

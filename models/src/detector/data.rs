@@ -29,6 +29,16 @@ pub struct Truth {
     pub bbox: [f64; 4],
 }
 
+impl From<&world::scene::ObjectInstance> for Truth {
+    fn from(o: &world::scene::ObjectInstance) -> Self {
+        Truth {
+            class: o.class,
+            color: o.color,
+            bbox: o.bbox,
+        }
+    }
+}
+
 /// Targets of one image on a `grid`×`grid` map.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Targets {

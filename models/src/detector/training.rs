@@ -147,16 +147,7 @@ impl Batcher {
         })?;
         let mut img = sample.scene.image;
         augment(&mut img, &self.cfg.augment, &mut rng);
-        let truths = sample
-            .scene
-            .objects
-            .iter()
-            .map(|o| Truth {
-                class: o.class,
-                color: o.color,
-                bbox: o.bbox,
-            })
-            .collect();
+        let truths = sample.scene.objects.iter().map(Truth::from).collect();
         Ok((img, truths))
     }
 
