@@ -100,13 +100,14 @@ where
                 let bin = ((d.score as f64 * 10.0) as usize).min(9);
                 bins[bin].count += 1;
                 bins[bin].mean_score += d.score as f64;
-                if matched.contains(&Some(k)) {
+                let hit = matched.contains(&Some(k));
+                if hit {
                     bins[bin].matched += 1;
                 }
-                if d.score > threshold as f32 && !matched.contains(&Some(k)) {
+                if d.score > threshold as f32 && !hit {
                     per_class[d.class.index()].false_pos += 1;
                 }
-                if d.score > STRICT as f32 && !matched.contains(&Some(k)) {
+                if d.score > STRICT as f32 && !hit {
                     strict.false_pos += 1;
                 }
             }
