@@ -3,9 +3,18 @@
 //! thread finished first.
 
 use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 /// Runs `work` on `items`, `width` at once, and feeds every result to `sink` in item order.
-/// Stops at the first error `sink` returns (items of the wave in flight have already run).
+/// Stops at the first error `sink` returns (items already started still run to their end, and
+/// their results are dropped).
+///
+/// Each of the `width` workers takes the next unstarted item as soon as it is free, so a slow
+/// item holds back only the sinking of later results, not the other workers (items of uneven
+/// cost, such as PARM batches whose paths are truncated at different steps, kept a core idle
+/// at every wave's end when the items ran in lock-step waves).
 pub fn in_order<T, R, E>(
     items: &[T],
     width: usize,
@@ -16,13 +25,51 @@ where
     T: Sync,
     R: Send,
 {
-    for wave in items.chunks(width.max(1)) {
-        let results: Vec<R> = wave.par_iter().map(&work).collect();
-        for (item, r) in wave.iter().zip(results) {
-            sink(item, r)?;
+    let width = width.max(1);
+    if width == 1 || rayon::current_thread_index().is_some() {
+        // Inside the pool, the sinking thread would block a worker the spawned work needs
+        // (a one-thread pool would deadlock): run in waves there.
+        for wave in items.chunks(width) {
+            let results: Vec<R> = wave.par_iter().map(&work).collect();
+            for (item, r) in wave.iter().zip(results) {
+                sink(item, r)?;
+            }
         }
+        return Ok(());
     }
-    Ok(())
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, R)>();
+    rayon::in_place_scope(|scope| {
+        for _ in 0..width {
+            let tx = tx.clone();
+            let (next, stop, work) = (&next, &stop, &work);
+            scope.spawn(move |_| {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if tx.send((i, work(item))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Results wait here until every earlier item has been sunk.
+        let mut pending = BTreeMap::new();
+        let mut want = 0;
+        for (i, r) in rx.iter() {
+            pending.insert(i, r);
+            while let Some(r) = pending.remove(&want) {
+                if let Err(e) = sink(&items[want], r) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                want += 1;
+            }
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -51,6 +98,44 @@ mod tests {
             let want: Vec<(u64, u64)> = items.iter().map(|&i| (i, i * 10)).collect();
             assert_eq!(seen, want, "width {width}");
         }
+    }
+
+    /// Item 0 finishes only once item 2 has started: in lock-step waves of two, item 2 would
+    /// wait for item 0 (the bounded wait then reports false).
+    #[test]
+    fn a_slow_item_does_not_hold_back_the_other_workers() {
+        if rayon::current_num_threads() < 2 {
+            eprintln!("skipped: needs two rayon threads");
+            return;
+        }
+        let started = AtomicBool::new(false);
+        let items: Vec<usize> = (0..4).collect();
+        let mut seen = Vec::new();
+        in_order::<_, _, ()>(
+            &items,
+            2,
+            |&i| {
+                if i == 2 {
+                    started.store(true, Ordering::SeqCst);
+                }
+                if i == 0 {
+                    let t = std::time::Instant::now();
+                    while !started.load(Ordering::SeqCst) {
+                        if t.elapsed().as_secs() > 20 {
+                            return false;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                true
+            },
+            |&i, ok| {
+                seen.push((i, ok));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, vec![(0, true), (1, true), (2, true), (3, true)]);
     }
 
     #[test]

@@ -166,7 +166,8 @@ impl<B: Backend> BurnGenerator<B> {
         prompt_ids(prompt).map_err(|e| format!("generator {}: {e}", self.meta.name))
     }
 
-    /// CFG log-probabilities `[n, tokens, codebook]` for trajectories `batch` (host, row-major).
+    /// CFG log-probabilities at the masked positions of trajectories `batch`: `[m, codebook]`
+    /// (host, row-major), one row per masked token, trajectory by trajectory in position order.
     fn guided_log_probs(&self, batch: &[&Trajectory]) -> Result<Vec<f32>, String> {
         let cfg = &self.meta.net;
         let n = batch.len();
@@ -201,8 +202,28 @@ impl<B: Backend> BurnGenerator<B> {
         let text = Tensor::<B, 2, Int>::from_data(TensorData::new(text, [2 * n, cfg.text_len]), d);
         let image =
             Tensor::<B, 2, Int>::from_data(TensorData::new(image, [2 * n, cfg.image_tokens]), d);
-        let logits = self.net.forward(text, image);
-        guided_log_probs(logits, n, self.sampling.cfg_scale, &self.meta.name)
+        // The same rows in the conditional half and in the unconditional half.
+        let per = cfg.image_tokens;
+        let masked: Vec<i64> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(j, t)| {
+                t.tokens
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v == MASK)
+                    .map(move |(p, _)| (j * per + p) as i64)
+            })
+            .collect();
+        let m = masked.len();
+        let rows: Vec<i64> = masked
+            .iter()
+            .copied()
+            .chain(masked.iter().map(|&r| r + (n * per) as i64))
+            .collect();
+        let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [2 * m]), d);
+        let logits = self.net.forward_rows(text, image, rows);
+        guided_log_probs(logits, m, self.sampling.cfg_scale, &self.meta.name)
     }
 }
 
@@ -292,7 +313,8 @@ fn draw(logp: &[f32], u: f64, temperature: f64) -> usize {
     last
 }
 
-/// One sampling step of one trajectory given its guided log-probabilities `[tokens·codebook]`:
+/// One sampling step of one trajectory given its guided log-probabilities at its masked
+/// positions (`[masked·codebook]`, in position order):
 /// draw every masked token, score it `log p + τ·Gumbel`, keep the most confident and re-mask the
 /// `mask_len` least confident (Show-o's loop). With `group_of` (the group of each token, for a
 /// grouped network) whole groups are re-masked.
@@ -308,13 +330,17 @@ pub fn sample_step(
     let n = t.tokens.len();
     let mut prediction = Vec::with_capacity(n);
     let mut confidence = Vec::with_capacity(n);
-    for (p, &tok) in t.tokens.iter().enumerate() {
-        let row = &logp[p * codebook..(p + 1) * codebook];
+    let mut rows = logp.chunks_exact(codebook);
+    for &tok in &t.tokens {
         if tok != MASK {
             prediction.push(tok);
             confidence.push(f64::INFINITY);
             continue;
         }
+        let Some(row) = rows.next() else {
+            // The caller computed one row per masked token; fewer is a bug, not bad input.
+            panic!("sample_step: fewer log-probability rows than masked tokens");
+        };
         // Multinomial draw by inverse CDF; the draw is made for every masked position so that
         // the random stream does not depend on which positions the model is sure about.
         let u = rng.f64();
@@ -391,16 +417,18 @@ where
         let refs: Vec<&Trajectory> = live.iter().map(|&i| &batch[i]).collect();
         let logp = self.guided_log_probs(&refs)?;
         let k = self.meta.net.codebook;
-        let per = self.meta.net.image_tokens * k;
         let group_of = (self.meta.net.group > 1).then(|| self.meta.net.group_of());
-        for (j, &i) in live.iter().enumerate() {
+        let mut at = 0;
+        for &i in &live {
+            let rows = batch[i].masked() * k;
             sample_step(
                 &mut batch[i],
-                &logp[j * per..(j + 1) * per],
+                &logp[at..at + rows],
                 k,
                 (self.sampling.tau0, self.sampling.temperature),
                 group_of.as_deref(),
             );
+            at += rows;
         }
         Ok(())
     }

@@ -258,6 +258,38 @@ impl<B: Backend> MaskGit<B> {
         if self.group > 1 {
             return self.forward_grouped(text, image);
         }
+        self.head
+            .forward(self.norm.forward(self.hidden(text, image)))
+    }
+
+    /// [`Self::forward`]'s logits at chosen rows only: `rows` index the flattened `[b·n]` image
+    /// positions. Sampling needs only the masked positions, and the head is over a third of a
+    /// forward's work, so this skips it (and the softmax) where nothing is drawn.
+    ///
+    /// # Shapes
+    /// - `text` `[b, text_len]`, `image` `[b, n]`, `rows` `[m]` → `[m, codebook]`
+    pub fn forward_rows(
+        &self,
+        text: Tensor<B, 2, Int>,
+        image: Tensor<B, 2, Int>,
+        rows: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 2> {
+        let [b, n] = image.dims();
+        if self.group > 1 {
+            let k = self.codebook;
+            return self
+                .forward_grouped(text, image)
+                .reshape([b * n, k])
+                .select(0, rows);
+        }
+        let h = self.hidden(text, image);
+        let d = h.dims()[2];
+        let h = h.reshape([b * n, d]).select(0, rows);
+        self.head.forward(self.norm.forward(h))
+    }
+
+    /// The encoder's output at the image positions, `[b, n, d]` (ungrouped networks).
+    fn hidden(&self, text: Tensor<B, 2, Int>, image: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, n] = image.dims();
         let x = self.embed_with(self.text_emb.forward(text), image);
         let [_, len, d] = x.dims();
@@ -270,8 +302,7 @@ impl<B: Backend> MaskGit<B> {
             ));
         }
         let h = self.encoder.forward(input);
-        let h = h.slice([0..b, self.text_len..self.text_len + n, 0..d]);
-        self.head.forward(self.norm.forward(h))
+        h.slice([0..b, self.text_len..self.text_len + n, 0..d])
     }
 
     /// [`Self::forward`] for token groups: tokens are gathered into group-major order, each
