@@ -166,22 +166,23 @@ impl<B: Backend> BurnGenerator<B> {
         prompt_ids(prompt).map_err(|e| format!("generator {}: {e}", self.meta.name))
     }
 
-    /// CFG log-probabilities at the masked positions of trajectories `batch`: `[m, codebook]`
-    /// (host, row-major), one row per masked token, trajectory by trajectory in position order.
-    fn guided_log_probs(&self, batch: &[&Trajectory]) -> Result<Vec<f32>, String> {
+    /// One sampling step of trajectories `batch` (none finished): one batched forward of the
+    /// CFG pairs, then the head, guidance and draws over slices of about [`ROWS_PER_SLICE`]
+    /// masked tokens, trajectory by trajectory.
+    fn step_live(&self, batch: &mut [&mut Trajectory]) -> Result<(), String> {
         let cfg = &self.meta.net;
         let n = batch.len();
         let uncond = self.text_ids("")?;
         let mut text = Vec::with_capacity(2 * n * cfg.text_len);
         let mut image = Vec::with_capacity(2 * n * cfg.image_tokens);
-        for t in batch {
+        for t in batch.iter() {
             text.extend(self.text_ids(&t.prompt)?);
         }
-        for _ in batch {
+        for _ in 0..n {
             text.extend_from_slice(&uncond);
         }
         for _ in 0..2 {
-            for t in batch {
+            for t in batch.iter() {
                 if t.tokens.len() != cfg.image_tokens {
                     return Err(format!(
                         "trajectory of {} tokens, generator expects {}",
@@ -202,7 +203,8 @@ impl<B: Backend> BurnGenerator<B> {
         let text = Tensor::<B, 2, Int>::from_data(TensorData::new(text, [2 * n, cfg.text_len]), d);
         let image =
             Tensor::<B, 2, Int>::from_data(TensorData::new(image, [2 * n, cfg.image_tokens]), d);
-        // The same rows in the conditional half and in the unconditional half.
+        // Rows: every masked position, conditional half first, then the same positions in the
+        // unconditional half.
         let per = cfg.image_tokens;
         let masked: Vec<i64> = batch
             .iter()
@@ -222,10 +224,45 @@ impl<B: Backend> BurnGenerator<B> {
             .chain(masked.iter().map(|&r| r + (n * per) as i64))
             .collect();
         let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [2 * m]), d);
-        let logits = self.net.forward_rows(text, image, rows);
-        guided_log_probs(logits, m, self.sampling.cfg_scale, &self.meta.name)
+        let logits = self.net.row_logits(text, image, rows);
+        let k = cfg.codebook;
+        let group_of = (cfg.group > 1).then(|| cfg.group_of());
+        let sampling = (self.sampling.tau0, self.sampling.temperature);
+        let (mut first, mut at) = (0, 0);
+        while first < n {
+            // Whole trajectories per slice, at least one.
+            let (mut last, mut len) = (first, 0);
+            while last < n && (last == first || len + batch[last].masked() <= ROWS_PER_SLICE) {
+                len += batch[last].masked();
+                last += 1;
+            }
+            let logp = if len == 0 {
+                Vec::new() // nothing masked (a trajectory whose schedule has committed all)
+            } else {
+                let pair = Tensor::cat(vec![logits.slice(at, len), logits.slice(m + at, len)], 0);
+                guided_log_probs(pair, len, self.sampling.cfg_scale, &self.meta.name)?
+            };
+            let mut from = 0;
+            for t in batch[first..last].iter_mut() {
+                let rows = t.masked() * k;
+                sample_step(
+                    t,
+                    &logp[from..from + rows],
+                    k,
+                    sampling,
+                    group_of.as_deref(),
+                );
+                from += rows;
+            }
+            (first, at) = (last, at + len);
+        }
+        Ok(())
     }
 }
+
+/// Masked tokens whose logits are computed at once in a step: 256 rows of the CFG pair over
+/// 8,192 codes is a 16 MiB buffer, small enough for the allocator to reuse.
+const ROWS_PER_SLICE: usize = 256;
 
 /// Classifier-free guidance on the host: `logits` holds `n` conditional rows then `n`
 /// unconditional ones; returns `log_softmax((1+s)·cond − s·uncond)` over the last dimension,
@@ -410,27 +447,11 @@ where
     }
 
     fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
-        let live: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].done()).collect();
+        let mut live: Vec<&mut Trajectory> = batch.iter_mut().filter(|t| !t.done()).collect();
         if live.is_empty() {
             return Ok(());
         }
-        let refs: Vec<&Trajectory> = live.iter().map(|&i| &batch[i]).collect();
-        let logp = self.guided_log_probs(&refs)?;
-        let k = self.meta.net.codebook;
-        let group_of = (self.meta.net.group > 1).then(|| self.meta.net.group_of());
-        let mut at = 0;
-        for &i in &live {
-            let rows = batch[i].masked() * k;
-            sample_step(
-                &mut batch[i],
-                &logp[at..at + rows],
-                k,
-                (self.sampling.tau0, self.sampling.temperature),
-                group_of.as_deref(),
-            );
-            at += rows;
-        }
-        Ok(())
+        self.step_live(&mut live)
     }
 
     fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {

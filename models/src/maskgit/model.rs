@@ -249,6 +249,26 @@ pub struct MaskGit<B: Backend> {
     pub(crate) codebook: usize,
 }
 
+/// Logits at chosen rows (see [`MaskGit::row_logits`]).
+pub struct RowLogits<'a, B: Backend> {
+    net: &'a MaskGit<B>,
+    /// `[m, d]` normed hidden states, or `[m, codebook]` logits when `headed`.
+    x: Tensor<B, 2>,
+    headed: bool,
+}
+
+impl<B: Backend> RowLogits<'_, B> {
+    /// Logits `[len, codebook]` of rows `start..start + len` of the selection.
+    pub fn slice(&self, start: usize, len: usize) -> Tensor<B, 2> {
+        let x = self.x.clone().narrow(0, start, len);
+        if self.headed {
+            x
+        } else {
+            self.net.head.forward(x)
+        }
+    }
+}
+
 impl<B: Backend> MaskGit<B> {
     /// # Shapes
     /// - `text`: `[b, text_len]` prompt token ids
@@ -262,30 +282,38 @@ impl<B: Backend> MaskGit<B> {
             .forward(self.norm.forward(self.hidden(text, image)))
     }
 
-    /// [`Self::forward`]'s logits at chosen rows only: `rows` index the flattened `[b·n]` image
-    /// positions. Sampling needs only the masked positions, and the head is over a third of a
-    /// forward's work, so this skips it (and the softmax) where nothing is drawn.
+    /// [`Self::forward`]'s logits at chosen rows only, computed slice by slice on demand:
+    /// `rows` index the flattened `[b·n]` image positions. Sampling needs only the masked
+    /// positions, and the head is over a third of a forward's work, so this skips it where
+    /// nothing is drawn; slicing keeps each logits buffer small (a PARM step's masked rows
+    /// times 8,192 codes would be hundreds of megabytes at once).
     ///
     /// # Shapes
-    /// - `text` `[b, text_len]`, `image` `[b, n]`, `rows` `[m]` → `[m, codebook]`
-    pub fn forward_rows(
+    /// - `text` `[b, text_len]`, `image` `[b, n]`, `rows` `[m]`
+    pub fn row_logits(
         &self,
         text: Tensor<B, 2, Int>,
         image: Tensor<B, 2, Int>,
         rows: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 2> {
+    ) -> RowLogits<'_, B> {
         let [b, n] = image.dims();
         if self.group > 1 {
+            // A grouped head emits a whole group's logits per position: no per-row shortcut.
             let k = self.codebook;
-            return self
-                .forward_grouped(text, image)
-                .reshape([b * n, k])
-                .select(0, rows);
+            let logits = self.forward_grouped(text, image).reshape([b * n, k]);
+            return RowLogits {
+                net: self,
+                x: logits.select(0, rows),
+                headed: true,
+            };
         }
         let h = self.hidden(text, image);
         let d = h.dims()[2];
-        let h = h.reshape([b * n, d]).select(0, rows);
-        self.head.forward(self.norm.forward(h))
+        RowLogits {
+            net: self,
+            x: self.norm.forward(h.reshape([b * n, d]).select(0, rows)),
+            headed: false,
+        }
     }
 
     /// The encoder's output at the image positions, `[b, n, d]` (ungrouped networks).
