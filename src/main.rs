@@ -11,7 +11,7 @@ pub const CODE_VERSION: &str =
 use clap::Parser;
 
 fn main() {
-    tune_allocator();
+    harness::alloc::tune();
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(code) => std::process::exit(code),
@@ -19,22 +19,6 @@ fn main() {
             eprintln!("error: {}", message(&e));
             std::process::exit(2);
         }
-    }
-}
-
-/// glibc's defaults return every large tensor buffer to the kernel when it is freed (mmap and
-/// trim thresholds), so each generator step faults its buffers in again page by page, and two
-/// threads doing so contend on the process's memory map: PARM's main job ran 1.3 of its 2
-/// cores busy. Keeping freed memory in the heap (reused by the next step) removes both. The
-/// values are glibc's largest mmap threshold (32 MiB) and a trim threshold no run reaches.
-/// Allocation sizes only: no number changes.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
     }
 }
 

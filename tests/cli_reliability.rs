@@ -136,7 +136,7 @@ fn sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run_at_any_threa
 
     // Killed with SIGKILL at pseudo-random moments (start-up, generation, scoring), alternating
     // one and two threads, each time rerun in the same folder. (Batches run one per thread at
-    // once, so with eight threads all 16 images land in one wave: no kill could fall between.)
+    // once, so with eight threads all 16 images start together: no kill could fall between.)
     let cut = tempfile::tempdir().unwrap();
     let mut kills = Vec::new();
     for (i, (records, jitter)) in kill_points().into_iter().enumerate() {

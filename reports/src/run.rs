@@ -384,7 +384,7 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
         true,
         "a timing record with `prompt_index`, `image_index`, `seconds`",
     )?;
-    // Batches of a wave run at once, one per thread: the run's wall time per image is the
+    // `threads` batches run at once, one per thread: the run's wall time per image is the
     // batch's share divided by the threads that shared the machine. Later records win.
     Ok(lines
         .into_iter()

@@ -42,7 +42,7 @@ pub struct GenerationRecord {
 pub const TIMING_FILE: &str = "timing.jsonl";
 
 /// One line of `timing.jsonl`: the wall time of the batch that made an image, shared equally
-/// among the batch's images. Batches of a wave run at once, one per thread, so the run's wall
+/// among the batch's images. `threads` batches run at once, one per thread, so the run's wall
 /// time per image is `seconds / threads` (what reports show). Kept apart from
 /// `generation.jsonl`, whose records are the same on every machine and thread count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,9 +202,10 @@ pub fn generate(
         .append(true)
         .open(&gen_path)
         .map_err(|e| Error::io(&gen_path, e))?;
-    // Batches run on all of rayon's threads at once (one matmul stream per core: burn's CPU
-    // kernels use one each); records are still written in job order, and no draw depends on
-    // which thread ran a batch.
+    // Batches run on all of rayon's threads at once, each thread taking the next batch when
+    // it is free (one matmul stream per core: these matrices are too small for burn's threaded
+    // GEMM to pay); records are still written in job order, and no draw depends on which
+    // thread ran a batch.
     let chunks: Vec<&[Job]> = jobs.chunks(plan.batch_jobs.max(1)).collect();
     let concurrent = cx.generator.concurrent() && cx.judge.is_none_or(|j| j.concurrent());
     let width = if concurrent {

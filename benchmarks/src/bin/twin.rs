@@ -18,6 +18,7 @@ use std::time::Instant;
 type CpuDevice = burn::backend::flex::FlexDevice;
 
 fn main() {
+    harness::alloc::tune(); // as in the evalcot binary: the burn side runs as evalcot runs it
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(2);

@@ -781,7 +781,7 @@ mod tests {
     fn pairs_do_not_depend_on_the_thread_count() {
         let g = tiny();
         let mut cfg = config(None).pairs;
-        cfg.prompts = 20; // three chunks, so a wave really runs in parallel
+        cfg.prompts = 20; // three chunks, so two really run in parallel
         let build = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

@@ -420,6 +420,59 @@ mod tests {
     use super::*;
     use crate::Cpu;
 
+    /// `row_logits` slices are the full forward's logits at the chosen rows, grouped or not.
+    #[test]
+    fn row_logits_are_the_forward_at_the_chosen_rows() {
+        for group in [1, 2] {
+            let cfg = MaskGitConfig {
+                text_len: 4,
+                text_vocab: 10,
+                image_tokens: 16,
+                codebook: 8,
+                d_model: 16,
+                heads: 2,
+                layers: 1,
+                d_ff: 32,
+                group,
+                ..MaskGitConfig::default()
+            };
+            let dev = Default::default();
+            let net = cfg.init::<Cpu>(&dev);
+            let text = Tensor::<Cpu, 2, Int>::from_data(
+                TensorData::new((0..12).map(|v| v % 10).collect::<Vec<i64>>(), [3, 4]),
+                &dev,
+            );
+            let image = Tensor::<Cpu, 2, Int>::from_data(
+                TensorData::new((0..48).map(|v| (v * 5) % 9).collect::<Vec<i64>>(), [3, 16]),
+                &dev,
+            );
+            let full: Vec<f32> = net
+                .forward(text.clone(), image.clone())
+                .into_data()
+                .to_vec()
+                .unwrap();
+            let rows = [0usize, 5, 17, 18, 40, 47];
+            let sel = Tensor::<Cpu, 1, Int>::from_data(
+                TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [6]),
+                &dev,
+            );
+            let picked = net.row_logits(text, image, sel);
+            let got: Vec<f32> = Tensor::cat(vec![picked.slice(0, 2), picked.slice(2, 4)], 0)
+                .into_data()
+                .to_vec()
+                .unwrap();
+            for (i, &r) in rows.iter().enumerate() {
+                for k in 0..8 {
+                    let (a, b) = (got[i * 8 + k], full[r * 8 + k]);
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "group {group} row {r} code {k}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
     /// A one-layer network over a 4×4 grid of 8 codes in 2×2 groups.
     #[test]
     fn sincos_positions_have_token_scale_and_make_neighbours_alike() {
