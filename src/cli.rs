@@ -158,6 +158,9 @@ pub struct RunArgs {
     /// Classifier-free guidance scale (default: the generator's).
     #[arg(long = "cfg")]
     pub cfg_scale: Option<f64>,
+    /// Token sampling temperature (default: the generator's; 0 draws the most likely code).
+    #[arg(long)]
+    pub temperature: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Generator name (`base`), folder with generator.json, or `ext:CMD` (a worker speaking

@@ -106,6 +106,14 @@ fn bad_run_settings_are_named_errors() {
         (vec!["--strategy", "magic"], "unknown strategy \"magic\""),
         (vec!["--tags", "colour"], "tags"),
         (vec!["--generator", "nonexistent"], "nonexistent"),
+        (
+            vec!["--temperature=-1"],
+            "temperature: must be a finite number ≥ 0",
+        ),
+        (
+            vec!["--temperature", "0.5", "--generator", "ext:true"],
+            "the evalcot-ext/1 protocol carries no temperature",
+        ),
     ] {
         let o = run(d.path(), &args, None);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -123,6 +131,31 @@ fn bad_run_settings_are_named_errors() {
         text(&o.stderr).contains("run.yaml") && text(&o.stderr).contains("samples"),
         "{}",
         text(&o.stderr)
+    );
+}
+
+/// `--temperature` reaches the sampler and the resolved configuration; without it the
+/// configuration has no such field (runs made before it existed resume unchanged).
+#[test]
+fn the_temperature_override_is_used_and_recorded() {
+    let d = tempfile::tempdir().unwrap();
+    let (plain, greedy) = (d.path().join("plain"), d.path().join("greedy"));
+    for (out, extra) in [(&plain, vec![]), (&greedy, vec!["--temperature", "0"])] {
+        let o = run(out, &extra, None);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let config = |dir: &std::path::Path| std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(!config(&plain).contains("temperature"));
+    assert!(
+        config(&greedy).contains("temperature: 0.0"),
+        "{}",
+        config(&greedy)
+    );
+    let png = |dir: &std::path::Path| std::fs::read(dir.join("00000/samples/0000.png")).unwrap();
+    assert_ne!(
+        png(&plain),
+        png(&greedy),
+        "temperature 0 draws other tokens"
     );
 }
 

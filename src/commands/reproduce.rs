@@ -132,7 +132,7 @@ fn unavailable(cfg: &RunConfig) -> anyhow::Result<Option<String>> {
             Err(e)
         }
     };
-    if let Err(e) = open_generator(&cfg.generator, None) {
+    if let Err(e) = open_generator(&cfg.generator, None, None) {
         return missing(e);
     }
     if !matches!(cfg.strategy.as_str(), "baseline" | "oracle") {

@@ -39,7 +39,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
     macro_rules! set_opt {
         ($($field:ident),*) => { $( if args.$field.is_some() { cfg.$field = args.$field.clone(); } )* };
     }
-    set_opt!(steps, cfg_scale, tags, indices, per_tag, limit);
+    set_opt!(steps, cfg_scale, temperature, tags, indices, per_tag, limit);
     let source = args
         .config
         .as_ref()
@@ -78,12 +78,20 @@ pub fn load_generator_on<B: burn::prelude::Backend>(
 }
 
 /// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder. Returns
-/// it with the guidance scale in use (`cfg_scale` when given, else the generator's default).
+/// it with the guidance scale in use (`cfg_scale` when given, else the generator's default);
+/// `temperature` overrides the generator's token temperature.
 pub fn open_generator(
     spec: &str,
     cfg_scale: Option<f64>,
+    temperature: Option<f64>,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(cmd) = external::command_of(spec) {
+        if temperature.is_some() {
+            anyhow::bail!(
+                "temperature: an external generator ({spec}) samples its own way; \
+                 the evalcot-ext/1 protocol carries no temperature"
+            );
+        }
         let mut g = external::ExtGenerator::start(
             cmd,
             external::timeout_from_env().map_err(|e| anyhow!(e))?,
@@ -99,12 +107,18 @@ pub fn open_generator(
         if let Some(s) = cfg_scale {
             g.sampling.cfg_scale = s;
         }
+        if let Some(t) = temperature {
+            g.sampling.temperature = t;
+        }
         let scale = g.sampling.cfg_scale;
         return Ok((Box::new(g), Some(scale)));
     }
     let mut g = load_generator(spec)?;
     if let Some(s) = cfg_scale {
         g.sampling.cfg_scale = s;
+    }
+    if let Some(t) = temperature {
+        g.sampling.temperature = t;
     }
     let scale = g.sampling.cfg_scale;
     Ok((Box::new(g), Some(scale)))
@@ -234,7 +248,7 @@ pub fn execute(
     if prompts.is_empty() {
         anyhow::bail!("the selection matches no prompt of {}", suite.source);
     }
-    let (generator, cfg_scale) = open_generator(&cfg.generator, cfg.cfg_scale)?;
+    let (generator, cfg_scale) = open_generator(&cfg.generator, cfg.cfg_scale, cfg.temperature)?;
     cfg.cfg_scale = cfg_scale;
     let steps = *cfg.steps.get_or_insert(generator.default_steps());
     let detector = open_detector(cfg.detector.as_deref())?;

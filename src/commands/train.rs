@@ -202,7 +202,7 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
             .collect::<anyhow::Result<_>>()?
     } else {
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
-        let (sampler, _) = open_generator(sampler_spec, None)?;
+        let (sampler, _) = open_generator(sampler_spec, None, None)?;
         let labeller = open_judge(&cfg.pairs.judge)?;
         let making = ProgressBar::new(cfg.pairs.prompts as u64);
         making.set_style(

@@ -256,6 +256,10 @@ pub struct RunConfig {
     pub steps: Option<usize>,
     /// Classifier-free guidance scale; the generator's default when absent.
     pub cfg_scale: Option<f64>,
+    /// Token sampling temperature; the generator's default when absent (and then not written
+    /// into the resolved configuration, so runs made before this field resume unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
     pub seed: u64,
     /// Prompt selection: comma-separated tags, index ranges (`0-9,20`), caps.
     pub tags: Option<String>,
@@ -283,6 +287,7 @@ impl Default for RunConfig {
             images_per_prompt: 4,
             steps: None,
             cfg_scale: None,
+            temperature: None,
             seed: 1234,
             tags: None,
             indices: None,
@@ -310,6 +315,12 @@ impl RunConfig {
         }
         if self.cfg_scale.is_some_and(|s| !s.is_finite()) {
             return Err("cfg_scale: must be a finite number".into());
+        }
+        if self
+            .temperature
+            .is_some_and(|t| !(t.is_finite() && t >= 0.0))
+        {
+            return Err("temperature: must be a finite number ≥ 0".into());
         }
         if self.batch_prompts == 0 {
             return Err("batch_prompts: must be at least 1".into());

@@ -340,14 +340,13 @@ fn draw(logp: &[f32], u: f64, temperature: f64) -> usize {
         return best;
     }
     let top = logp[best] as f64;
-    let w: Vec<f64> = logp
-        .iter()
-        .map(|&lp| ((lp as f64 - top) / temperature).exp())
-        .collect();
-    let target = u * w.iter().sum::<f64>();
+    // Two passes that recompute the weights rather than store them: no allocation per token,
+    // and the same bits (the same `exp` of the same operands, summed in the same order).
+    let weight = |lp: f32| ((lp as f64 - top) / temperature).exp();
+    let target = u * logp.iter().map(|&lp| weight(lp)).sum::<f64>();
     let mut acc = 0.0;
-    for (k, v) in w.iter().enumerate() {
-        acc += v;
+    for (k, &lp) in logp.iter().enumerate() {
+        acc += weight(lp);
         if target < acc {
             return k;
         }
