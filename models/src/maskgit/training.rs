@@ -276,25 +276,31 @@ pub fn train<B: AutodiffBackend>(
     };
     let mut step_fn = |model: &MaskGit<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
         let host = batch(cfg, &source, &tokenizer, step)?;
-        let (text, input, targets, masked) = to_device::<B>(host, cfg.net.text_len, device);
-        let count = masked.clone().sum();
-        let logits = model.forward(text, input);
-        let [b, n, k] = logits.dims();
-        let logp = burn::tensor::activation::log_softmax(logits, 2);
-        let picked = logp
-            .clone()
-            .gather(2, targets.clone().reshape([b, n, 1]))
-            .reshape([b, n]);
-        let loss = -(picked * masked.clone()).sum() / count.clone();
-        let hit = logp
+        // The loss reads only the masked positions: the head (a third of the work) runs there
+        // only, as in sampling (`MaskGit::row_logits`). Every sample has one at least.
+        let (rows, wanted): (Vec<i64>, Vec<i64>) = host
+            .masked
+            .iter()
+            .zip(&host.targets)
+            .enumerate()
+            .filter(|(_, (&m, _))| m > 0.0)
+            .map(|(i, (_, &t))| (i as i64, t))
+            .unzip();
+        let m = rows.len();
+        let (text, input, _, _) = to_device::<B>(host, cfg.net.text_len, device);
+        let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [m]), device);
+        let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(wanted, [m]), device);
+        let logits = model.row_logits(text, input, rows).slice(0, m);
+        let logp = burn::tensor::activation::log_softmax(logits, 1);
+        let picked = logp.clone().gather(1, targets.clone().reshape([m, 1]));
+        let loss = -picked.mean();
+        let acc = logp
             .detach()
-            .argmax(2)
-            .reshape([b, n])
+            .argmax(1)
+            .reshape([m])
             .equal(targets)
             .float()
-            * masked;
-        let _ = k;
-        let acc = hit.sum() / count;
+            .mean();
         Ok(StepLoss {
             total: loss,
             parts: vec![acc],
