@@ -200,6 +200,11 @@ pub struct RunArgs {
     /// K (also Kubernetes' JOB_COMPLETION_INDEX). Join the slices with `evalcot merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Where the burn models compute: cpu, cuda (f32), cuda-f16 or cuda-bf16 (binary built with
+    /// `--features cuda`). Verdicts agree across devices within the tolerance measured in
+    /// reports/performance.md.
+    #[arg(long)]
+    pub device: Option<strategies::Device>,
 }
 
 #[derive(Debug, Args)]
@@ -231,6 +236,10 @@ pub struct ScoreArgs {
     /// Images per detector batch.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Where the detector computes: cpu, cuda, cuda-f16 or cuda-bf16 (binary built with
+    /// `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub device: strategies::Device,
     /// Where to write results: a `.jsonl` file (summary.json goes beside it) or a folder
     /// (results.jsonl and summary.json go inside). Default: IMAGEDIR/results.jsonl.
     #[arg(long, value_name = "PATH")]

@@ -114,6 +114,10 @@ fn bad_run_settings_are_named_errors() {
             vec!["--temperature", "0.5", "--generator", "ext:true"],
             "the evalcot-ext/1 protocol carries no temperature",
         ),
+        (
+            vec!["--device", "tpu"],
+            "expected cpu, cuda, cuda-f16 or cuda-bf16",
+        ),
     ] {
         let o = run(d.path(), &args, None);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -157,6 +161,34 @@ fn the_temperature_override_is_used_and_recorded() {
         png(&greedy),
         "temperature 0 draws other tokens"
     );
+}
+
+/// `--device cpu` is the default device, written into the resolved configuration; a GPU device
+/// in a build without the `cuda` feature is refused by name before anything is written.
+#[test]
+fn the_device_is_recorded_and_a_missing_backend_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let (plain, cpu) = (d.path().join("plain"), d.path().join("cpu"));
+    for (out, extra) in [(&plain, vec![]), (&cpu, vec!["--device", "cpu"])] {
+        let o = run(out, &extra, None);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let config = |dir: &std::path::Path| std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(!config(&plain).contains("device"));
+    assert!(config(&cpu).contains("device: cpu"), "{}", config(&cpu));
+    assert_eq!(sorted_results(&plain), sorted_results(&cpu));
+    if !cfg!(feature = "cuda") {
+        let gpu = d.path().join("gpu");
+        let o = run(&gpu, &["--device", "cuda-bf16"], None);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            text(&o.stderr)
+                .contains("device cuda-bf16: this evalcot was built without the `cuda` feature"),
+            "{}",
+            text(&o.stderr)
+        );
+        assert!(!gpu.join("config.yaml").exists());
+    }
 }
 
 /// The second generator family, shipped as `ar`, under step-level search (which judges its

@@ -1,6 +1,6 @@
 """The PyTorch eager twin of evalcot's masked-token generator (`benchmarks/twin/compare.sh`).
 
-    python3 twin.py EXPORT_DIR [--batch B] [--seconds S] [--device cpu|cuda] [--dtype float32|bfloat16]
+    python3 twin.py EXPORT_DIR [--batch B] [--seconds S] [--device cpu|cuda] [--dtype float32|float16|bfloat16]
 
 Builds the same network as `models::maskgit::MaskGit` — burn's pre-norm TransformerEncoder,
 whose attention reads `norm_2` and whose feed-forward reads `norm_1`; GELU (erf); LayerNorm eps
@@ -106,7 +106,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     cfg = json.load(open(f"{args.export_dir}/config.json"))

@@ -31,16 +31,37 @@ const TOKENIZERS: &[(&str, &str, &[u8])] = &[
         include_str!("../weights/tokenizer-canonical-8k/tokenizer.json"),
         include_bytes!("../weights/tokenizer-canonical-8k/tokenizer.bpk"),
     ),
+    #[cfg(feature = "embed-variants")]
     (
         "vq8x8-canonical",
         include_str!("../weights/tokenizer-canonical/tokenizer.json"),
         include_bytes!("../weights/tokenizer-canonical/tokenizer.bpk"),
     ),
+    #[cfg(feature = "embed-variants")]
     (
         "vq16x16",
         include_str!("../weights/tokenizer-16x16/tokenizer.json"),
         include_bytes!("../weights/tokenizer-16x16/tokenizer.bpk"),
     ),
+];
+
+/// Shipped models that only builds with the `embed-variants` feature carry inside: `(kind, name,
+/// folder)`. A build without it names the folder to give instead.
+const VARIANT_FOLDERS: &[(&str, &str, &str)] = &[
+    (
+        "tokenizer",
+        "vq8x8-canonical",
+        "models/weights/tokenizer-canonical",
+    ),
+    ("tokenizer", "vq16x16", "models/weights/tokenizer-16x16"),
+    ("generator", "dpo", "models/weights/dpo"),
+    ("generator", "dpo-iter", "models/weights/dpo-iter"),
+    (
+        "generator",
+        "dpo-iter-guided",
+        "models/weights/dpo-iter-guided",
+    ),
+    ("generator", "ar", "models/weights/generator-ar"),
 ];
 
 /// The repository folder an embedded tokenizer was built from (its training config and loss
@@ -85,16 +106,19 @@ const GENERATORS: &[(&str, &str, &[u8])] = &[
         include_str!("../weights/generator/generator.json"),
         include_bytes!("../weights/generator/generator.bpk"),
     ),
+    #[cfg(feature = "embed-variants")]
     (
         "dpo",
         include_str!("../weights/dpo/generator.json"),
         include_bytes!("../weights/dpo/generator.bpk"),
     ),
+    #[cfg(feature = "embed-variants")]
     (
         "dpo-iter",
         include_str!("../weights/dpo-iter/generator.json"),
         include_bytes!("../weights/dpo-iter/generator.bpk"),
     ),
+    #[cfg(feature = "embed-variants")]
     (
         "dpo-iter-guided",
         include_str!("../weights/dpo-iter-guided/generator.json"),
@@ -103,11 +127,14 @@ const GENERATORS: &[(&str, &str, &[u8])] = &[
 ];
 
 /// Autoregressive generators shipped in the binary: `(name, generator.json, generator.bpk)`.
-const AR_GENERATORS: &[(&str, &str, &[u8])] = &[(
-    "ar",
-    include_str!("../weights/generator-ar/generator.json"),
-    include_bytes!("../weights/generator-ar/generator.bpk"),
-)];
+const AR_GENERATORS: &[(&str, &str, &[u8])] = &[
+    #[cfg(feature = "embed-variants")]
+    (
+        "ar",
+        include_str!("../weights/generator-ar/generator.json"),
+        include_bytes!("../weights/generator-ar/generator.bpk"),
+    ),
+];
 
 /// A shipped autoregressive generator by name, or `None` when no AR generator has that name.
 pub fn ar_generator<B: Backend>(
@@ -152,6 +179,15 @@ fn lookup(
     name: &str,
 ) -> Result<(&'static str, &'static [u8], String), ModelError> {
     let (_, meta, weights) = table.iter().find(|g| g.0 == name).ok_or_else(|| {
+        if let Some((_, _, folder)) = VARIANT_FOLDERS.iter().find(|v| v.0 == kind && v.1 == name) {
+            return ModelError::config(
+                format!("{kind} {name:?}"),
+                format!(
+                    "is not inside this build (built without the `embed-variants` feature); \
+                     give its folder instead: {folder}"
+                ),
+            );
+        }
         let known: Vec<&str> = table.iter().map(|g| g.0).collect();
         ModelError::config(
             format!("{kind} {name:?}"),
@@ -213,5 +249,33 @@ mod tests {
             assert_eq!(&on_disk, meta, "{name} is not the tokenizer in {folder}");
         }
         assert_eq!(tokenizer_folder("unknown"), None);
+    }
+
+    /// Each model a slim build leaves out is named with the folder that holds the same files the
+    /// full build embeds, so the folder a slim build's error names is a working substitute.
+    #[test]
+    #[cfg(feature = "embed-variants")]
+    fn each_variant_left_out_of_slim_builds_names_its_folder() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (kind, name, folder) in VARIANT_FOLDERS {
+            let table: Vec<_> = match *kind {
+                "tokenizer" => TOKENIZERS.to_vec(),
+                "generator" => GENERATORS.iter().chain(AR_GENERATORS).copied().collect(),
+                other => panic!("{other}"),
+            };
+            let (_, meta, weights) = table
+                .iter()
+                .find(|t| t.0 == *name)
+                .unwrap_or_else(|| panic!("{kind} {name} is not embedded"));
+            let dir = root.join(folder);
+            assert_eq!(
+                &std::fs::read_to_string(dir.join(format!("{kind}.json"))).unwrap(),
+                meta
+            );
+            assert_eq!(
+                &std::fs::read(dir.join(format!("{kind}.bpk"))).unwrap(),
+                weights
+            );
+        }
     }
 }

@@ -23,6 +23,12 @@ pub type Gpu = burn::backend::Cuda;
 /// The CUDA backend with autodiff, for training.
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
+/// burn's CUDA backend in half precision (IEEE f16), for inference (`--device cuda-f16`).
+#[cfg(feature = "cuda")]
+pub type GpuF16 = burn::backend::Cuda<burn::tensor::f16>;
+/// burn's CUDA backend in bfloat16, for inference (`--device cuda-bf16`).
+#[cfg(feature = "cuda")]
+pub type GpuBf16 = burn::backend::Cuda<burn::tensor::bf16>;
 
 pub use store::ModelError;
 

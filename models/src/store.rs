@@ -104,7 +104,34 @@ pub fn module_from_bytes<B: Backend, M: Module<B>>(
             problems.join("; ")
         )));
     }
-    Ok(module)
+    Ok(in_backend_precision(module))
+}
+
+/// The module with every float parameter in its backend's float type. Loading widens the stored
+/// half-precision weights to f32, and burn 0.21 tensors keep their own dtype whatever the
+/// backend's element type: without this cast a half-precision backend (`--device cuda-f16`)
+/// would run f32 weights against f16 inputs (measured: NaN detector scores) or compute the
+/// generator in f32 throughout. A no-op on f32 backends.
+fn in_backend_precision<B: Backend, M: Module<B>>(module: M) -> M {
+    use burn::tensor::Element;
+    struct Cast(burn::tensor::DType);
+    impl<B: Backend> burn::module::ModuleMapper<B> for Cast {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<B, D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<B, D>> {
+            let dtype = self.0;
+            if param.val().dtype() == dtype {
+                return param;
+            }
+            param.map(|t| t.cast(dtype))
+        }
+    }
+    let dtype = <B::FloatElem as Element>::dtype();
+    if dtype == burn::tensor::DType::F32 {
+        return module;
+    }
+    module.map(&mut Cast(dtype))
 }
 
 /// Reads weights from a file into `module` (see [`module_from_bytes`]).

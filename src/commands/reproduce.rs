@@ -126,17 +126,18 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
 fn unavailable(cfg: &RunConfig) -> anyhow::Result<Option<String>> {
     let missing = |e: anyhow::Error| -> anyhow::Result<Option<String>> {
         let msg = format!("{e:#}");
-        if msg.contains("is not shipped") {
+        if msg.contains("is not shipped") || msg.contains("is not inside this build") {
             Ok(Some(msg))
         } else {
             Err(e)
         }
     };
-    if let Err(e) = open_generator(&cfg.generator, None, None) {
+    let device = cfg.device.unwrap_or(strategies::Device::Cpu);
+    if let Err(e) = open_generator(&cfg.generator, None, None, device) {
         return missing(e);
     }
     if !matches!(cfg.strategy.as_str(), "baseline" | "oracle") {
-        if let Err(e) = open_judge(&cfg.judge) {
+        if let Err(e) = open_judge(&cfg.judge, device) {
             return missing(e);
         }
     }

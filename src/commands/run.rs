@@ -11,7 +11,44 @@ use models::Cpu;
 use std::path::{Path, PathBuf};
 use strategies::runner::{self, RunPlan};
 use strategies::shard::Shard;
-use strategies::{Context, RunConfig};
+use strategies::{Context, Device, RunConfig};
+
+/// Evaluates `$body` with the type `$b` bound to the burn backend of `$device` and `$dev` to its
+/// default device handle. The GPU arms exist only in builds with the `cuda` feature.
+macro_rules! on_backend {
+    ($device:expr, $b:ident, $dev:ident => $body:expr) => {
+        match $device {
+            Device::Cpu => {
+                type $b = models::Cpu;
+                let $dev: burn::tensor::Device<$b> = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda => {
+                type $b = models::Gpu;
+                let $dev: burn::tensor::Device<$b> = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            Device::CudaF16 => {
+                type $b = models::GpuF16;
+                let $dev: burn::tensor::Device<$b> = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            Device::CudaBf16 => {
+                type $b = models::GpuBf16;
+                let $dev: burn::tensor::Device<$b> = Default::default();
+                $body
+            }
+            #[cfg(not(feature = "cuda"))]
+            other => anyhow::bail!(
+                "device {other}: this evalcot was built without the `cuda` feature \
+                 (build with `cargo build --release --features cuda`, README \"GPU\")"
+            ),
+        }
+    };
+}
 
 /// Command-line flags over the YAML config (over the defaults).
 pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
@@ -39,7 +76,16 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
     macro_rules! set_opt {
         ($($field:ident),*) => { $( if args.$field.is_some() { cfg.$field = args.$field.clone(); } )* };
     }
-    set_opt!(steps, cfg_scale, temperature, tags, indices, per_tag, limit);
+    set_opt!(
+        steps,
+        cfg_scale,
+        temperature,
+        tags,
+        indices,
+        per_tag,
+        limit,
+        device
+    );
     let source = args
         .config
         .as_ref()
@@ -77,13 +123,14 @@ pub fn load_generator_on<B: burn::prelude::Backend>(
     Ok(models::embedded::generator(name, device)?)
 }
 
-/// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder. Returns
-/// it with the guidance scale in use (`cfg_scale` when given, else the generator's default);
-/// `temperature` overrides the generator's token temperature.
+/// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder, its burn
+/// models on `device`. Returns it with the guidance scale in use (`cfg_scale` when given, else the
+/// generator's default); `temperature` overrides the generator's token temperature.
 pub fn open_generator(
     spec: &str,
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
+    device: Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(cmd) = external::command_of(spec) {
         if temperature.is_some() {
@@ -103,7 +150,17 @@ pub fn open_generator(
         let scale = g.cfg_scale();
         return Ok((Box::new(g), scale));
     }
-    if let Some(mut g) = load_ar_generator(spec)? {
+    on_backend!(device, B, dev => open_burn_generator::<B>(spec, cfg_scale, temperature, &dev))
+}
+
+/// The burn half of [`open_generator`]: an AR generator, else a masked-token one.
+fn open_burn_generator<B: burn::prelude::Backend>(
+    spec: &str,
+    cfg_scale: Option<f64>,
+    temperature: Option<f64>,
+    device: &B::Device,
+) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
+    if let Some(mut g) = load_ar_generator_on::<B>(spec, device)? {
         if let Some(s) = cfg_scale {
             g.sampling.cfg_scale = s;
         }
@@ -113,7 +170,7 @@ pub fn open_generator(
         let scale = g.sampling.cfg_scale;
         return Ok((Box::new(g), Some(scale)));
     }
-    let mut g = load_generator(spec)?;
+    let mut g = load_generator_on::<B>(spec, device)?;
     if let Some(s) = cfg_scale {
         g.sampling.cfg_scale = s;
     }
@@ -147,14 +204,8 @@ fn generator_tokenizer<B: burn::prelude::Backend>(
     })
 }
 
-/// An autoregressive generator: a shipped AR name or a folder whose generator.json is of the AR
-/// family; `None` for anything else.
-pub fn load_ar_generator(spec: &str) -> anyhow::Result<Option<models::ar::ArGenerator<Cpu>>> {
-    load_ar_generator_on(spec, &Default::default())
-}
-
-/// [`load_ar_generator`] on any backend (DPO's frozen reference lives on the training device's
-/// inner backend).
+/// An autoregressive generator on any backend: a shipped AR name or a folder whose
+/// generator.json is of the AR family; `None` for anything else.
 pub fn load_ar_generator_on<B: burn::prelude::Backend>(
     spec: &str,
     device: &B::Device,
@@ -175,45 +226,61 @@ pub fn load_ar_generator_on<B: burn::prelude::Backend>(
     Ok(models::embedded::ar_generator(spec, device)?)
 }
 
-/// A judge spec: `ext:CMD`, a name or a folder.
-pub fn open_judge(spec: &str) -> anyhow::Result<Box<dyn Judge>> {
+/// A judge spec: `ext:CMD`, a name or a folder (on `device`).
+pub fn open_judge(spec: &str, device: Device) -> anyhow::Result<Box<dyn Judge>> {
     if let Some(cmd) = external::command_of(spec) {
         let timeout = external::timeout_from_env().map_err(|e| anyhow!(e))?;
         return Ok(Box::new(
             external::ExtJudge::start(cmd, timeout).map_err(|e| anyhow!(e))?,
         ));
     }
-    Ok(Box::new(load_judge(spec)?))
+    on_backend!(device, B, dev => Ok(Box::new(load_judge_on::<B>(spec, &dev)?)))
 }
 
-/// A detector spec: `ext:CMD`, a folder, or the embedded evaluation detector when `None`.
-pub fn open_detector(spec: Option<&str>) -> anyhow::Result<Box<dyn Detector>> {
+/// A detector spec: `ext:CMD`, a folder, or the embedded evaluation detector when `None` (on
+/// `device`).
+pub fn open_detector(spec: Option<&str>, device: Device) -> anyhow::Result<Box<dyn Detector>> {
     if let Some(cmd) = spec.and_then(external::command_of) {
         let timeout = external::timeout_from_env().map_err(|e| anyhow!(e))?;
         return Ok(Box::new(
             external::ExtDetector::start(cmd, timeout).map_err(|e| anyhow!(e))?,
         ));
     }
-    Ok(Box::new(load_detector(spec.map(Path::new))?))
+    let dir = spec.map(Path::new);
+    on_backend!(device, B, dev => Ok(Box::new(load_detector_on::<B>(dir, &dev)?)))
 }
 
 /// The detector in `dir`, or the embedded evaluation detector.
 pub fn load_detector(dir: Option<&Path>) -> anyhow::Result<models::detector::BurnDetector<Cpu>> {
-    let device = Default::default();
+    load_detector_on::<Cpu>(dir, &Default::default())
+}
+
+/// [`load_detector`] on any backend.
+fn load_detector_on<B: burn::prelude::Backend>(
+    dir: Option<&Path>,
+    device: &B::Device,
+) -> anyhow::Result<models::detector::BurnDetector<B>> {
     Ok(match dir {
-        Some(d) => models::detector::BurnDetector::<Cpu>::load_dir(d, &device)?,
-        None => models::embedded::evaluation_detector(&device)?,
+        Some(d) => models::detector::BurnDetector::<B>::load_dir(d, device)?,
+        None => models::embedded::evaluation_detector(device)?,
     })
 }
 
 /// A judge by name (`zero-shot`, `fine-tuned`) or folder.
 pub fn load_judge(name: &str) -> anyhow::Result<models::judge::BurnJudge<Cpu>> {
-    let device = Default::default();
+    load_judge_on::<Cpu>(name, &Default::default())
+}
+
+/// [`load_judge`] on any backend.
+fn load_judge_on<B: burn::prelude::Backend>(
+    name: &str,
+    device: &B::Device,
+) -> anyhow::Result<models::judge::BurnJudge<B>> {
     let dir = Path::new(name);
     if dir.join("judge.json").exists() {
-        return Ok(models::judge::BurnJudge::load_dir(dir, &device)?);
+        return Ok(models::judge::BurnJudge::load_dir(dir, device)?);
     }
-    Ok(models::embedded::judge(name, &device)?)
+    Ok(models::embedded::judge(name, device)?)
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -248,14 +315,16 @@ pub fn execute(
     if prompts.is_empty() {
         anyhow::bail!("the selection matches no prompt of {}", suite.source);
     }
-    let (generator, cfg_scale) = open_generator(&cfg.generator, cfg.cfg_scale, cfg.temperature)?;
+    let device = cfg.device.unwrap_or(Device::Cpu);
+    let (generator, cfg_scale) =
+        open_generator(&cfg.generator, cfg.cfg_scale, cfg.temperature, device)?;
     cfg.cfg_scale = cfg_scale;
     let steps = *cfg.steps.get_or_insert(generator.default_steps());
-    let detector = open_detector(cfg.detector.as_deref())?;
+    let detector = open_detector(cfg.detector.as_deref(), device)?;
     let strategy = strategies::by_name(&cfg.strategy).map_err(|e| anyhow!(e))?;
     let judge = match cfg.strategy.as_str() {
         "baseline" | "oracle" => None,
-        _ => Some(open_judge(&cfg.judge)?),
+        _ => Some(open_judge(&cfg.judge, device)?),
     };
     let out = shard.map_or_else(|| base_out.to_path_buf(), |s| s.folder(base_out));
     let resolved = serde_norway::to_string(&cfg)?;

@@ -50,7 +50,7 @@ fn score_images(
     args: &ScoreArgs,
     cfg: &RuleConfig,
 ) -> anyhow::Result<Vec<ResultRecord>> {
-    let detector = crate::commands::run::open_detector(args.detector.as_deref())?;
+    let detector = crate::commands::run::open_detector(args.detector.as_deref(), args.device)?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(

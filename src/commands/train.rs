@@ -6,6 +6,7 @@ use models::judge::{JudgeMode, JudgeTrainConfig};
 use models::maskgit::GeneratorTrainConfig;
 use models::vq::VqTrainConfig;
 use std::path::Path;
+use strategies::Device;
 
 /// `evalcot train MODEL --config FILE --out DIR [--device cpu|cuda]`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
@@ -202,8 +203,10 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
             .collect::<anyhow::Result<_>>()?
     } else {
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
-        let (sampler, _) = open_generator(sampler_spec, None, None)?;
-        let labeller = open_judge(&cfg.pairs.judge)?;
+        // Pairs are sampled and judged on the CPU on every training device, so that a cached
+        // sample file means the same thing wherever it was made.
+        let (sampler, _) = open_generator(sampler_spec, None, None, Device::Cpu)?;
+        let labeller = open_judge(&cfg.pairs.judge, Device::Cpu)?;
         let making = ProgressBar::new(cfg.pairs.prompts as u64);
         making.set_style(
             ProgressStyle::with_template(
@@ -265,7 +268,7 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
     let reward_judge = cfg
         .reward
         .as_ref()
-        .map(|r| open_judge(&r.judge))
+        .map(|r| open_judge(&r.judge, Device::Cpu))
         .transpose()?;
     let models = dpo::DpoModels {
         init: &init,

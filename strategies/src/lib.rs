@@ -126,6 +126,47 @@ impl std::str::FromStr for Decision {
     }
 }
 
+/// Where the burn models of a run compute, and in which float precision. Half precision exists
+/// only on the GPU (burn-flex computes in f32); a binary built without the `cuda` feature refuses
+/// the GPU devices when it opens the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Device {
+    Cpu,
+    Cuda,
+    CudaF16,
+    CudaBf16,
+}
+
+impl Device {
+    pub const NAMES: &'static str = "cpu, cuda, cuda-f16 or cuda-bf16";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+            Device::CudaF16 => "cuda-f16",
+            Device::CudaBf16 => "cuda-bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Device::Cpu, Device::Cuda, Device::CudaF16, Device::CudaBf16]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| format!("device {s:?}: expected {}", Device::NAMES))
+    }
+}
+
 impl Decision {
     /// `yes` with probability `p` (from `seed`) or `p ≥ 0.5`.
     pub fn decide(self, p: f64, seed: u64) -> bool {
@@ -275,6 +316,12 @@ pub struct RunConfig {
     /// The evaluation detector: a folder or `ext:CMD`; the embedded one when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detector: Option<String>,
+    /// Where the burn models compute; the CPU when absent (and then not written into the
+    /// resolved configuration, so runs made before this field resume unchanged). A run resumes
+    /// only on the device it started on: the images agree across devices only within the
+    /// tolerance in reports/performance.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
 }
 
 impl Default for RunConfig {
@@ -297,6 +344,7 @@ impl Default for RunConfig {
             judge: "fine-tuned".into(),
             decision: Decision::Sample,
             detector: None,
+            device: None,
         }
     }
 }

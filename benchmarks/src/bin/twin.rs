@@ -49,14 +49,26 @@ fn run() -> Result<(), String> {
             let seconds: f64 = flag(&args, "--seconds")
                 .map_or(Ok(5.0), |b| b.parse())
                 .map_err(|e| format!("--seconds: {e}"))?;
+            let g = generator.as_str();
             match backend.as_str() {
-                "flex" => bench::<Cpu>(&gen, "flex (CPU)", batch, seconds, &device),
+                "flex" => bench::<Cpu>(&gen, "flex (CPU)", "f32", batch, seconds, &device),
                 "ndarray" => {
-                    let nd = Default::default();
-                    let gen = load_on::<burn::backend::NdArray>(&generator, &nd)?;
-                    bench::<burn::backend::NdArray>(&gen, "ndarray (CPU)", batch, seconds, &nd)
+                    bench_named::<burn::backend::NdArray>(g, "ndarray (CPU)", "f32", batch, seconds)
                 }
-                other => Err(format!("--backend {other}: expected flex or ndarray")),
+                #[cfg(feature = "cuda")]
+                "cuda" => bench_named::<models::Gpu>(g, "cuda", "f32", batch, seconds),
+                #[cfg(feature = "cuda")]
+                "cuda-f16" => bench_named::<models::GpuF16>(g, "cuda", "f16", batch, seconds),
+                #[cfg(feature = "cuda")]
+                "cuda-bf16" => bench_named::<models::GpuBf16>(g, "cuda", "bf16", batch, seconds),
+                other => Err(format!(
+                    "--backend {other}: expected flex, ndarray{}",
+                    if cfg!(feature = "cuda") {
+                        ", cuda, cuda-f16 or cuda-bf16"
+                    } else {
+                        " (cuda, cuda-f16 and cuda-bf16 need the `cuda` feature)"
+                    }
+                )),
             }
         }
         _ => Err(
@@ -183,9 +195,23 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
     harness::fsutil::write_atomic(path, bytes).map_err(|e| e.to_string())
 }
 
+/// [`bench`] on the generator `name` loaded on backend `B`'s default device.
+fn bench_named<B: Backend>(
+    name: &str,
+    backend: &str,
+    precision: &str,
+    batch: usize,
+    seconds: f64,
+) -> Result<(), String> {
+    let device = Default::default();
+    let gen = load_on::<B>(name, &device)?;
+    bench(&gen, backend, precision, batch, seconds, &device)
+}
+
 fn bench<B: Backend>(
     gen: &models::maskgit::BurnGenerator<B>,
     backend: &str,
+    precision: &str,
     batch: usize,
     seconds: f64,
     device: &B::Device,
@@ -199,12 +225,23 @@ fn bench<B: Backend>(
     let image: Vec<i64> = (0..rows)
         .flat_map(|r| image1[(r % 2) * cfg.image_tokens..(r % 2 + 1) * cfg.image_tokens].to_vec())
         .collect();
-    // Warm-up, then as many forwards as fit in `seconds`; reading the logits back forces the work.
-    let _ = forward(gen, text.clone(), image.clone(), rows, device).into_data();
+    // Warm-up (on a GPU: kernel compilation and autotuning), then as many forwards as fit in
+    // `seconds`. Each call waits for the device, as the twin's does (torch.cuda.synchronize),
+    // but leaves the logits where they are: reading 2B × 64 × 8,192 floats back would time the
+    // PCIe bus, which the twin does not pay.
+    let call = || -> Result<(), String> {
+        let logits = forward(gen, text.clone(), image.clone(), rows, device);
+        B::sync(device).map_err(|e| format!("{backend}: {e:?}"))?;
+        drop(logits);
+        Ok(())
+    };
+    for _ in 0..3 {
+        call()?;
+    }
     let started = Instant::now();
     let mut calls = 0usize;
     while started.elapsed().as_secs_f64() < seconds || calls < 3 {
-        let _ = forward(gen, text.clone(), image.clone(), rows, device).into_data();
+        call()?;
         calls += 1;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -212,7 +249,7 @@ fn bench<B: Backend>(
     println!(
         "{}",
         serde_json::json!({
-            "impl": "burn", "backend": backend, "precision": "f32", "batch": batch,
+            "impl": "burn", "backend": backend, "precision": precision, "batch": batch,
             "rows_per_s": rows_per_s,
             "images_per_s": rows_per_s / (2.0 * gen.sampling.steps as f64),
             "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),

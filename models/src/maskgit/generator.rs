@@ -87,7 +87,37 @@ pub struct BurnGenerator<B: Backend> {
     pub tokenizer: VqTokenizer<B>,
     pub meta: GeneratorMeta,
     pub sampling: SamplingConfig,
+    /// How a step groups its work; changes no number, only speed and memory.
+    pub batching: Batching,
     device: B::Device,
+}
+
+/// How a sampling step groups its work. Every trajectory's step depends on itself only, so no
+/// setting changes a number (`batched_steps_equal_single_steps`); they trade memory for fewer,
+/// larger kernels. [`Batching::CPU`] serves the GPU too: 8× wider steps (256 trajectories,
+/// 2,048 rows) made PARM on an H200 no faster (reports/performance.md, session 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Trajectories per forward pass (each a CFG pair of rows).
+    pub trajectories_per_forward: usize,
+    /// Masked tokens whose logits are computed at once.
+    pub rows_per_slice: usize,
+}
+
+impl Batching {
+    /// For the CPU: forwards of 32 trajectories bound a step's memory (PARM batches 160
+    /// candidates: peak 0.53 → 0.31 GB at the same speed); 256 rows of the CFG pair over 8,192
+    /// codes is a 16 MiB buffer, small enough for the allocator to reuse.
+    pub const CPU: Batching = Batching {
+        trajectories_per_forward: 32,
+        rows_per_slice: 256,
+    };
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching::CPU
+    }
 }
 
 impl<B: Backend> BurnGenerator<B> {
@@ -129,6 +159,7 @@ impl<B: Backend> BurnGenerator<B> {
             tokenizer,
             sampling: meta.sampling,
             meta,
+            batching: Batching::default(),
             device: device.clone(),
         })
     }
@@ -158,6 +189,7 @@ impl<B: Backend> BurnGenerator<B> {
             tokenizer: self.tokenizer.clone(),
             meta: self.meta.clone(),
             sampling: self.sampling,
+            batching: self.batching,
             device: self.device.clone(),
         }
     }
@@ -167,7 +199,7 @@ impl<B: Backend> BurnGenerator<B> {
     }
 
     /// One sampling step of trajectories `batch` (none finished): one batched forward of the
-    /// CFG pairs, then the head, guidance and draws over slices of about [`ROWS_PER_SLICE`]
+    /// CFG pairs, then the head, guidance and draws over slices of about `batching.rows_per_slice`
     /// masked tokens, trajectory by trajectory.
     fn step_live(&self, batch: &mut [&mut Trajectory]) -> Result<(), String> {
         let cfg = &self.meta.net;
@@ -232,7 +264,9 @@ impl<B: Backend> BurnGenerator<B> {
         while first < n {
             // Whole trajectories per slice, at least one.
             let (mut last, mut len) = (first, 0);
-            while last < n && (last == first || len + batch[last].masked() <= ROWS_PER_SLICE) {
+            while last < n
+                && (last == first || len + batch[last].masked() <= self.batching.rows_per_slice)
+            {
                 len += batch[last].masked();
                 last += 1;
             }
@@ -259,15 +293,6 @@ impl<B: Backend> BurnGenerator<B> {
         Ok(())
     }
 }
-
-/// Trajectories per forward pass (each a CFG pair of rows). Every trajectory's step depends
-/// on itself only, so this changes no number; it bounds a step's memory (PARM batches 160
-/// candidates: peak 0.53 → 0.31 GB at the same speed).
-const TRAJECTORIES_PER_FORWARD: usize = 32;
-
-/// Masked tokens whose logits are computed at once in a step: 256 rows of the CFG pair over
-/// 8,192 codes is a 16 MiB buffer, small enough for the allocator to reuse.
-const ROWS_PER_SLICE: usize = 256;
 
 /// Classifier-free guidance on the host: `logits` holds `n` conditional rows then `n`
 /// unconditional ones; returns `log_softmax((1+s)·cond − s·uncond)` over the last dimension,
@@ -452,7 +477,7 @@ where
 
     fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
         let mut live: Vec<&mut Trajectory> = batch.iter_mut().filter(|t| !t.done()).collect();
-        for chunk in live.chunks_mut(TRAJECTORIES_PER_FORWARD) {
+        for chunk in live.chunks_mut(self.batching.trajectories_per_forward.max(1)) {
             self.step_live(chunk)?;
         }
         Ok(())
@@ -506,38 +531,49 @@ mod tests {
         crate::testutil::tiny_generator("tiny-g2", 2, 6)
     }
 
-    /// A step over a large mixed batch (several forwards of [`TRAJECTORIES_PER_FORWARD`], many
-    /// slices of [`ROWS_PER_SLICE`] masked rows, trajectories at different steps, one finished)
-    /// leaves every trajectory as stepping it alone does.
+    /// A step over a large mixed batch (several forwards, many slices of masked rows,
+    /// trajectories at different steps, one finished) leaves every trajectory as stepping it
+    /// alone does, under each batching.
     #[test]
     fn batched_steps_equal_single_steps() {
-        for g in [
-            crate::testutil::tiny_generator("tiny", 1, 6),
-            tiny_grouped(),
-        ] {
-            let prompts = ["a photo of a red dog", "a photo of two cups", ""];
-            let mut batch: Vec<Trajectory> = (0..45)
-                .map(|i| g.start(prompts[i % 3], 100 + i as u64, 6))
-                .collect();
-            // Different steps (so different masked counts), and one trajectory finished.
-            for (i, t) in batch.iter_mut().enumerate() {
-                for _ in 0..(i % 3) {
-                    g.step(std::slice::from_mut(t)).unwrap();
-                }
+        let narrow = Batching {
+            trajectories_per_forward: 4,
+            rows_per_slice: 16,
+        };
+        for batching in [Batching::CPU, narrow] {
+            for mut g in [
+                crate::testutil::tiny_generator("tiny", 1, 6),
+                tiny_grouped(),
+            ] {
+                g.batching = batching;
+                batched_step_equals_single_steps(&g);
             }
-            while !batch[7].done() {
-                g.step(std::slice::from_mut(&mut batch[7])).unwrap();
-            }
-            let mut alone = batch.clone();
-            g.step(&mut batch).unwrap();
-            for t in alone.iter_mut() {
+        }
+    }
+
+    fn batched_step_equals_single_steps(g: &BurnGenerator<Cpu>) {
+        let prompts = ["a photo of a red dog", "a photo of two cups", ""];
+        let mut batch: Vec<Trajectory> = (0..45)
+            .map(|i| g.start(prompts[i % 3], 100 + i as u64, 6))
+            .collect();
+        // Different steps (so different masked counts), and one trajectory finished.
+        for (i, t) in batch.iter_mut().enumerate() {
+            for _ in 0..(i % 3) {
                 g.step(std::slice::from_mut(t)).unwrap();
             }
-            for (a, b) in batch.iter().zip(&alone) {
-                assert_eq!(a.tokens, b.tokens);
-                assert_eq!(a.prediction, b.prediction);
-                assert_eq!(a.step, b.step);
-            }
+        }
+        while !batch[7].done() {
+            g.step(std::slice::from_mut(&mut batch[7])).unwrap();
+        }
+        let mut alone = batch.clone();
+        g.step(&mut batch).unwrap();
+        for t in alone.iter_mut() {
+            g.step(std::slice::from_mut(t)).unwrap();
+        }
+        for (a, b) in batch.iter().zip(&alone) {
+            assert_eq!(a.tokens, b.tokens);
+            assert_eq!(a.prediction, b.prediction);
+            assert_eq!(a.step, b.step);
         }
     }
 
