@@ -73,6 +73,10 @@ pub struct ReproduceArgs {
     /// Bootstrap resamples of prompts for the intervals.
     #[arg(long, default_value_t = DEFAULT_RESAMPLES)]
     pub resamples: usize,
+    /// Where every run's burn models compute (as `run --device`; the paper's full scale is a
+    /// GPU job). Written into each run's config.yaml.
+    #[arg(long)]
+    pub device: Option<strategies::Device>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

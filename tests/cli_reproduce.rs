@@ -73,8 +73,11 @@ fn reproduce_paper_runs_the_matrix_and_writes_the_comparison() {
     ] {
         assert!(runs.join(stem).join("results.jsonl").is_file(), "{stem}");
     }
-    // A rerun resumes every run and rewrites the same report.
-    let o = evalcot(&args);
+    // A rerun resumes every run and rewrites the same report; naming the default device (the
+    // CPU) changes no configuration.
+    let mut on_cpu = args.to_vec();
+    on_cpu.extend(["--device", "cpu"]);
+    let o = evalcot(&on_cpu);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(
         text(&o.stderr).contains("0 images generated now (6 resumed)"),
@@ -82,6 +85,18 @@ fn reproduce_paper_runs_the_matrix_and_writes_the_comparison() {
         text(&o.stderr)
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), md);
+    // A GPU device in a build without the `cuda` feature is a named error.
+    if !cfg!(feature = "cuda") {
+        let mut gpu = args.to_vec();
+        gpu.extend(["--device", "cuda"]);
+        let o = evalcot(&gpu);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            text(&o.stderr).contains("built without the `cuda` feature"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
     // An unknown scale is a named error.
     let mut bad = args.to_vec();
     bad.extend(["--scale", "huge"]);

@@ -49,6 +49,10 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
         if overrides.steps.is_some() {
             cfg.steps = overrides.steps;
         }
+        if args.device.is_some() {
+            cfg.device = args.device;
+        }
+        cfg.normalise();
         cfg.validate()
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         eprintln!("[{}/{}] {file}", i + 1, configs.len());
@@ -108,6 +112,9 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     }
     if args.resamples != crate::cli::DEFAULT_RESAMPLES {
         command += &format!(" --resamples {}", args.resamples);
+    }
+    if let Some(device) = args.device.filter(|d| *d != strategies::Device::Cpu) {
+        command += &format!(" --device {device}");
     }
     command += &format!(" --out {}", args.out.display());
     let text = reports::paper::render(&matrix, &outcomes, &args.scale, &command);

@@ -86,6 +86,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         limit,
         device
     );
+    cfg.normalise();
     let source = args
         .config
         .as_ref()

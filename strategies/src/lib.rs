@@ -316,8 +316,8 @@ pub struct RunConfig {
     /// The evaluation detector: a folder or `ext:CMD`; the embedded one when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detector: Option<String>,
-    /// Where the burn models compute; the CPU when absent (and then not written into the
-    /// resolved configuration, so runs made before this field resume unchanged). A run resumes
+    /// Where the burn models compute; the CPU when absent (and `cpu` is written as absent, see
+    /// [`RunConfig::normalise`], so runs made before this field resume unchanged). A run resumes
     /// only on the device it started on: the images agree across devices only within the
     /// tolerance in reports/performance.md.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -350,6 +350,14 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// Writes defaults the way runs made before them were written: `device: cpu` is the absent
+    /// device, so that naming the default never refuses to resume a run.
+    pub fn normalise(&mut self) {
+        if self.device == Some(Device::Cpu) {
+            self.device = None;
+        }
+    }
+
     /// Checks values that no model needs to see; names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.n == 0 {
