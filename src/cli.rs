@@ -361,9 +361,10 @@ pub struct TrainArgs {
     /// Output folder: weights, metadata, loss curve, checkpoint.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    /// Where to compute: cpu or cuda (binary built with `--features cuda`). Training runs in
+    /// f32; the half-precision devices are for inference.
+    #[arg(long, default_value = "cpu")]
+    pub device: strategies::Device,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -380,13 +381,6 @@ pub enum TrainModel {
     Dpo,
     /// The autoregressive (raster-order) generator, the second generator family.
     Ar,
-}
-
-/// Compute device: the CPU (burn-flex), or an NVIDIA GPU (binary built with `--features cuda`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceArg {
-    Cpu,
-    Cuda,
 }
 
 #[derive(Debug, Args)]

@@ -107,6 +107,7 @@ fn bad_metadata_config_and_flags_are_one_named_error_and_nothing_is_written() {
         ("n: -3\n", vec!["c.yaml:1: ", "n: invalid type"]),
         ("seed: 1.5\n", vec!["c.yaml:1: ", "seed: invalid type"]),
         ("decision: maybe\n", vec!["c.yaml:1: ", "decision"]),
+        ("device: tpu\n", vec!["c.yaml:1: ", "device"]),
         ("n: 0\n", vec!["c.yaml: n: must be at least 1"]),
         ("steps: 0\n", vec!["c.yaml: steps: must be at least 1"]),
         (
@@ -163,6 +164,22 @@ fn bad_metadata_config_and_flags_are_one_named_error_and_nothing_is_written() {
         a.extend(args);
         expect_error(&a, &[want], &out);
     }
+    // Training runs in f32: a half-precision device is refused before anything is written.
+    let detector = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/detector.yaml");
+    expect_error(
+        &[
+            "train",
+            "detector",
+            "--config",
+            path(&detector),
+            "--out",
+            o,
+            "--device",
+            "cuda-bf16",
+        ],
+        &["--device cuda-bf16: training runs in f32"],
+        &out,
+    );
     // clap's own errors also exit with 2.
     let r = evalcot(&["run", "geneval", "--n", "-1", "--out", o]);
     assert_eq!(r.status.code(), Some(2));

@@ -1,4 +1,4 @@
-use crate::cli::{DeviceArg, TrainArgs, TrainModel};
+use crate::cli::{TrainArgs, TrainModel};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::detector::DetectorTrainConfig;
@@ -11,13 +11,17 @@ use strategies::Device;
 /// `evalcot train MODEL --config FILE --out DIR [--device cpu|cuda]`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
     match args.device {
-        DeviceArg::Cpu => train_on::<models::CpuTrain>(args, &Default::default()),
+        Device::Cpu => train_on::<models::CpuTrain>(args, &Default::default()),
         #[cfg(feature = "cuda")]
-        DeviceArg::Cuda => train_on::<models::GpuTrain>(args, &Default::default()),
+        Device::Cuda => train_on::<models::GpuTrain>(args, &Default::default()),
         #[cfg(not(feature = "cuda"))]
-        DeviceArg::Cuda => anyhow::bail!(
+        Device::Cuda => anyhow::bail!(
             "--device cuda: this evalcot was built without the `cuda` feature \
              (build with `cargo build --release --features cuda`)"
+        ),
+        half @ (Device::CudaF16 | Device::CudaBf16) => anyhow::bail!(
+            "--device {half}: training runs in f32 (half precision is for `run` and `score`); \
+             use --device cuda"
         ),
     }
 }
