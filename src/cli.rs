@@ -205,8 +205,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
     /// Where the burn models compute: cpu, cuda (f32), cuda-f16 or cuda-bf16 (binary built with
-    /// `--features cuda`). Verdicts agree across devices within the tolerance measured in
-    /// reports/performance.md.
+    /// `--features cuda`); `ext:` models compute wherever their worker does. Verdicts agree
+    /// across devices within the tolerance measured in reports/performance.md.
     #[arg(long)]
     pub device: Option<strategies::Device>,
 }
