@@ -50,6 +50,49 @@ macro_rules! on_backend {
     };
 }
 
+/// Starts `device`'s backend with one tiny tensor, so that a machine where it cannot run (no
+/// driver, no GPU) gets one named error instead of a panic from deep inside the backend.
+pub fn check_device(device: Device) -> anyhow::Result<()> {
+    on_backend!(device, B, dev => probe::<B>(&dev, device))
+}
+
+fn probe<B: burn::prelude::Backend>(dev: &B::Device, device: Device) -> anyhow::Result<()> {
+    use std::sync::{Arc, Mutex, PoisonError};
+    // The backend reports a failed start by panicking, first on its own device thread (the
+    // message that names the cause), then on this one; keep the first message, print none.
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let previous = std::panic::take_hook();
+    let seen = Arc::clone(&first);
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        seen.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(text);
+    }));
+    // Nothing outlives a failed start (the command stops with the error), so no state that a
+    // panic may have left half-changed is used again.
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<B, 1>::zeros([1], dev).into_data();
+    }));
+    std::panic::set_hook(previous);
+    match started {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            let cause = first
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_default();
+            anyhow::bail!("device {device}: the backend could not start on this machine: {cause}")
+        }
+    }
+}
+
 /// Command-line flags over the YAML config (over the defaults).
 pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let mut cfg: RunConfig = match &args.config {
@@ -317,6 +360,7 @@ pub fn execute(
         anyhow::bail!("the selection matches no prompt of {}", suite.source);
     }
     let device = cfg.device.unwrap_or(Device::Cpu);
+    check_device(device)?;
     let (generator, cfg_scale) =
         open_generator(&cfg.generator, cfg.cfg_scale, cfg.temperature, device)?;
     cfg.cfg_scale = cfg_scale;

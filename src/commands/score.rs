@@ -50,6 +50,7 @@ fn score_images(
     args: &ScoreArgs,
     cfg: &RuleConfig,
 ) -> anyhow::Result<Vec<ResultRecord>> {
+    crate::commands::run::check_device(args.device)?;
     let detector = crate::commands::run::open_detector(args.detector.as_deref(), args.device)?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
     let bar = ProgressBar::new(total as u64);

@@ -13,7 +13,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
     match args.device {
         Device::Cpu => train_on::<models::CpuTrain>(args, &Default::default()),
         #[cfg(feature = "cuda")]
-        Device::Cuda => train_on::<models::GpuTrain>(args, &Default::default()),
+        Device::Cuda => {
+            crate::commands::run::check_device(Device::Cuda)?;
+            train_on::<models::GpuTrain>(args, &Default::default())
+        }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda => anyhow::bail!(
             "--device cuda: this evalcot was built without the `cuda` feature \
