@@ -70,9 +70,10 @@ pub fn tokenizer_folder(name: &str) -> Option<&'static str> {
     match name {
         "vq8x8-smooth" => Some("models/weights/tokenizer"),
         "vq8x8-canonical-8k" => Some("models/weights/tokenizer-canonical-8k"),
-        "vq8x8-canonical" => Some("models/weights/tokenizer-canonical"),
-        "vq16x16" => Some("models/weights/tokenizer-16x16"),
-        _ => None,
+        _ => VARIANT_FOLDERS
+            .iter()
+            .find(|v| v.0 == "tokenizer" && v.1 == name)
+            .map(|v| v.2),
     }
 }
 

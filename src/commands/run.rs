@@ -18,29 +18,13 @@ use strategies::{Context, Device, RunConfig};
 macro_rules! on_backend {
     ($device:expr, $b:ident, $dev:ident => $body:expr) => {
         match $device {
-            Device::Cpu => {
-                type $b = models::Cpu;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
+            Device::Cpu => on_backend!(@on models::Cpu, $b, $dev => $body),
             #[cfg(feature = "cuda")]
-            Device::Cuda => {
-                type $b = models::Gpu;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
+            Device::Cuda => on_backend!(@on models::Gpu, $b, $dev => $body),
             #[cfg(feature = "cuda")]
-            Device::CudaF16 => {
-                type $b = models::GpuF16;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
+            Device::CudaF16 => on_backend!(@on models::GpuF16, $b, $dev => $body),
             #[cfg(feature = "cuda")]
-            Device::CudaBf16 => {
-                type $b = models::GpuBf16;
-                let $dev: burn::tensor::Device<$b> = Default::default();
-                $body
-            }
+            Device::CudaBf16 => on_backend!(@on models::GpuBf16, $b, $dev => $body),
             #[cfg(not(feature = "cuda"))]
             other => anyhow::bail!(
                 "device {other}: this evalcot was built without the `cuda` feature \
@@ -48,6 +32,11 @@ macro_rules! on_backend {
             ),
         }
     };
+    (@on $backend:ty, $b:ident, $dev:ident => $body:expr) => {{
+        type $b = $backend;
+        let $dev: burn::tensor::Device<$b> = Default::default();
+        $body
+    }};
 }
 
 /// Starts `device`'s backend with one tiny tensor, so that a machine where it cannot run (no
