@@ -209,6 +209,10 @@ pub struct RunArgs {
     /// across devices within the tolerance measured in reports/performance.md.
     #[arg(long)]
     pub device: Option<strategies::Device>,
+    /// Time every phase (generator forward and draws, decoding, judge, detector), summed over
+    /// threads: printed at the end and written to OUT/profile.json. Changes no result.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 #[derive(Debug, Args)]

@@ -223,3 +223,56 @@ fn the_autoregressive_generator_runs_prm() {
     assert_eq!(gen.lines().count(), 2);
     assert!(gen.contains("\"generator\":\"ar\""), "{gen}");
 }
+
+/// `--profile` times the phases of a run (`profile.json`, a table on stderr) and changes no
+/// result and no recorded configuration.
+#[test]
+fn profiling_times_the_phases_and_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (plain, timed) = (d.path().join("plain"), d.path().join("timed"));
+    let parm = ["--strategy", "parm", "--n", "2", "--judge", "zero-shot"];
+    let o = run(&plain, &parm, None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run(&timed, &[&parm[..], &["--profile"]].concat(), None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("generator.step.forward"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(sorted_results(&plain), sorted_results(&timed));
+    let config = |dir: &std::path::Path| std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert_eq!(config(&plain), config(&timed));
+    assert!(!plain.join("profile.json").exists());
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(timed.join("profile.json")).unwrap())
+            .unwrap();
+    let phase = |name: &str| {
+        p["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["phase"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {p}"))
+            .clone()
+    };
+    for name in [
+        "generator.step",
+        "generator.step.forward",
+        "generator.step.draw",
+        "generator.decode",
+        "judge",
+        "judge.forward",
+        "detector",
+    ] {
+        assert!(phase(name)["calls"].as_u64().unwrap() > 0, "{name}: {p}");
+        assert!(
+            phase(name)["seconds"].as_f64().unwrap() > 0.0,
+            "{name}: {p}"
+        );
+    }
+    // Nested phases fit inside their parents.
+    let secs = |name: &str| phase(name)["seconds"].as_f64().unwrap();
+    assert!(secs("generator.step.forward") + secs("generator.step.draw") <= secs("generator.step"));
+    assert!(secs("judge.forward") <= secs("judge"));
+}

@@ -14,6 +14,7 @@ pub mod judge;
 pub mod layout;
 pub mod metadata;
 pub mod npsort;
+pub mod profile;
 pub mod pyjson;
 pub mod results;
 pub mod rng;

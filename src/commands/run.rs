@@ -4,6 +4,7 @@ use anyhow::anyhow;
 use harness::detector::Detector;
 use harness::generator::Generator;
 use harness::judge::Judge;
+use harness::profile::{Profile, Timed};
 use harness::Suite;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::maskgit::BurnGenerator;
@@ -328,6 +329,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.strategy));
+    if args.profile {
+        harness::profile::enable();
+    }
     execute(cfg, &base_out, shard)?;
     Ok(0)
 }
@@ -362,13 +366,32 @@ pub fn execute(
     };
     let out = shard.map_or_else(|| base_out.to_path_buf(), |s| s.folder(base_out));
     let resolved = serde_norway::to_string(&cfg)?;
+    // Profiling times every model call through a wrapper (one branch here, none per call).
+    let profiling = harness::profile::enabled();
+    let timed = (
+        Timed(generator.as_ref()),
+        Timed(detector.as_ref()),
+        judge.as_deref().map(Timed),
+    );
     let cx = Context {
-        generator: generator.as_ref(),
+        generator: if profiling {
+            &timed.0
+        } else {
+            generator.as_ref()
+        },
         steps,
         n: cfg.n,
-        detector: Some(detector.as_ref()),
+        detector: Some(if profiling {
+            &timed.1
+        } else {
+            detector.as_ref()
+        }),
         rules: harness::RuleConfig::default(),
-        judge: judge.as_deref(),
+        judge: if profiling {
+            timed.2.as_ref().map(|j| j as &dyn Judge)
+        } else {
+            judge.as_deref()
+        },
         decision: cfg.decision,
     };
     let plan = RunPlan {
@@ -395,7 +418,16 @@ pub fn execute(
     })?;
     bar.finish_and_clear();
     let gen_seconds = started.elapsed().as_secs_f64();
-    let (records, compute) = runner::score(&out, detector.as_ref(), &cx.rules, 64, &|_| {})?;
+    let scorer = cx.detector.unwrap_or(detector.as_ref());
+    let (records, compute) = runner::score(&out, scorer, &cx.rules, 64, &|_| {})?;
+    if profiling {
+        let profile = Profile::snapshot(started.elapsed().as_secs_f64(), runner::workers(&cx));
+        eprint!("{}", profile.render());
+        harness::fsutil::write_atomic(
+            &out.join("profile.json"),
+            serde_json::to_string_pretty(&profile)?.as_bytes(),
+        )?;
+    }
     for r in &records {
         if let Some(e) = r.extra.get("error").and_then(|e| e.as_str()) {
             eprintln!("failed: {}: {e}", r.filename);

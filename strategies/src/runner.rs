@@ -121,6 +121,16 @@ pub fn read_generation(path: &Path) -> harness::Result<BTreeMap<(usize, usize), 
     Ok(done)
 }
 
+/// Threads that generate at once: all of rayon's, or one when a model takes requests from one
+/// thread at a time (an external worker).
+pub fn workers(cx: &Context<'_>) -> usize {
+    if cx.generator.concurrent() && cx.judge.is_none_or(|j| j.concurrent()) {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    }
+}
+
 /// Generates every missing image of the plan. `progress(done, total)` after each batch.
 pub fn generate(
     plan: &RunPlan<'_>,
@@ -207,12 +217,7 @@ pub fn generate(
     // GEMM to pay); records are still written in job order, and no draw depends on which
     // thread ran a batch.
     let chunks: Vec<&[Job]> = jobs.chunks(plan.batch_jobs.max(1)).collect();
-    let concurrent = cx.generator.concurrent() && cx.judge.is_none_or(|j| j.concurrent());
-    let width = if concurrent {
-        rayon::current_num_threads().max(1)
-    } else {
-        1
-    };
+    let width = workers(cx);
     // Wall time goes to its own file: generation records must not depend on the machine.
     let timing_path = out.join(TIMING_FILE);
     let mut timing = std::fs::OpenOptions::new()

@@ -105,6 +105,7 @@ impl<B: Backend> BurnJudge<B> {
             TensorData::new(q, [b, self.meta.net.text_len + 1]),
             &self.device,
         );
+        let forward = harness::profile::span(harness::profile::Phase::JudgeForward);
         let o = self.net.forward(images_to_tensor(&images, &self.device), q);
         let yes: Vec<f32> = sigmoid(o.yes)
             .into_data()
@@ -116,6 +117,7 @@ impl<B: Backend> BurnJudge<B> {
             .convert::<f32>()
             .to_vec()
             .map_err(|e| format!("{e:?}"))?;
+        drop(forward);
         if yes.iter().chain(&cells).any(|v| !v.is_finite()) {
             return Err(format!(
                 "judge {} produced a non-finite score",

@@ -9,6 +9,7 @@ use crate::vq::VqTokenizer;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use harness::generator::{cosine_mask_len, remask_temperature, Generator, Trajectory, MASK};
+use harness::profile::{self, Phase};
 use harness::rng::Rng;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -204,6 +205,8 @@ impl<B: Backend> BurnGenerator<B> {
     fn step_live(&self, batch: &mut [&mut Trajectory]) -> Result<(), String> {
         let cfg = &self.meta.net;
         let n = batch.len();
+        // Inputs and the network (all of it on the CPU, where burn computes eagerly).
+        let forward = profile::span(Phase::Forward);
         let uncond = self.text_ids("")?;
         let mut text = Vec::with_capacity(2 * n * cfg.text_len);
         let mut image = Vec::with_capacity(2 * n * cfg.image_tokens);
@@ -257,6 +260,7 @@ impl<B: Backend> BurnGenerator<B> {
             .collect();
         let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [2 * m]), d);
         let logits = self.net.row_logits(text, image, rows);
+        drop(forward);
         let k = cfg.codebook;
         let group_of = (cfg.group > 1).then(|| cfg.group_of());
         let sampling = (self.sampling.tau0, self.sampling.temperature);
@@ -273,9 +277,12 @@ impl<B: Backend> BurnGenerator<B> {
             let logp = if len == 0 {
                 Vec::new() // nothing masked (a trajectory whose schedule has committed all)
             } else {
+                // On a GPU the forward runs lazily: its time lands here, where the host waits.
+                let _t = profile::span(Phase::Forward);
                 let pair = Tensor::cat(vec![logits.slice(at, len), logits.slice(m + at, len)], 0);
                 guided_log_probs(pair, len, self.sampling.cfg_scale, &self.meta.name)?
             };
+            let _t = profile::span(Phase::Draw);
             let mut from = 0;
             for t in batch[first..last].iter_mut() {
                 let rows = t.masked() * k;
