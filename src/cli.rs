@@ -209,6 +209,11 @@ pub struct RunArgs {
     /// across devices within the tolerance measured in reports/performance.md.
     #[arg(long)]
     pub device: Option<strategies::Device>,
+    /// Where the generator draws its tokens: host (the reference: every log-probability comes
+    /// back and is drawn from in f64) or device (drawn where the network runs, only the codes
+    /// come back; a code can differ where f32 and f64 sums disagree). Recorded in config.yaml.
+    #[arg(long)]
+    pub draws: Option<harness::generator::Draws>,
     /// Time every phase (generator forward and draws, decoding, judge, detector), summed over
     /// threads: printed at the end and written to OUT/profile.json. Changes no result.
     #[arg(long)]

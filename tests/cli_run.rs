@@ -276,3 +276,39 @@ fn profiling_times_the_phases_and_changes_nothing() {
     assert!(secs("generator.step.forward") + secs("generator.step.draw") <= secs("generator.step"));
     assert!(secs("judge.forward") <= secs("judge"));
 }
+
+/// `--draws device` draws where the network runs: recorded in config.yaml (`host`, the
+/// default, is written as absent), a finished run, and a named refusal for the autoregressive
+/// generator, which draws on the host only.
+#[test]
+fn device_draws_are_recorded_and_refused_where_unsupported() {
+    let d = tempfile::tempdir().unwrap();
+    let (host, device) = (d.path().join("host"), d.path().join("device"));
+    let o = run(&host, &["--draws", "host"], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run(&device, &["--draws", "device"], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let config = |dir: &std::path::Path| std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(!config(&host).contains("draws"), "{}", config(&host));
+    assert!(
+        config(&device).contains("draws: device"),
+        "{}",
+        config(&device)
+    );
+    assert_eq!(sorted_results(&device).len(), 6);
+    let ar = d.path().join("ar");
+    let o = run(&ar, &["--draws", "device", "--generator", "ar"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("draws on the host only"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&ar, &["--draws", "gpu"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("expected host or device"),
+        "{}",
+        text(&o.stderr)
+    );
+}

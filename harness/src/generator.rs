@@ -9,6 +9,7 @@
 
 use crate::rng::derive_seed;
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
 
 /// A token position that is not decided yet.
 pub const MASK: u32 = u32::MAX;
@@ -126,6 +127,33 @@ pub fn cosine_mask_len(n0: usize, t: usize, steps: usize, unknown: usize) -> usi
 /// deterministically).
 pub fn remask_temperature(tau0: f64, t: usize, steps: usize) -> f64 {
     (0..t).fold(tau0, |tau, k| tau * (1.0 - (k + 1) as f64 / steps as f64))
+}
+
+/// Where a burn generator's step draws its tokens (run configuration `draws`). `host`: the guided log-probabilities of every masked token
+/// (8,192 per token) come back to the host, which draws by inverse CDF in f64 — the reference,
+/// and what every recorded run used. `device`: guidance, the cumulative sum and the draw run
+/// where the network does, and only each token's code and log-probability come back; the
+/// uniforms and the Gumbel noise are still the host's, drawn from the same per-step streams.
+/// An f32 cumulative sum puts a boundary within about 1e-6 of where the f64 one does, so a
+/// draw whose uniform falls in that gap picks the neighbouring code: rare, but not
+/// bit-identical, which is why the choice is recorded in a run's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Draws {
+    #[default]
+    Host,
+    Device,
+}
+
+impl std::str::FromStr for Draws {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(Draws::Host),
+            "device" => Ok(Draws::Device),
+            other => Err(format!("draws {other:?}: expected host or device")),
+        }
+    }
 }
 
 /// A step-wise image generator. Implementations: the burn masked-token generator (`models`),

@@ -2,7 +2,7 @@ use crate::cli::RunArgs;
 use crate::commands::score::{summarise, write_summary};
 use anyhow::anyhow;
 use harness::detector::Detector;
-use harness::generator::Generator;
+use harness::generator::{Draws, Generator};
 use harness::judge::Judge;
 use harness::profile::{Profile, Timed};
 use harness::Suite;
@@ -117,7 +117,8 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         indices,
         per_tag,
         limit,
-        device
+        device,
+        draws
     );
     cfg.normalise();
     let source = args
@@ -164,9 +165,16 @@ pub fn open_generator(
     spec: &str,
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
+    draws: Draws,
     device: Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(cmd) = external::command_of(spec) {
+        if draws != Draws::Host {
+            anyhow::bail!(
+                "draws: an external generator ({spec}) draws its own tokens; `device` draws are \
+                 for evalcot's masked-token generators"
+            );
+        }
         if temperature.is_some() {
             anyhow::bail!(
                 "temperature: an external generator ({spec}) samples its own way; \
@@ -184,7 +192,7 @@ pub fn open_generator(
         let scale = g.cfg_scale();
         return Ok((Box::new(g), scale));
     }
-    on_backend!(device, B, dev => open_burn_generator::<B>(spec, cfg_scale, temperature, &dev))
+    on_backend!(device, B, dev => open_burn_generator::<B>(spec, cfg_scale, temperature, draws, &dev))
 }
 
 /// The burn half of [`open_generator`]: an AR generator, else a masked-token one.
@@ -192,9 +200,16 @@ fn open_burn_generator<B: burn::prelude::Backend>(
     spec: &str,
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
+    draws: Draws,
     device: &B::Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(mut g) = load_ar_generator_on::<B>(spec, device)? {
+        if draws != Draws::Host {
+            anyhow::bail!(
+                "draws: the autoregressive generator {spec} draws on the host only (top-k \
+                 sampling); `device` draws are for the masked-token generators"
+            );
+        }
         if let Some(s) = cfg_scale {
             g.sampling.cfg_scale = s;
         }
@@ -211,6 +226,7 @@ fn open_burn_generator<B: burn::prelude::Backend>(
     if let Some(t) = temperature {
         g.sampling.temperature = t;
     }
+    g.draws = draws;
     let scale = g.sampling.cfg_scale;
     Ok((Box::new(g), Some(scale)))
 }
@@ -354,8 +370,13 @@ pub fn execute(
     }
     let device = cfg.device.unwrap_or(Device::Cpu);
     check_device(device)?;
-    let (generator, cfg_scale) =
-        open_generator(&cfg.generator, cfg.cfg_scale, cfg.temperature, device)?;
+    let (generator, cfg_scale) = open_generator(
+        &cfg.generator,
+        cfg.cfg_scale,
+        cfg.temperature,
+        cfg.draws.unwrap_or_default(),
+        device,
+    )?;
     cfg.cfg_scale = cfg_scale;
     let steps = *cfg.steps.get_or_insert(generator.default_steps());
     let detector = open_detector(cfg.detector.as_deref(), device)?;

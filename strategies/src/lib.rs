@@ -15,7 +15,7 @@ pub mod runner;
 pub mod shard;
 
 use harness::detector::Detector;
-use harness::generator::{Generator, Trajectory};
+use harness::generator::{Draws, Generator, Trajectory};
 use harness::judge::{Judge, JudgeRequest, JudgeTask};
 use harness::rng::derive_seed;
 use harness::{Metadata, RuleConfig};
@@ -322,6 +322,11 @@ pub struct RunConfig {
     /// tolerance in reports/performance.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<Device>,
+    /// Where the generator draws its tokens (`host`, the reference, when absent; written as
+    /// absent too, see [`RunConfig::normalise`]). `device` keeps only the drawn codes off the
+    /// GPU and may pick a neighbouring code where f32 and f64 sums disagree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draws: Option<Draws>,
 }
 
 impl Default for RunConfig {
@@ -345,6 +350,7 @@ impl Default for RunConfig {
             decision: Decision::Sample,
             detector: None,
             device: None,
+            draws: None,
         }
     }
 }
@@ -355,6 +361,9 @@ impl RunConfig {
     pub fn normalise(&mut self) {
         if self.device == Some(Device::Cpu) {
             self.device = None;
+        }
+        if self.draws == Some(Draws::Host) {
+            self.draws = None;
         }
     }
 

@@ -5,7 +5,12 @@
 #   2. the PyTorch-twin comparison on the GPU in f32, f16 and bf16 (benchmarks/twin/compare.sh);
 #   3. the baseline over 553 prompts × 4 images with the models on cuda, cuda-f16 and cuda-bf16,
 #      for the verdicts against the same run on the CPU (tools/compare-runs.py);
-#   4. PARM, N = 20, 553 × 4 (the paper's scale) on cuda, timed; first a 16-prompt probe.
+#   4. PARM, N = 20, 553 × 4 (the paper's scale) on cuda, timed; first a 16-prompt probe, once
+#      per worker-thread count in PERF_PARM_THREADS and per token-draw site in PERF_PARM_DRAWS
+#      (each run is its own process: compare probes with the same kernels compiled, or set
+#      PERF_PARM_DRAWS="host device host" to see what the first one paid for compilation).
+# Every run is made with `--profile`: its profile.json (time per phase: generator forward and
+# draws, decoding, judge, detector) comes back in runs.tar and its table is in perf.log.
 #
 #   tools/gpu/perf-check.sh EVALCOT_CUDA_BINARY TWIN_CUDA_BINARY OUT_DIR [SECONDS]
 #
@@ -13,7 +18,9 @@
 # deadline for the whole script. Environment, to fit a call's budget: PERF_TWIN_BATCHES (default
 # "16 64 256"; empty: no twin), PERF_BASELINE_DEVICES (default "cuda cuda-bf16 cuda-f16"; the
 # first also runs the smoke), PERF_PARM_PROBE (default 16 prompts; 0: none), PERF_PARM_DEVICE
-# (default cuda), PERF_PARM_FULL (default 1; 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's
+# (default cuda), PERF_PARM_THREADS (default: all cores; e.g. "16 4" probes with 16 then 4
+# worker threads), PERF_PARM_DRAWS (default "host device": `run --draws` of the probes),
+# PERF_PARM_FULL_DRAWS (default host), PERF_PARM_FULL (default 1; 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's
 # wall time, and each run's config.yaml, results.jsonl, summary.json and image checksums.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -47,7 +54,7 @@ step() {
 run_geneval() {
     local name=$1 cap_s=$2
     shift 2
-    step "$name" "$cap_s" "$bin" run geneval --out "$runs/$name" "$@"
+    step "$name" "$cap_s" "$bin" run geneval --profile --out "$runs/$name" "$@"
     [[ -d "$runs/$name" ]] && (cd "$runs/$name" && find . -name '*.png' | sort | xargs -r md5sum > md5.txt)
     echo "   images: $(find "$runs/$name" -name '*.png' | wc -l)" >> "$log"
 }
@@ -65,9 +72,16 @@ for d in $devices; do
     run_geneval "baseline-$d" 90 --strategy baseline --device "$d"
 done
 if ((probe > 0)); then
-    run_geneval parm-probe 60 --strategy parm --n 20 --limit "$probe" --device "$parm_device"
+    for threads in ${PERF_PARM_THREADS:-$(nproc)}; do
+        for draws in ${PERF_PARM_DRAWS-host device}; do
+            RAYON_NUM_THREADS=$threads run_geneval "parm-probe-t$threads-$draws" 60 --strategy parm \
+                --n 20 --limit "$probe" --device "$parm_device" --draws "$draws"
+        done
+    done
 fi
 if [[ ${PERF_PARM_FULL:-1} != 0 ]]; then
-    run_geneval "parm-553x4-$parm_device" 400 --strategy parm --n 20 --device "$parm_device"
+    full_draws=${PERF_PARM_FULL_DRAWS:-host}
+    run_geneval "parm-553x4-$parm_device-$full_draws" 400 --strategy parm --n 20 \
+        --device "$parm_device" --draws "$full_draws"
 fi
 tar -cf "$out/runs.tar" -C "$runs" --exclude='*.png' .

@@ -7,8 +7,8 @@ use crate::store::{module_from_bytes, ModelError};
 use crate::train_loop::read_json;
 use crate::vq::VqTokenizer;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
-use harness::generator::{cosine_mask_len, remask_temperature, Generator, Trajectory, MASK};
+use burn::tensor::activation::{log_softmax, softmax};
+use harness::generator::{cosine_mask_len, remask_temperature, Draws, Generator, Trajectory, MASK};
 use harness::profile::{self, Phase};
 use harness::rng::Rng;
 use image::RgbImage;
@@ -90,6 +90,8 @@ pub struct BurnGenerator<B: Backend> {
     pub sampling: SamplingConfig,
     /// How a step groups its work; changes no number, only speed and memory.
     pub batching: Batching,
+    /// Where tokens are drawn (see [`Draws`]).
+    pub draws: Draws,
     device: B::Device,
 }
 
@@ -161,6 +163,7 @@ impl<B: Backend> BurnGenerator<B> {
             sampling: meta.sampling,
             meta,
             batching: Batching::default(),
+            draws: Draws::default(),
             device: device.clone(),
         })
     }
@@ -191,6 +194,7 @@ impl<B: Backend> BurnGenerator<B> {
             meta: self.meta.clone(),
             sampling: self.sampling,
             batching: self.batching,
+            draws: self.draws,
             device: self.device.clone(),
         }
     }
@@ -274,26 +278,50 @@ impl<B: Backend> BurnGenerator<B> {
                 len += batch[last].masked();
                 last += 1;
             }
-            let logp = if len == 0 {
-                Vec::new() // nothing masked (a trajectory whose schedule has committed all)
-            } else {
-                // On a GPU the forward runs lazily: its time lands here, where the host waits.
-                let _t = profile::span(Phase::Forward);
-                let pair = Tensor::cat(vec![logits.slice(at, len), logits.slice(m + at, len)], 0);
-                guided_log_probs(pair, len, self.sampling.cfg_scale, &self.meta.name)?
-            };
-            let _t = profile::span(Phase::Draw);
-            let mut from = 0;
-            for t in batch[first..last].iter_mut() {
-                let rows = t.masked() * k;
-                sample_step(
-                    t,
-                    &logp[from..from + rows],
-                    k,
-                    sampling,
-                    group_of.as_deref(),
-                );
-                from += rows;
+            // Nothing masked happens when a schedule has committed every token.
+            let pair = || Tensor::cat(vec![logits.slice(at, len), logits.slice(m + at, len)], 0);
+            let slice = &mut batch[first..last];
+            match self.draws {
+                Draws::Host => {
+                    let logp = if len == 0 {
+                        Vec::new()
+                    } else {
+                        // On a GPU the forward runs lazily: its time lands here, where the host
+                        // waits for the log-probabilities.
+                        let _t = profile::span(Phase::Forward);
+                        guided_log_probs(pair(), len, self.sampling.cfg_scale, &self.meta.name)?
+                    };
+                    let _t = profile::span(Phase::Draw);
+                    let mut from = 0;
+                    for t in slice.iter_mut() {
+                        let rows = t.masked() * k;
+                        sample_step(
+                            t,
+                            &logp[from..from + rows],
+                            k,
+                            sampling,
+                            group_of.as_deref(),
+                        );
+                        from += rows;
+                    }
+                }
+                Draws::Device => {
+                    let noise: Vec<Vec<(f64, f64)>> = slice.iter().map(|t| step_noise(t)).collect();
+                    let picks = if len == 0 {
+                        Vec::new()
+                    } else {
+                        let _t = profile::span(Phase::Forward);
+                        let u: Vec<f32> = noise.iter().flatten().map(|&(u, _)| u as f32).collect();
+                        device_draws(pair(), &u, self.sampling, &self.meta.name)?
+                    };
+                    let _t = profile::span(Phase::Draw);
+                    let mut from = 0;
+                    for (t, noise) in slice.iter_mut().zip(&noise) {
+                        let to = from + t.masked();
+                        commit_step(t, &picks[from..to], noise, sampling.0, group_of.as_deref());
+                        from = to;
+                    }
+                }
             }
             (first, at) = (last, at + len);
         }
@@ -327,6 +355,66 @@ pub fn guided_log_probs<B: Backend, const D: usize>(
         ));
     }
     Ok(out)
+}
+
+/// Guidance and token draws where `logits` live (see [`Draws::Device`]): `logits` holds `n`
+/// conditional rows then `n` unconditional ones, `u` one uniform per row. Returns per row the
+/// drawn code and its guided log-probability — the only numbers that come back.
+pub fn device_draws<B: Backend>(
+    logits: Tensor<B, 2>,
+    u: &[f32],
+    sampling: SamplingConfig,
+    name: &str,
+) -> Result<Vec<(u32, f32)>, String> {
+    let n = u.len();
+    let [rows, k] = logits.dims();
+    if rows != 2 * n {
+        return Err(format!(
+            "{rows} logit rows for {n} uniforms, expected {}",
+            2 * n
+        ));
+    }
+    let s = sampling.cfg_scale;
+    let cond = logits.clone().narrow(0, 0, n);
+    let unc = logits.narrow(0, n, n);
+    let logp = log_softmax(cond.mul_scalar(1.0 + s) - unc.mul_scalar(s), 1);
+    let picks: Tensor<B, 2, Int> = if sampling.temperature == 0.0 {
+        logp.clone().argmax(1)
+    } else {
+        // The host's inverse CDF: the first code whose cumulative probability exceeds u is the
+        // number of codes whose cumulative probability does not.
+        let p = if sampling.temperature == 1.0 {
+            logp.clone().exp()
+        } else {
+            softmax(logp.clone().div_scalar(sampling.temperature), 1)
+        };
+        let u = Tensor::<B, 1>::from_data(TensorData::new(u.to_vec(), [n]), &logp.device())
+            .reshape([n, 1])
+            .expand([n, k]);
+        p.cumsum(1)
+            .lower_equal(u)
+            .int()
+            .sum_dim(1)
+            .clamp_max(k as i64 - 1)
+    };
+    let lp: Vec<f32> = logp
+        .gather(1, picks.clone())
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| format!("generator output: {e:?}"))?;
+    let picks: Vec<i64> = picks
+        .into_data()
+        .convert::<i64>()
+        .to_vec()
+        .map_err(|e| format!("generator output: {e:?}"))?;
+    // A NaN or +∞ anywhere in a row makes its log-softmax NaN, and so the drawn code's.
+    if let Some(bad) = lp.iter().find(|v| v.is_nan() || **v == f32::INFINITY) {
+        return Err(format!(
+            "generator {name} produced a non-finite log-probability ({bad})"
+        ));
+    }
+    Ok(picks.into_iter().map(|c| c as u32).zip(lp).collect())
 }
 
 /// Decodes each trajectory's full current prediction (both generator families). Before its first
@@ -386,6 +474,15 @@ fn draw(logp: &[f32], u: f64, temperature: f64) -> usize {
     last
 }
 
+/// The random numbers of one step of `t`: per masked position (in position order) the uniform
+/// of its token draw and the Gumbel noise of its confidence, drawn in that order from the step's
+/// own stream, so that the stream does not depend on which positions the model is sure about
+/// nor on where the draw is made (host or device).
+pub fn step_noise(t: &Trajectory) -> Vec<(f64, f64)> {
+    let mut rng = Rng::new(t.step_seed());
+    (0..t.masked()).map(|_| (rng.f64(), rng.gumbel())).collect()
+}
+
 /// One sampling step of one trajectory given its guided log-probabilities at its masked
 /// positions (`[masked·codebook]`, in position order):
 /// draw every masked token, score it `log p + τ·Gumbel`, keep the most confident and re-mask the
@@ -398,28 +495,50 @@ pub fn sample_step(
     (tau0, temperature): (f64, f64),
     group_of: Option<&[usize]>,
 ) {
-    let mut rng = Rng::new(t.step_seed());
+    // The caller computed one row per masked token; another count is a bug, not bad input.
+    assert_eq!(
+        logp.len(),
+        t.masked() * codebook,
+        "sample_step: one log-probability row per masked token"
+    );
+    let noise = step_noise(t);
+    // Multinomial draw by inverse CDF, made for every masked position.
+    let picks: Vec<(u32, f32)> = noise
+        .iter()
+        .zip(logp.chunks_exact(codebook))
+        .map(|(&(u, _), row)| {
+            let pick = draw(row, u, temperature);
+            (pick as u32, row[pick])
+        })
+        .collect();
+    commit_step(t, &picks, &noise, tau0, group_of);
+}
+
+/// The rest of a step once every masked position has its drawn code and that code's guided
+/// log-probability (`picks`, in position order): confidences, re-masking, the new prediction.
+pub fn commit_step(
+    t: &mut Trajectory,
+    picks: &[(u32, f32)],
+    noise: &[(f64, f64)],
+    tau0: f64,
+    group_of: Option<&[usize]>,
+) {
     let tau = remask_temperature(tau0, t.step, t.steps);
     let n = t.tokens.len();
     let mut prediction = Vec::with_capacity(n);
     let mut confidence = Vec::with_capacity(n);
-    let mut rows = logp.chunks_exact(codebook);
+    let mut drawn = picks.iter().zip(noise);
     for &tok in &t.tokens {
         if tok != MASK {
             prediction.push(tok);
             confidence.push(f64::INFINITY);
             continue;
         }
-        let Some(row) = rows.next() else {
-            // The caller computed one row per masked token; fewer is a bug, not bad input.
-            panic!("sample_step: fewer log-probability rows than masked tokens");
+        let Some((&(pick, lp), &(_, gumbel))) = drawn.next() else {
+            panic!("commit_step: fewer draws than masked tokens");
         };
-        // Multinomial draw by inverse CDF; the draw is made for every masked position so that
-        // the random stream does not depend on which positions the model is sure about.
-        let u = rng.f64();
-        let pick = draw(row, u, temperature);
-        prediction.push(pick as u32);
-        confidence.push(row[pick] as f64 + tau * rng.gumbel());
+        prediction.push(pick);
+        confidence.push(lp as f64 + tau * gumbel);
     }
     let unknown = t.masked();
     let keep_masked = cosine_mask_len(t.schedule_masked, t.step, t.steps, unknown);
@@ -582,6 +701,85 @@ mod tests {
             assert_eq!(a.prediction, b.prediction);
             assert_eq!(a.step, b.step);
         }
+    }
+
+    /// The device's draw is the host's inverse CDF: on rows with known probabilities and
+    /// uniforms away from the bin edges, every temperature picks the host's code, with the same
+    /// guided log-probability.
+    #[test]
+    fn device_draws_pick_the_hosts_codes() {
+        let device = Default::default();
+        let k = 8;
+        let cond: Vec<f32> = (0..3 * k)
+            .map(|i| ((i * 7) % 11) as f32 * 0.4 - 1.0)
+            .collect();
+        let unc: Vec<f32> = (0..3 * k).map(|i| ((i * 5) % 7) as f32 * 0.3).collect();
+        let logits =
+            Tensor::<Cpu, 2>::from_data(TensorData::new([cond, unc].concat(), [6, k]), &device);
+        for temperature in [1.0, 0.6, 0.0] {
+            let sampling = SamplingConfig {
+                temperature,
+                ..SamplingConfig::default()
+            };
+            let host = guided_log_probs(logits.clone(), 3, sampling.cfg_scale, "t").unwrap();
+            for u in [0.03f64, 0.31, 0.52, 0.77, 0.96] {
+                // Skip a uniform that lands within 1e-4 of an edge of its row's CDF.
+                let near_edge = host.chunks(k).any(|row| {
+                    let top = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                    let t = if temperature == 0.0 { 1.0 } else { temperature };
+                    let w: Vec<f64> = row.iter().map(|&l| ((l as f64 - top) / t).exp()).collect();
+                    let total: f64 = w.iter().sum();
+                    let mut acc = 0.0;
+                    w.iter().any(|x| {
+                        acc += x / total;
+                        (acc - u).abs() < 1e-4
+                    })
+                });
+                if near_edge && temperature != 0.0 {
+                    continue;
+                }
+                let picks = device_draws(logits.clone(), &[u as f32; 3], sampling, "t").unwrap();
+                for (row, (code, lp)) in host.chunks(k).zip(picks) {
+                    let want = draw(row, u, temperature);
+                    assert_eq!(code as usize, want, "temperature {temperature}, u {u}");
+                    assert!((lp - row[want]).abs() < 1e-6);
+                }
+            }
+        }
+    }
+
+    /// Whole generations with device draws follow the host's: the same streams of uniforms and
+    /// noise, codes that differ only where an f32 and an f64 cumulative sum disagree.
+    #[test]
+    fn device_draws_follow_the_host_draws() {
+        let mut g = crate::testutil::tiny_generator("tiny", 1, 6);
+        let prompts = ["a photo of a red dog", "a photo of two cups", ""];
+        let start = |g: &BurnGenerator<Cpu>| -> Vec<Trajectory> {
+            (0..24)
+                .map(|i| g.start(prompts[i % 3], 300 + i as u64, 6))
+                .collect()
+        };
+        let mut host = start(&g);
+        g.run_to_end(&mut host).unwrap();
+        g.draws = Draws::Device;
+        let mut device = start(&g);
+        g.run_to_end(&mut device).unwrap();
+        let (mut same, mut all) = (0, 0);
+        for (a, b) in host.iter().zip(&device) {
+            assert!(a.done() && b.done());
+            assert!(b
+                .tokens
+                .iter()
+                .all(|&v| v != MASK && (v as usize) < g.config().codebook));
+            all += a.tokens.len();
+            same += a
+                .tokens
+                .iter()
+                .zip(&b.tokens)
+                .filter(|(x, y)| x == y)
+                .count();
+        }
+        assert!(same * 100 >= all * 95, "{same} of {all} tokens agree");
     }
 
     #[test]
