@@ -6,7 +6,7 @@ use harness::Suite;
 use models::detector::data::peaks;
 use models::detector::training::label_peaks;
 use rayon::prelude::*;
-use world::scene::{random_scene, scene_for_metadata, SceneOptions};
+use world::scene::random_scene;
 
 type B = models::Cpu;
 
@@ -77,13 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|p| p.metadata.tag.as_str() == "counting")
     {
         let scenes: Vec<_> = (0..4)
-            .map(|i| {
-                scene_for_metadata(
-                    &p.metadata,
-                    world::dataset::suite_seed(1234, p.index, i),
-                    &SceneOptions::default(),
-                )
-            })
+            .map(|i| world::dataset::suite_scene(p, 1234, i, Default::default()))
             .collect::<Result<_, _>>()?;
         let images: Vec<_> = scenes.iter().map(|s| s.image.clone()).collect();
         for (out, s) in det.raw(&images).iter().zip(&scenes) {

@@ -5,12 +5,11 @@
 //! Usage: `cargo run --release -p models --example probe_class_calibration -- [FIT] [CHECK] [LAMBDA]`.
 use harness::rng::derive_seed;
 use harness::Suite;
-use models::detector::data::{peaks, Calibration, Truth};
+use models::detector::data::{peaks, Truth};
 use models::detector::model::HEAT;
-use models::detector::training::label_peaks;
+use models::detector::training::{label_peaks, platt_with_prior};
 use rayon::prelude::*;
 use world::dataset::{DatasetKind, SampleSource};
-use world::scene::{scene_for_metadata, SceneOptions};
 
 type B = models::Cpu;
 
@@ -43,35 +42,6 @@ fn held_out(
         }
     }
     out
-}
-
-/// Platt by Newton's method with a Gaussian prior (weight `lambda`) around `prior`.
-fn platt_prior(samples: &[(f32, bool)], prior: Calibration, lambda: f64) -> Calibration {
-    let (mut a, mut b) = (prior.a, prior.b);
-    for _ in 0..50 {
-        let (mut ga, mut gb) = (lambda * (a - prior.a), lambda * (b - prior.b));
-        let (mut haa, mut hab, mut hbb) = (lambda + 1e-6, 0.0, lambda + 1e-6);
-        for &(x, y) in samples {
-            let x = x as f64;
-            let p = 1.0 / (1.0 + (-(a * x + b)).exp());
-            let r = p - if y { 1.0 } else { 0.0 };
-            ga += r * x;
-            gb += r;
-            let w = p * (1.0 - p);
-            haa += w * x * x;
-            hab += w * x;
-            hbb += w;
-        }
-        let det = haa * hbb - hab * hab;
-        let da = (hbb * ga - hab * gb) / det;
-        let db = (haa * gb - hab * ga) / det;
-        a -= da;
-        b -= db;
-        if da.abs() < 1e-9 && db.abs() < 1e-9 {
-            break;
-        }
-    }
-    Calibration { a, b }
 }
 
 fn reliability(name: &str, rows: &[(usize, f32, bool)], cal: &dyn Fn(usize, f32) -> f32) {
@@ -125,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|r| r.0 == c)
             .map(|r| (r.1, r.2))
             .collect();
-        *cal = platt_prior(&s, shared, lambda);
+        *cal = platt_with_prior(&s, shared, lambda);
     }
     let check = held_out(&det, 6160, check_n);
     reliability("shared", &check, &|_, l| shared.apply(l));
@@ -140,13 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         let inc = &p.metadata.include[0];
         let scenes: Vec<_> = (0..4)
-            .map(|i| {
-                scene_for_metadata(
-                    &p.metadata,
-                    world::dataset::suite_seed(1234, p.index, i),
-                    &SceneOptions::default(),
-                )
-            })
+            .map(|i| world::dataset::suite_scene(p, 1234, i, Default::default()))
             .collect::<Result<_, _>>()?;
         let images: Vec<_> = scenes.iter().map(|s| s.image.clone()).collect();
         for o in det.raw(&images) {

@@ -16,7 +16,7 @@ use models::detector::data::{peaks, Calibration, Peak, Truth};
 use models::detector::training::{label_peaks, platt};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use world::scene::{random_scene, scene_for_metadata, SceneOptions};
+use world::scene::random_scene;
 
 type B = models::Cpu;
 
@@ -165,14 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut tally: Vec<BTreeMap<String, (usize, usize)>> = vec![BTreeMap::new(); variants.len()];
     for p in &suite.prompts {
         let images: Vec<RgbImage> = (0..4)
-            .map(|i| {
-                scene_for_metadata(
-                    &p.metadata,
-                    world::dataset::suite_seed(1234, p.index, i),
-                    &SceneOptions::default(),
-                )
-                .map(|s| s.image)
-            })
+            .map(|i| world::dataset::suite_scene(p, 1234, i, Default::default()).map(|s| s.image))
             .collect::<Result<_, _>>()?;
         for ps in fused_peaks(&det, &images, max_box) {
             for (k, (_, fused, cal)) in variants.iter().enumerate() {

@@ -276,13 +276,7 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
     let originals: Vec<_> = (0..32)
         .map(|k| {
             let p = &suite.prompts[k * 17 % suite.prompts.len()];
-            let opts = world::SceneOptions::in_style(tok.meta.train.style);
-            world::scene_for_metadata(
-                &p.metadata,
-                world::dataset::suite_seed(1234, p.index, 0),
-                &opts,
-            )
-            .map(|sc| sc.image)
+            world::dataset::suite_scene(p, 1234, 0, tok.meta.train.style).map(|sc| sc.image)
         })
         .collect::<Result<_, _>>()?;
     let grids = tok.encode(&originals);

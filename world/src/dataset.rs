@@ -63,6 +63,20 @@ pub fn suite_seed(seed: u64, prompt: usize, image: usize) -> u64 {
     derive_seed(seed, &[prompt as u64, image as u64])
 }
 
+/// Image `image` of official prompt `p` in the ground-truth suite of `seed`, drawn in `style`.
+pub fn suite_scene(
+    p: &harness::PromptEntry,
+    seed: u64,
+    image: usize,
+    style: Style,
+) -> Result<Scene, WorldError> {
+    scene_for_metadata(
+        &p.metadata,
+        suite_seed(seed, p.index, image),
+        &SceneOptions::in_style(style),
+    )
+}
+
 /// Ground-truth renders of the official prompts in the official layout (`DIR/<05d>/…`), plus
 /// `DIR/detections.jsonl` with the exact detections in the `score --detections` format.
 pub fn write_suite(
@@ -87,8 +101,7 @@ pub fn write_suite(
         .par_iter()
         .map(|&(pi, ii)| -> Result<String, WorldError> {
             let meta = &suite.prompts[pi].metadata;
-            let opts = SceneOptions::in_style(style);
-            let scene = scene_for_metadata(meta, suite_seed(seed, pi, ii), &opts)?;
+            let scene = suite_scene(&suite.prompts[pi], seed, ii, style)?;
             writer.write_sample(pi, ii, &scene.image)?;
             let raw: Value = meta.raw().clone();
             let line = json!({

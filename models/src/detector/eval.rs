@@ -10,7 +10,7 @@ use harness::results::ResultRow;
 use harness::rules::{self, RuleConfig};
 use harness::{ClassId, Color, Suite};
 use rayon::prelude::*;
-use world::scene::{random_scene, scene_for_metadata, Scene, SceneOptions, Style};
+use world::scene::{random_scene, Scene, Style};
 
 /// Counts for precision/recall of one class or colour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -229,9 +229,7 @@ pub fn score_suite_with(
         let scenes: Vec<Scene> = chunk
             .par_iter()
             .map(|&(p, i)| {
-                let meta = &suite.prompts[p].metadata;
-                let opts = SceneOptions::in_style(style);
-                scene_for_metadata(meta, world::dataset::suite_seed(seed, p, i), &opts)
+                world::dataset::suite_scene(&suite.prompts[p], seed, i, style)
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<_, _>>()?;

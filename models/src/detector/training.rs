@@ -425,9 +425,16 @@ pub fn iou(a: &[f32; 4], b: &[f64; 4]) -> f64 {
 
 /// One-dimensional logistic regression by Newton's method.
 pub fn platt(samples: &[(f32, bool)]) -> Calibration {
-    let (mut a, mut b) = (1.0f64, 0.0f64);
+    platt_with_prior(samples, Calibration::default(), 0.0)
+}
+
+/// Platt scaling by Newton's method with a Gaussian prior of weight `lambda` around `prior`
+/// (a per-class fit shrunk toward a shared one; `lambda` 0 is plain Platt from `prior`).
+pub fn platt_with_prior(samples: &[(f32, bool)], prior: Calibration, lambda: f64) -> Calibration {
+    let (mut a, mut b) = (prior.a, prior.b);
     for _ in 0..50 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-6, 0.0, 1e-6);
+        let (mut ga, mut gb) = (lambda * (a - prior.a), lambda * (b - prior.b));
+        let (mut haa, mut hab, mut hbb) = (lambda + 1e-6, 0.0, lambda + 1e-6);
         for &(x, y) in samples {
             let x = x as f64;
             let p = 1.0 / (1.0 + (-(a * x + b)).exp());
