@@ -1,7 +1,6 @@
 use crate::cli::ReproduceArgs;
 use crate::commands::run::{execute, open_generator, open_judge};
 use anyhow::{anyhow, Context};
-use harness::generator::Draws;
 use reports::paper::{Matrix, Outcome};
 use reports::{BootstrapOptions, Run, Tables};
 use std::collections::BTreeMap;
@@ -141,7 +140,13 @@ fn unavailable(cfg: &RunConfig) -> anyhow::Result<Option<String>> {
         }
     };
     let device = cfg.device.unwrap_or(strategies::Device::Cpu);
-    if let Err(e) = open_generator(&cfg.generator, None, None, Draws::Host, device) {
+    if let Err(e) = open_generator(
+        &cfg.generator,
+        None,
+        None,
+        cfg.draws.unwrap_or_default(),
+        device,
+    ) {
         return missing(e);
     }
     if !matches!(cfg.strategy.as_str(), "baseline" | "oracle") {

@@ -19,7 +19,8 @@
 # "16 64 256"; empty: no twin), PERF_BASELINE_DEVICES (default "cuda cuda-bf16 cuda-f16"; the
 # first also runs the smoke), PERF_PARM_PROBE (default 16 prompts; 0: none), PERF_PARM_DEVICE
 # (default cuda), PERF_PARM_THREADS (default: all cores; e.g. "16 4" probes with 16 then 4
-# worker threads), PERF_PARM_DRAWS (default "host device": `run --draws` of the probes),
+# worker threads), PERF_PARM_DRAWS (default "host device": `run --draws` of the probes; to skip
+# the probes set PERF_PARM_PROBE=0),
 # PERF_PARM_FULL_DRAWS (default host), PERF_PARM_FULL (default 1; 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's
 # wall time, and each run's config.yaml, results.jsonl, summary.json and image checksums.
 set -uo pipefail
@@ -72,10 +73,13 @@ for d in $devices; do
     run_geneval "baseline-$d" 90 --strategy baseline --device "$d"
 done
 if ((probe > 0)); then
+    # Numbered folders: a repeated setting must run again, not resume the finished run.
+    i=0
     for threads in ${PERF_PARM_THREADS:-$(nproc)}; do
-        for draws in ${PERF_PARM_DRAWS-host device}; do
-            RAYON_NUM_THREADS=$threads run_geneval "parm-probe-t$threads-$draws" 60 --strategy parm \
-                --n 20 --limit "$probe" --device "$parm_device" --draws "$draws"
+        for draws in ${PERF_PARM_DRAWS:-host device}; do
+            i=$((i + 1))
+            RAYON_NUM_THREADS=$threads run_geneval "parm-probe-$i-t$threads-$draws" 60 \
+                --strategy parm --n 20 --limit "$probe" --device "$parm_device" --draws "$draws"
         done
     done
 fi
