@@ -374,6 +374,11 @@ pub fn device_draws<B: Backend>(
             2 * n
         ));
     }
+    if k > 1 << 24 {
+        return Err(format!(
+            "{k} codes: device draws return codes as f32, exact only up to 2^24"
+        ));
+    }
     let s = sampling.cfg_scale;
     let cond = logits.clone().narrow(0, 0, n);
     let unc = logits.narrow(0, n, n);
@@ -398,24 +403,26 @@ pub fn device_draws<B: Backend>(
             .sum_dim(1)
             .clamp_max(k as i64 - 1)
     };
-    let lp: Vec<f32> = logp
-        .gather(1, picks.clone())
+    // One read-back, one wait: each row's code (exact as a float below 2^24) beside its
+    // log-probability.
+    let lp = logp.gather(1, picks.clone());
+    let both: Vec<f32> = Tensor::cat(vec![picks.float(), lp], 1)
         .into_data()
         .convert::<f32>()
         .to_vec()
         .map_err(|e| format!("generator output: {e:?}"))?;
-    let picks: Vec<i64> = picks
-        .into_data()
-        .convert::<i64>()
-        .to_vec()
-        .map_err(|e| format!("generator output: {e:?}"))?;
-    // A NaN or +∞ anywhere in a row makes its log-softmax NaN, and so the drawn code's.
-    if let Some(bad) = lp.iter().find(|v| v.is_nan() || **v == f32::INFINITY) {
-        return Err(format!(
-            "generator {name} produced a non-finite log-probability ({bad})"
-        ));
+    let mut out = Vec::with_capacity(n);
+    for pair in both.chunks_exact(2) {
+        let (code, lp) = (pair[0], pair[1]);
+        // A NaN or +∞ anywhere in a row makes its log-softmax NaN, and so the drawn code's.
+        if lp.is_nan() || lp == f32::INFINITY {
+            return Err(format!(
+                "generator {name} produced a non-finite log-probability ({lp})"
+            ));
+        }
+        out.push((code as u32, lp));
     }
-    Ok(picks.into_iter().map(|c| c as u32).zip(lp).collect())
+    Ok(out)
 }
 
 /// Decodes each trajectory's full current prediction (both generator families). Before its first
@@ -763,6 +770,25 @@ mod tests {
                 checked >= 9,
                 "temperature {temperature}: {checked} draws checked"
             );
+        }
+    }
+
+    /// A NaN or +∞ logit is an error naming the generator, on the device as on the host.
+    #[test]
+    fn device_draws_refuse_non_finite_logits() {
+        let device = Default::default();
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut v = vec![0.5f32; 2 * 4];
+            v[1] = bad;
+            let logits = Tensor::<Cpu, 2>::from_data(TensorData::new(v, [2, 4]), &device);
+            for temperature in [1.0, 0.5, 0.0] {
+                let sampling = SamplingConfig {
+                    temperature,
+                    ..SamplingConfig::default()
+                };
+                let e = device_draws(logits.clone(), &[0.3], sampling, "g7").unwrap_err();
+                assert!(e.contains("generator g7 produced a non-finite"), "{e}");
+            }
         }
     }
 
