@@ -481,3 +481,88 @@ fn kubernetes_indexed_job_commands_shard_and_merge() {
     ]));
     assert_same_run(&merged, &full);
 }
+
+/// Shards run with `--profile` merge into one profile (phases added up, threads of all shards);
+/// when only some shards were profiled, merge writes none and names the others.
+#[test]
+fn shard_profiles_merge_only_when_every_shard_has_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let shard = |k: &str, profile: bool| {
+        let mut c = clean(env!("CARGO_BIN_EXE_evalcot"));
+        c.args([
+            "run",
+            "geneval",
+            "--strategy",
+            "baseline",
+            "--limit",
+            "2",
+            "--images-per-prompt",
+            "1",
+            "--steps",
+            "2",
+            "--shard",
+            k,
+            "--out",
+            path(&out),
+        ]);
+        if profile {
+            c.arg("--profile");
+        }
+        ok(c.stdout(Stdio::null()).output().unwrap());
+    };
+    shard("0/2", true);
+    shard("1/2", true);
+    let folders = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|k| path(&tmp.path().join(format!("run.shard-{k}-of-2"))).to_string())
+            .collect()
+    };
+    let merge = |to: &Path| {
+        let mut args = vec!["merge".to_string()];
+        args.extend(folders(2));
+        args.extend(["--out".to_string(), path(to).to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(evalcot(&args))
+    };
+    let merged = tmp.path().join("merged");
+    merge(&merged);
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let parts: Vec<serde_json::Value> = folders(2)
+        .iter()
+        .map(|f| read(Path::new(f).join("profile.json")))
+        .collect();
+    let whole = read(merged.join("profile.json"));
+    let threads = |v: &serde_json::Value| v["threads"].as_u64().unwrap();
+    assert_eq!(threads(&whole), threads(&parts[0]) + threads(&parts[1]));
+    let calls = |v: &serde_json::Value, name: &str| {
+        v["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["phase"] == name)
+            .unwrap()["calls"]
+            .as_u64()
+            .unwrap()
+    };
+    for name in ["generator.step", "detector"] {
+        assert_eq!(
+            calls(&whole, name),
+            calls(&parts[0], name) + calls(&parts[1], name),
+            "{name}"
+        );
+    }
+    // Shard 1 rerun without --profile: its profile is gone, and so is the merged one.
+    std::fs::remove_dir_all(tmp.path().join("run.shard-1-of-2")).unwrap();
+    shard("1/2", false);
+    let partial = tmp.path().join("partial");
+    let o = merge(&partial);
+    assert!(!partial.join("profile.json").exists());
+    assert!(
+        text(&o.stderr).contains("1 of the shards were run without --profile"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -16,7 +16,7 @@ use crate::detector::{DetectedObject, Detector};
 use crate::generator::{Generator, Trajectory};
 use crate::judge::{Judge, JudgeRequest, Verdict};
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -119,16 +119,16 @@ impl Drop for Span {
 }
 
 /// One phase's totals.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTime {
-    pub phase: &'static str,
+    pub phase: String,
     /// Wall seconds summed over threads.
     pub seconds: f64,
     pub calls: u64,
 }
 
 /// What a profiled run writes as `profile.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     /// Wall seconds of the timed part (generation, or generation and scoring).
     pub wall_seconds: f64,
@@ -144,7 +144,7 @@ impl Profile {
         let phases = PHASES
             .iter()
             .map(|&p| PhaseTime {
-                phase: p.name(),
+                phase: p.name().to_string(),
                 seconds: NANOS[p.index()].load(Ordering::Relaxed) as f64 * 1e-9,
                 calls: CALLS[p.index()].load(Ordering::Relaxed),
             })
@@ -152,6 +152,26 @@ impl Profile {
         Profile {
             wall_seconds,
             threads,
+            phases,
+        }
+    }
+
+    /// The profiles of the shards of one run, as one: phase times and calls add up, the wall
+    /// time is the longest shard's and the threads are all of them (shards run side by side).
+    pub fn merge(parts: &[Profile]) -> Profile {
+        let mut phases: Vec<PhaseTime> = Vec::new();
+        for p in parts.iter().flat_map(|part| &part.phases) {
+            match phases.iter_mut().find(|q| q.phase == p.phase) {
+                Some(q) => {
+                    q.seconds += p.seconds;
+                    q.calls += p.calls;
+                }
+                None => phases.push(p.clone()),
+            }
+        }
+        Profile {
+            wall_seconds: parts.iter().map(|p| p.wall_seconds).fold(0.0, f64::max),
+            threads: parts.iter().map(|p| p.threads).sum(),
             phases,
         }
     }
@@ -306,6 +326,12 @@ mod tests {
         );
         let p = Profile::snapshot(1.0, 2);
         let calls = |name: &str| p.phases.iter().find(|q| q.phase == name).unwrap().calls;
+        let twice = Profile::merge(&[p.clone(), p.clone()]);
+        assert_eq!(twice.threads, 4);
+        assert_eq!(twice.wall_seconds, 1.0);
+        for (a, b) in p.phases.iter().zip(&twice.phases) {
+            assert_eq!((a.phase.as_str(), 2 * a.calls), (b.phase.as_str(), b.calls));
+        }
         // Only this test enables profiling; the counts are at least this test's calls.
         for name in [
             "generator.step",

@@ -445,7 +445,7 @@ pub fn execute(
         let profile = Profile::snapshot(started.elapsed().as_secs_f64(), runner::workers(&cx));
         eprint!("{}", profile.render());
         harness::fsutil::write_atomic(
-            &out.join("profile.json"),
+            &out.join(strategies::shard::PROFILE_FILE),
             serde_json::to_string_pretty(&profile)?.as_bytes(),
         )?;
     }

@@ -627,6 +627,7 @@ fn stage(
         let text: String = timing.values().map(|l| format!("{l}\n")).collect();
         harness::fsutil::write_atomic(&staging.join(crate::runner::TIMING_FILE), text.as_bytes())?;
     }
+    merge_profiles(shards.values().map(|s| s.dir.as_path()), &staging)?;
     harness::results::write_results(&staging.join("results.jsonl"), &records)?;
     let provenance = serde_json::json!({
         "format": "evalcot-merge/1",
@@ -645,6 +646,47 @@ fn stage(
     harness::fsutil::write_atomic(&path, format!("{text}\n").as_bytes())?;
     Ok(records)
 }
+
+/// `profile.json` of a run made with `--profile`: the shards' profiles added up
+/// ([`harness::profile::Profile::merge`]) when every shard has one; when only some do, none is
+/// written and the shards without one are named (a partial sum would understate the run).
+fn merge_profiles<'a>(dirs: impl Iterator<Item = &'a Path>, staging: &Path) -> Result<()> {
+    use harness::profile::Profile;
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for dir in dirs {
+        let path = dir.join(PROFILE_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => found.push(
+                serde_json::from_str::<Profile>(&text)
+                    .map_err(|e| invalid(&path, format!("expected a run profile: {e}")))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(dir.display()),
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "merge: no {PROFILE_FILE} written: {} of the shards were run without --profile ({})",
+            missing.len(),
+            missing
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(());
+    }
+    let merged = Profile::merge(&found);
+    let path = staging.join(PROFILE_FILE);
+    let text = serde_json::to_string_pretty(&merged).map_err(|e| invalid(&path, e.to_string()))?;
+    harness::fsutil::write_atomic(&path, text.as_bytes())
+}
+
+/// Written by `run --profile` beside a run's results.
+pub const PROFILE_FILE: &str = "profile.json";
 
 /// Copies a prompt folder; a file already there (the same prompt's metadata from another shard)
 /// must be identical. Temporaries of killed runs are not copied.
