@@ -627,7 +627,7 @@ fn stage(
         let text: String = timing.values().map(|l| format!("{l}\n")).collect();
         harness::fsutil::write_atomic(&staging.join(crate::runner::TIMING_FILE), text.as_bytes())?;
     }
-    merge_profiles(shards.values().map(|s| s.dir.as_path()), &staging)?;
+    merge_profiles(shards.values().map(|s| s.dir.as_path()), staging)?;
     harness::results::write_results(&staging.join("results.jsonl"), &records)?;
     let provenance = serde_json::json!({
         "format": "evalcot-merge/1",
