@@ -322,31 +322,34 @@ fn slurm_array_shards_merge_into_the_unsharded_run_and_bad_shard_sets_are_refuse
         .any(|e| e.file_name().to_string_lossy().ends_with(".tmp")));
 }
 
+/// `run` arguments of a two-prompt, one-image, two-step baseline as shard `shard` into `out`
+/// (the last four: `--shard`, `shard`, `--out`, `out`).
+fn tiny_shard_args(shard: &str, out: &Path) -> Vec<String> {
+    [
+        "run",
+        "geneval",
+        "--strategy",
+        "baseline",
+        "--limit",
+        "2",
+        "--images-per-prompt",
+        "1",
+        "--steps",
+        "2",
+        "--shard",
+        shard,
+        "--out",
+        path(out),
+    ]
+    .map(String::from)
+    .into()
+}
+
 #[test]
 fn shard_flags_and_folders_are_checked() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let args = |shard: &'static str| -> Vec<String> {
-        [
-            "run",
-            "geneval",
-            "--strategy",
-            "baseline",
-            "--limit",
-            "2",
-            "--images-per-prompt",
-            "1",
-            "--steps",
-            "2",
-            "--shard",
-            shard,
-            "--out",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([path(&out).to_string()])
-        .collect()
-    };
+    let args = |shard: &'static str| tiny_shard_args(shard, &out);
     let run = |shard: &'static str, env: &[(&str, &str)]| {
         let mut c = clean(env!("CARGO_BIN_EXE_evalcot"));
         c.args(args(shard));
@@ -490,22 +493,7 @@ fn shard_profiles_merge_only_when_every_shard_has_one() {
     let out = tmp.path().join("run");
     let shard = |k: &str, profile: bool| {
         let mut c = clean(env!("CARGO_BIN_EXE_evalcot"));
-        c.args([
-            "run",
-            "geneval",
-            "--strategy",
-            "baseline",
-            "--limit",
-            "2",
-            "--images-per-prompt",
-            "1",
-            "--steps",
-            "2",
-            "--shard",
-            k,
-            "--out",
-            path(&out),
-        ]);
+        c.args(tiny_shard_args(k, &out));
         if profile {
             c.arg("--profile");
         }
