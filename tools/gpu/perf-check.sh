@@ -21,7 +21,8 @@
 # (default cuda), PERF_PARM_THREADS (default: all cores; e.g. "16 4" probes with 16 then 4
 # worker threads), PERF_PARM_DRAWS (default "host device": `run --draws` of the probes; to skip
 # the probes set PERF_PARM_PROBE=0),
-# PERF_PARM_FULL_DRAWS (default host), PERF_PARM_FULL (default 1; 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's
+# PERF_PARM_FULL_DRAWS (default host), PERF_PARM_PROBE_CAP (seconds per probe, default 60),
+# PERF_PARM_FULL (default 1; 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's
 # wall time, and each run's config.yaml, results.jsonl, summary.json and image checksums.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -78,7 +79,8 @@ if ((probe > 0)); then
     for threads in ${PERF_PARM_THREADS:-$(nproc)}; do
         for draws in ${PERF_PARM_DRAWS:-host device}; do
             i=$((i + 1))
-            RAYON_NUM_THREADS=$threads run_geneval "parm-probe-$i-t$threads-$draws" 60 \
+            RAYON_NUM_THREADS=$threads run_geneval "parm-probe-$i-t$threads-$draws" \
+                "${PERF_PARM_PROBE_CAP:-60}" \
                 --strategy parm --n 20 --limit "$probe" --device "$parm_device" --draws "$draws"
         done
     done
