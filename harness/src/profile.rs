@@ -71,8 +71,9 @@ impl Phase {
         matches!(self, Phase::Forward | Phase::Draw | Phase::JudgeForward)
     }
 
+    /// Its slot in the counters: `PHASES` lists the variants in declaration order.
     fn index(self) -> usize {
-        PHASES.iter().position(|&p| p == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -281,6 +282,13 @@ impl<D: Detector + ?Sized> Detector for Timed<'_, D> {
 mod tests {
     use super::*;
     use crate::testkit;
+
+    #[test]
+    fn every_phase_has_its_own_counter_slot() {
+        for (i, p) in PHASES.iter().enumerate() {
+            assert_eq!(p.index(), i, "{}", p.name());
+        }
+    }
 
     #[test]
     fn timed_models_give_the_same_results_and_count_their_calls() {
