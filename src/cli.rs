@@ -196,7 +196,8 @@ pub struct RunArgs {
     /// Output folder (default runs/<strategy>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Evaluation detector: a folder, or `ext:CMD` (a worker); the embedded one when omitted.
+    /// Evaluation detector: a folder, `first-stage` (the embedded one without its second
+    /// stage), or `ext:CMD` (a worker); the embedded one when omitted.
     #[arg(long, value_name = "DIR|ext:CMD")]
     pub detector: Option<String>,
     /// Do only the K-th (0-based) of N disjoint slices of the images, into `OUT.shard-K-of-N`;
@@ -242,8 +243,9 @@ pub struct ScoreArgs {
     /// Detections JSONL instead of images, one image per line: {"folder", "image", "metadata", "detections": [{"class", "score", "box", "color"}]}.
     #[arg(long, value_name = "FILE")]
     pub detections: Option<PathBuf>,
-    /// Detector folder (detector.json + detector.bpk) or `ext:CMD` (a worker, see
-    /// external/PROTOCOL.md); the embedded evaluation detector when omitted.
+    /// Detector folder (detector.json + detector.bpk), `first-stage` (the embedded evaluation
+    /// detector without its second stage) or `ext:CMD` (a worker, see external/PROTOCOL.md);
+    /// the embedded evaluation detector when omitted.
     #[arg(long, value_name = "DIR|ext:CMD")]
     pub detector: Option<String>,
     /// Images per detector batch.
@@ -380,6 +382,8 @@ pub struct TrainArgs {
 pub enum TrainModel {
     /// The object detector + colour classifier (evaluator or annotator).
     Detector,
+    /// A detector's second stage: a crop classifier that re-scores its peaks.
+    Rescorer,
     /// The VQ image tokenizer.
     Tokenizer,
     /// The masked-token generator (needs a trained tokenizer).
@@ -396,7 +400,7 @@ pub enum TrainModel {
 pub struct EvalArgs {
     /// Which model.
     pub model: EvalModel,
-    /// Detector folder; the embedded evaluation detector when omitted.
+    /// Detector folder or `first-stage`; the embedded evaluation detector when omitted.
     #[arg(long, value_name = "DIR")]
     pub detector: Option<PathBuf>,
     /// Held-out random scenes (1–5 objects).

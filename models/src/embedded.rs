@@ -10,12 +10,22 @@ use burn::prelude::Backend;
 
 const EVALUATOR_META: &str = include_str!("../weights/detector/detector.json");
 const EVALUATOR_WEIGHTS: &[u8] = include_bytes!("../weights/detector/detector.bpk");
+const EVALUATOR_RESCORER: &[u8] = include_bytes!("../weights/detector/rescorer.bpk");
+
+/// `--detector first-stage`: the evaluation detector without its second stage (the
+/// evaluator-v2 that scored every report before the second stage was added).
+pub const FIRST_STAGE: &str = "first-stage";
 
 /// The evaluation detector (the one that scores every run).
 pub fn evaluation_detector<B: Backend>(device: &B::Device) -> Result<BurnDetector<B>, ModelError> {
     let what = "embedded models/weights/detector";
     let meta: DetectorMeta = parse_meta(EVALUATOR_META, what)?;
-    BurnDetector::from_parts(meta, EVALUATOR_WEIGHTS.to_vec(), what, device)
+    let rescorer = "embedded models/weights/detector/rescorer.bpk";
+    let second = meta
+        .rescorer
+        .as_ref()
+        .map(|_| (EVALUATOR_RESCORER.to_vec(), rescorer));
+    BurnDetector::from_parts(meta, EVALUATOR_WEIGHTS.to_vec(), second, what, device)
 }
 
 /// Tokenizers shipped in the binary: `(name in tokenizer.json, tokenizer.json, tokenizer.bpk)`;

@@ -12,16 +12,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
         EvalModel::Tokenizer => tokenizer(args),
         EvalModel::Judge => judges(args),
         EvalModel::Detector => {
-            let device = Default::default();
-            let (det, source) = match &args.detector {
-                Some(d) => (
-                    BurnDetector::<models::Cpu>::load_dir(d, &device)?,
-                    d.display().to_string(),
-                ),
-                None => (
-                    models::embedded::evaluation_detector(&device)?,
-                    "embedded evaluation detector".to_string(),
-                ),
+            let det = crate::commands::run::load_detector(args.detector.as_deref())?;
+            let source = match &args.detector {
+                Some(d) => d.display().to_string(),
+                None => "embedded evaluation detector".to_string(),
             };
             let t = std::time::Instant::now();
             let ev = evaluate(

@@ -300,7 +300,8 @@ pub fn open_detector(spec: Option<&str>, device: Device) -> anyhow::Result<Box<d
     on_backend!(device, B, dev => Ok(Box::new(load_detector_on::<B>(dir, &dev)?)))
 }
 
-/// The detector in `dir`, or the embedded evaluation detector.
+/// The detector in `dir`, the embedded evaluation detector's first stage alone when `dir` is
+/// [`models::embedded::FIRST_STAGE`], or the embedded evaluation detector.
 pub fn load_detector(dir: Option<&Path>) -> anyhow::Result<models::detector::BurnDetector<Cpu>> {
     load_detector_on::<Cpu>(dir, &Default::default())
 }
@@ -311,6 +312,10 @@ fn load_detector_on<B: burn::prelude::Backend>(
     device: &B::Device,
 ) -> anyhow::Result<models::detector::BurnDetector<B>> {
     Ok(match dir {
+        // The name is a folder only when no such folder exists: a folder always wins.
+        Some(d) if d == Path::new(models::embedded::FIRST_STAGE) && !d.exists() => {
+            models::embedded::evaluation_detector(device)?.first_stage()
+        }
         Some(d) => models::detector::BurnDetector::<B>::load_dir(d, device)?,
         None => models::embedded::evaluation_detector(device)?,
     })

@@ -2,6 +2,7 @@ use crate::cli::{TrainArgs, TrainModel};
 use burn::tensor::backend::AutodiffBackend;
 use harness::generator::Draws;
 use indicatif::{ProgressBar, ProgressStyle};
+use models::detector::rescore::RescorerTrainConfig;
 use models::detector::DetectorTrainConfig;
 use models::judge::{JudgeMode, JudgeTrainConfig};
 use models::maskgit::GeneratorTrainConfig;
@@ -92,6 +93,27 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
                 meta.calibration.a,
                 meta.calibration.b
             );
+        }
+        TrainModel::Rescorer => {
+            let cfg: RescorerTrainConfig = prepare(args, RescorerTrainConfig::validate)?;
+            let bar = bar(cfg.steps);
+            let cols = ["cross_entropy", "accuracy"];
+            let meta = models::detector::rescore::train::<B>(
+                &cfg,
+                &args.out,
+                device,
+                &mut loop_progress(&bar, &cols),
+            )?;
+            bar.finish();
+            if let Some(r) = meta.rescorer {
+                eprintln!(
+                    "wrote {} (fusion bias={:.4} peak={:.4} crop={:.4})",
+                    args.out.display(),
+                    r.fusion.bias,
+                    r.fusion.peak,
+                    r.fusion.crop
+                );
+            }
         }
         TrainModel::Tokenizer => {
             let cfg: VqTrainConfig = prepare(args, VqTrainConfig::validate)?;
@@ -352,7 +374,9 @@ mod tests {
             if !name.ends_with(".yaml") {
                 continue;
             }
-            let result = if name.starts_with("detector") {
+            let result = if name.starts_with("rescorer") {
+                check(&path, RescorerTrainConfig::validate)
+            } else if name.starts_with("detector") {
                 check(&path, DetectorTrainConfig::validate)
             } else if name.starts_with("tokenizer") {
                 check(&path, VqTrainConfig::validate)

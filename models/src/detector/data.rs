@@ -205,6 +205,11 @@ impl Calibration {
     pub fn apply(&self, logit: f32) -> f32 {
         sigmoid(self.a * logit as f64 + self.b) as f32
     }
+
+    /// The raw logit whose calibrated score is `score` (thresholds on raw logits are cheap).
+    pub fn logit_for(&self, score: f32) -> f32 {
+        ((logit(score as f64) - self.b) / self.a) as f32
+    }
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -317,22 +322,42 @@ pub fn decode(
     calib: &Calibration,
     cfg: &DecodeConfig,
 ) -> Vec<DetectedObject> {
-    if out.iter().any(|v| !v.is_finite()) {
-        return vec![DetectedObject {
-            class: ClassId::new(0).unwrap_or_else(|| unreachable!()),
-            score: f32::NAN,
-            bbox: [0.0; 4],
-            color_probs: [f32::NAN; 10],
-            mask: None,
-        }];
+    if has_nan(out) {
+        return nan_detection();
     }
-    // Invert the calibration to threshold on raw logits first (cheap).
-    let min_logit = ((logit(cfg.min_score as f64) - calib.b) / calib.a) as f32;
-    let mut dets: Vec<DetectedObject> = peaks(out, grid, min_logit)
+    let scored = peaks(out, grid, calib.logit_for(cfg.min_score))
         .into_iter()
-        .map(|p| DetectedObject {
+        .map(|p| (calib.apply(p.logit), p));
+    finish(scored, cfg)
+}
+
+/// Whether a network output holds a non-finite value (the image must then fail, see [`decode`]).
+pub fn has_nan(out: &[f32]) -> bool {
+    out.iter().any(|v| !v.is_finite())
+}
+
+/// The single NaN-scored detection that marks a broken output.
+pub fn nan_detection() -> Vec<DetectedObject> {
+    vec![DetectedObject {
+        class: ClassId::new(0).unwrap_or_else(|| unreachable!()),
+        score: f32::NAN,
+        bbox: [0.0; 4],
+        color_probs: [f32::NAN; 10],
+        mask: None,
+    }]
+}
+
+/// Scored peaks → detections: those at or above `min_score`, best first, at most
+/// `max_detections`.
+pub fn finish(
+    scored: impl Iterator<Item = (f32, Peak)>,
+    cfg: &DecodeConfig,
+) -> Vec<DetectedObject> {
+    let mut dets: Vec<DetectedObject> = scored
+        .filter(|(score, _)| *score >= cfg.min_score)
+        .map(|(score, p)| DetectedObject {
             class: ClassId::new(p.class).unwrap_or_else(|| unreachable!()),
-            score: calib.apply(p.logit),
+            score,
             bbox: p.bbox,
             color_probs: p.color_probs,
             mask: None,

@@ -1,8 +1,11 @@
 //! The trained detector behind `harness::detector::Detector`: weights + metadata (architecture,
 //! calibration, the training config that produced them), batched inference on any backend.
 
-use super::data::{decode, normalise, Calibration, DecodeConfig};
+use super::data::{
+    decode, finish, has_nan, nan_detection, normalise, peaks, Calibration, DecodeConfig,
+};
 use super::model::{DetectorNet, DetectorNetConfig, OUT_CHANNELS};
+use super::rescore::{Rescorer, RescorerMeta, PROPOSAL_MIN_SCORE};
 use super::training::DetectorTrainConfig;
 use crate::store::{module_from_bytes, ModelError};
 use burn::prelude::*;
@@ -24,6 +27,9 @@ pub struct DetectorMeta {
     pub calibration: Calibration,
     /// The exact training configuration (reproduce with `evalcot train detector`).
     pub train: DetectorTrainConfig,
+    /// The second stage that re-scores the peaks (`rescorer.bpk`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescorer: Option<RescorerMeta>,
 }
 
 /// Runs the network on images of the configured size; one `[94·g·g]` vector per image.
@@ -59,13 +65,16 @@ pub struct BurnDetector<B: Backend> {
     device: B::Device,
     decode: DecodeConfig,
     label: String,
+    rescorer: Option<Rescorer<B>>,
 }
 
 impl<B: Backend> BurnDetector<B> {
-    /// Builds the architecture from `meta` and loads `weights` into it (names any mismatch).
+    /// Builds the architecture from `meta` and loads `weights` into it (names any mismatch);
+    /// `rescorer` holds the second stage's weights when `meta` has one.
     pub fn from_parts(
         meta: DetectorMeta,
         weights: Vec<u8>,
+        rescorer: Option<(Vec<u8>, &str)>,
         what: &str,
         device: &B::Device,
     ) -> Result<Self, ModelError> {
@@ -79,16 +88,36 @@ impl<B: Backend> BurnDetector<B> {
         // perturbs the draws of a training run in the same process.
         let fresh = crate::seeded_init::<B, _>(device, 0, || meta.net.init::<B>(device));
         let net = module_from_bytes(fresh, weights, what)?;
+        // The first stage is checked first: its errors are the likelier and the more basic.
+        let rescorer =
+            match (&meta.rescorer, rescorer) {
+                (Some(m), Some((bytes, path))) => {
+                    Some(Rescorer::from_parts(m.clone(), bytes, path, device)?)
+                }
+                (None, None) => None,
+                (Some(_), None) => return Err(ModelError::config(
+                    what,
+                    "detector.json has a rescorer section but rescorer.bpk is missing beside it",
+                )),
+                (None, Some((_, path))) => {
+                    return Err(ModelError::config(
+                        path,
+                        "second-stage weights found but detector.json has no rescorer section",
+                    ))
+                }
+            };
         Ok(BurnDetector {
             label: format!("{} ({what})", meta.name),
             net,
             meta,
             device: device.clone(),
             decode: DecodeConfig::default(),
+            rescorer,
         })
     }
 
-    /// Loads `DIR/detector.json` and `DIR/detector.bpk`.
+    /// Loads `DIR/detector.json` and `DIR/detector.bpk` (and `DIR/rescorer.bpk` when the
+    /// metadata has a second stage).
     pub fn load_dir(dir: &Path, device: &B::Device) -> Result<Self, ModelError> {
         let meta_path = dir.join("detector.json");
         let text =
@@ -100,7 +129,32 @@ impl<B: Backend> BurnDetector<B> {
         let weights_path = dir.join("detector.bpk");
         let weights =
             std::fs::read(&weights_path).map_err(|e| harness::Error::io(&weights_path, e))?;
-        Self::from_parts(meta, weights, &weights_path.display().to_string(), device)
+        let rescorer_path = dir.join("rescorer.bpk");
+        let rescorer_name = rescorer_path.display().to_string();
+        // A missing file is reported by `from_parts`, after the first stage's checks.
+        let rescorer = match std::fs::read(&rescorer_path) {
+            Ok(bytes) => Some((bytes, rescorer_name.as_str())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(harness::Error::io(&rescorer_path, e).into()),
+        };
+        Self::from_parts(
+            meta,
+            weights,
+            rescorer,
+            &weights_path.display().to_string(),
+            device,
+        )
+    }
+
+    /// The first stage alone: the same network and calibration without the second stage,
+    /// named as its training config names it.
+    pub fn first_stage(mut self) -> Self {
+        if self.meta.rescorer.take().is_some() {
+            self.rescorer = None;
+            self.label = format!("{} (first stage of {})", self.meta.train.name, self.label);
+            self.meta.name = self.meta.train.name.clone();
+        }
+        self
     }
 
     /// Raw network outputs for a batch (used by evaluation and calibration).
@@ -140,15 +194,40 @@ where
             ));
         }
         let mut all = Vec::with_capacity(images.len());
+        let calib = &self.meta.calibration;
         // Bounded batches keep memory flat for any caller batch size.
         for chunk in images.chunks(256) {
-            for out in self.raw(chunk) {
-                all.push(decode(
-                    &out,
-                    self.grid(),
-                    &self.meta.calibration,
-                    &self.decode,
-                ));
+            let outs = self.raw(chunk);
+            let Some(second) = &self.rescorer else {
+                all.extend(
+                    outs.iter()
+                        .map(|o| decode(o, self.grid(), calib, &self.decode)),
+                );
+                continue;
+            };
+            let min_logit = calib.logit_for(PROPOSAL_MIN_SCORE);
+            let proposals: Vec<Vec<_>> = outs
+                .iter()
+                .map(|o| {
+                    if has_nan(o) {
+                        Vec::new()
+                    } else {
+                        peaks(o, self.grid(), min_logit)
+                    }
+                })
+                .collect();
+            let odds = second.odds(chunk, &proposals, &self.device);
+            for ((o, ps), od) in outs.iter().zip(proposals).zip(odds) {
+                if has_nan(o) {
+                    all.push(nan_detection());
+                    continue;
+                }
+                let fusion = second.meta.fusion;
+                let scored = ps
+                    .into_iter()
+                    .zip(od)
+                    .map(|(p, c)| (fusion.apply(p.logit, c), p));
+                all.push(finish(scored, &self.decode));
             }
         }
         Ok(all)

@@ -5,6 +5,7 @@ pub mod data;
 pub mod eval;
 pub mod inference;
 pub mod model;
+pub mod rescore;
 pub mod training;
 
 pub use inference::{BurnDetector, DetectorMeta};

@@ -54,7 +54,7 @@ pub struct ConvAct<B: Backend> {
 }
 
 impl<B: Backend> ConvAct<B> {
-    fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
+    pub(crate) fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
         ConvAct {
             conv: Conv2dConfig::new([cin, cout], [3, 3])
                 .with_stride([stride, stride])
@@ -63,7 +63,7 @@ impl<B: Backend> ConvAct<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub(crate) fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         relu(self.conv.forward(x))
     }
 }

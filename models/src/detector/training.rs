@@ -107,6 +107,30 @@ struct LoopState {
     losses: Vec<LossRow>,
 }
 
+/// One augmented training scene of the detectors' mix: a training-prompt scene with probability
+/// `prompt_fraction`, else a random 0–5 object scene; `index` picks the scene, `rng` the rest.
+pub(crate) fn mixed_scene(
+    [prompts, random]: [&SampleSource; 2],
+    prompt_fraction: f64,
+    aug: &AugmentConfig,
+    index: usize,
+    rng: &mut Rng,
+) -> Result<(image::RgbImage, Vec<Truth>), ModelError> {
+    let source = if rng.chance(prompt_fraction) {
+        prompts
+    } else {
+        random
+    };
+    let sample = source.sample(index).map_err(|e| ModelError::Config {
+        what: "detector training data".into(),
+        message: e.to_string(),
+    })?;
+    let mut img = sample.scene.image;
+    augment(&mut img, aug, rng);
+    let truths = sample.scene.objects.iter().map(Truth::from).collect();
+    Ok((img, truths))
+}
+
 /// A training batch on the host.
 struct HostBatch {
     images: Vec<f32>,
@@ -134,20 +158,14 @@ impl Batcher {
     }
 
     fn item(&self, step: usize, i: usize) -> Result<(image::RgbImage, Vec<Truth>), ModelError> {
-        let index = step * self.cfg.batch_size + i;
         let mut rng = Rng::derived(self.cfg.seed, &[2, step as u64, i as u64]);
-        let source = if rng.chance(self.cfg.prompt_fraction) {
-            &self.prompts
-        } else {
-            &self.random
-        };
-        let sample = source.sample(index).map_err(|e| ModelError::Config {
-            what: "detector training data".into(),
-            message: e.to_string(),
-        })?;
-        let mut img = sample.scene.image;
-        augment(&mut img, &self.cfg.augment, &mut rng);
-        let truths = sample.scene.objects.iter().map(Truth::from).collect();
+        let (img, truths) = mixed_scene(
+            [&self.prompts, &self.random],
+            self.cfg.prompt_fraction,
+            &self.cfg.augment,
+            step * self.cfg.batch_size + i,
+            &mut rng,
+        )?;
         Ok((img, truths))
     }
 
@@ -336,6 +354,7 @@ pub fn train<B: AutodiffBackend>(
         net: cfg.net,
         calibration,
         train: cfg.clone(),
+        rescorer: None,
     };
     save_module(&net, &paths.weights, true)?;
     let text = serde_json::to_string_pretty(&meta).map_err(|e| ModelError::Config {
@@ -390,24 +409,36 @@ fn fit_calibration<B: Backend>(
     platt(&samples)
 }
 
-/// Labels peaks against truths (greedy by descending logit, same class, IoU ≥ 0.5).
+/// Labels peaks against truths (greedy by descending logit, same class, IoU ≥ 0.5); the pairs
+/// come in descending logit order.
 pub fn label_peaks(peaks: &[super::data::Peak], truths: &[Truth]) -> Vec<(f32, bool)> {
+    let hits = peak_hits(peaks, truths);
+    let mut order: Vec<usize> = (0..peaks.len()).collect();
+    order.sort_by(|&a, &b| peaks[b].logit.total_cmp(&peaks[a].logit));
+    order
+        .into_iter()
+        .map(|k| (peaks[k].logit, hits[k]))
+        .collect()
+}
+
+/// Whether each peak (in the given order) matches a true object: the greedy matching of
+/// [`label_peaks`].
+pub fn peak_hits(peaks: &[super::data::Peak], truths: &[Truth]) -> Vec<bool> {
     let mut order: Vec<usize> = (0..peaks.len()).collect();
     order.sort_by(|&a, &b| peaks[b].logit.total_cmp(&peaks[a].logit));
     let mut used = vec![false; truths.len()];
-    order
-        .into_iter()
-        .map(|k| {
-            let p = &peaks[k];
-            let hit = truths.iter().enumerate().position(|(j, t)| {
-                !used[j] && t.class.index() == p.class && iou(&p.bbox, &t.bbox) >= 0.5
-            });
-            if let Some(j) = hit {
-                used[j] = true;
-            }
-            (p.logit, hit.is_some())
-        })
-        .collect()
+    let mut hits = vec![false; peaks.len()];
+    for k in order {
+        let p = &peaks[k];
+        let hit = truths.iter().enumerate().position(|(j, t)| {
+            !used[j] && t.class.index() == p.class && iou(&p.bbox, &t.bbox) >= 0.5
+        });
+        if let Some(j) = hit {
+            used[j] = true;
+            hits[k] = true;
+        }
+    }
+    hits
 }
 
 pub fn iou(a: &[f32; 4], b: &[f64; 4]) -> f64 {
