@@ -1,4 +1,5 @@
-//! `evalcot score IMAGEDIR` with the embedded detector, and the detector's error paths.
+//! `evalcot score IMAGEDIR` with the embedded detector (both stages and the first alone), and
+//! the detector's error paths.
 //! The quality bar of the shipped detector lives in reports/detector.md; this test checks that
 //! the embedded detector is wired in and really looks at the pixels.
 
@@ -27,6 +28,24 @@ fn embedded_detector_scores_ground_truth_renders_and_mismatched_images_low() {
         text(&o.stdout)
     );
     assert!(gt.join("results.jsonl").exists() && gt.join("summary.json").exists());
+
+    // `--detector first-stage` is the embedded detector without its second stage: still a
+    // detector (evaluator-v2), and measurably weaker on the suite's counting prompts.
+    let first_out = dir.path().join("first-stage.jsonl");
+    let o = evalcot(&[
+        "score",
+        gt.to_str().unwrap(),
+        "--detector",
+        "first-stage",
+        "--out",
+        first_out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let first = overall(&text(&o.stdout));
+    assert!(
+        first >= 0.6 && first < score,
+        "first stage {first}, both stages {score}"
+    );
 
     // The same folder with every image replaced by another prompt's render must score low:
     // the detector really looks at the pixels.

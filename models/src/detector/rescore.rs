@@ -813,4 +813,56 @@ mod tests {
             .to_string();
         assert!(err.contains("rescorer.bpk"), "{err}");
     }
+
+    #[test]
+    fn training_writes_a_loadable_detector_and_is_deterministic_per_seed() {
+        use harness::detector::Detector;
+        let (first, _) = tiny_folder(Fusion {
+            bias: 2.0,
+            peak: 1.0,
+            crop: 0.0,
+        });
+        let cfg = RescorerTrainConfig {
+            name: "tiny-trained".into(),
+            detector: first.path().to_path_buf(),
+            steps: 2,
+            batch_scenes: 2,
+            warmup_steps: 1,
+            net: RescorerNetConfig {
+                crop: 8,
+                c1: 4,
+                c2: 4,
+                c3: 4,
+            },
+            checkpoint_every: 1,
+            log_every: 1,
+            fusion_images: 6,
+            ..RescorerTrainConfig::default()
+        };
+        let device = Default::default();
+        let outs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let metas: Vec<_> = outs
+            .iter()
+            .map(|o| train::<crate::CpuTrain>(&cfg, o.path(), &device, &mut |_, _, _| {}).unwrap())
+            .collect();
+        // The fusion is fitted on the trained weights' outputs: equal fusions and equal loss
+        // curves mean equal training (the weight files themselves embed per-process ids).
+        assert_eq!(metas[0], metas[1], "same config, same fusion and metadata");
+        let csvs: Vec<String> = outs
+            .iter()
+            .map(|o| std::fs::read_to_string(o.path().join("losses.csv")).unwrap())
+            .collect();
+        assert_eq!(csvs[0], csvs[1], "same config, same loss curve");
+        let csv = &csvs[0];
+        assert_eq!(
+            csv.lines().count(),
+            3,
+            "a header and one row per step:\n{csv}"
+        );
+        let det = BurnDetector::<crate::Cpu>::load_dir(outs[0].path(), &device).unwrap();
+        assert_eq!(det.meta.name, "tiny-trained");
+        assert_eq!(det.meta.rescorer.as_ref().map(|r| r.net), Some(cfg.net));
+        let scenes: Vec<RgbImage> = (0..2).map(|s| world::random_scene(s, 2).image).collect();
+        assert_eq!(det.detect(&scenes).unwrap().len(), 2);
+    }
 }
