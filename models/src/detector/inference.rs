@@ -218,16 +218,18 @@ where
                 .collect();
             let odds = second.odds(chunk, &proposals, &self.device);
             for ((o, ps), od) in outs.iter().zip(proposals).zip(odds) {
-                if has_nan(o) {
+                let fusion = second.meta.fusion;
+                let scored: Vec<(f32, _)> = ps
+                    .into_iter()
+                    .zip(od)
+                    .map(|(p, c)| (fusion.apply(p.logit, c), p))
+                    .collect();
+                // A broken second stage must fail the image as loudly as a broken first one.
+                if has_nan(o) || scored.iter().any(|(s, _)| s.is_nan()) {
                     all.push(nan_detection());
                     continue;
                 }
-                let fusion = second.meta.fusion;
-                let scored = ps
-                    .into_iter()
-                    .zip(od)
-                    .map(|(p, c)| (fusion.apply(p.logit, c), p));
-                all.push(finish(scored, &self.decode));
+                all.push(finish(scored.into_iter(), &self.decode));
             }
         }
         Ok(all)

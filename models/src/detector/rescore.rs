@@ -865,4 +865,31 @@ mod tests {
         let scenes: Vec<RgbImage> = (0..2).map(|s| world::random_scene(s, 2).image).collect();
         assert_eq!(det.detect(&scenes).unwrap().len(), 2);
     }
+
+    #[test]
+    fn a_nan_second_stage_fails_the_image_instead_of_dropping_detections() {
+        use harness::detector::Detector;
+        let (dir, mut meta) = tiny_folder(Fusion {
+            bias: 2.0,
+            peak: 1.0,
+            crop: 0.0,
+        });
+        if let Some(r) = meta.rescorer.as_mut() {
+            r.fusion.crop = f64::NAN;
+        }
+        let read = |f: &str| std::fs::read(dir.path().join(f)).unwrap();
+        let det = BurnDetector::<crate::Cpu>::from_parts(
+            meta,
+            read("detector.bpk"),
+            Some((read("rescorer.bpk"), "rescorer.bpk")),
+            "tiny",
+            &Default::default(),
+        )
+        .unwrap();
+        let scenes: Vec<RgbImage> = (0..2).map(|s| world::random_scene(s, 3).image).collect();
+        for found in det.detect(&scenes).unwrap() {
+            assert_eq!(found.len(), 1);
+            assert!(found[0].score.is_nan());
+        }
+    }
 }
