@@ -735,18 +735,24 @@ mod tests {
         (dir, meta)
     }
 
-    #[test]
-    fn a_fusion_that_ignores_the_crop_reproduces_the_first_stage() {
-        use harness::detector::Detector;
-        // bias 2, peak 1, crop 0 is exactly the first stage's calibration (a 1, b 2).
+    /// [`tiny_folder`] loaded, with the first stage's calibration as the fusion's peak term
+    /// (bias 2, peak 1) and `crop` as its crop weight, and three scenes to detect on.
+    fn tiny_detector(crop: f64) -> (tempfile::TempDir, BurnDetector<crate::Cpu>, Vec<RgbImage>) {
         let (dir, _) = tiny_folder(Fusion {
             bias: 2.0,
             peak: 1.0,
-            crop: 0.0,
+            crop,
         });
-        let device = Default::default();
-        let both = BurnDetector::<crate::Cpu>::load_dir(dir.path(), &device).unwrap();
-        let scenes: Vec<RgbImage> = (0..3).map(|s| world::random_scene(s, 3).image).collect();
+        let det = BurnDetector::<crate::Cpu>::load_dir(dir.path(), &Default::default()).unwrap();
+        let scenes = (0..3).map(|s| world::random_scene(s, 3).image).collect();
+        (dir, det, scenes)
+    }
+
+    #[test]
+    fn a_fusion_that_ignores_the_crop_reproduces_the_first_stage() {
+        use harness::detector::Detector;
+        // Crop weight 0 leaves exactly the first stage's calibration (a 1, b 2).
+        let (_dir, both, scenes) = tiny_detector(0.0);
         let fused = both.detect(&scenes).unwrap();
         let first = both.first_stage();
         assert!(first.meta.rescorer.is_none());
@@ -773,14 +779,7 @@ mod tests {
     #[test]
     fn crop_evidence_changes_the_scores() {
         use harness::detector::Detector;
-        let (dir, _) = tiny_folder(Fusion {
-            bias: 2.0,
-            peak: 1.0,
-            crop: 3.0,
-        });
-        let device = Default::default();
-        let both = BurnDetector::<crate::Cpu>::load_dir(dir.path(), &device).unwrap();
-        let scenes: Vec<RgbImage> = (0..3).map(|s| world::random_scene(s, 3).image).collect();
+        let (_dir, both, scenes) = tiny_detector(3.0);
         let fused: Vec<f32> = both
             .detect(&scenes)
             .unwrap()
