@@ -46,6 +46,16 @@ fn embedded_detector_scores_ground_truth_renders_and_mismatched_images_low() {
         first >= 0.6 && first < score,
         "first stage {first}, both stages {score}"
     );
+    // Each summary names the detector that scored it.
+    let scored_by = |p: &std::path::Path| {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        json["detector"].as_str().unwrap_or_default().to_string()
+    };
+    let both = scored_by(&gt.join("summary.json"));
+    let alone = scored_by(&dir.path().join("summary.json"));
+    assert!(both.starts_with("evaluator-v2-rescored"), "{both}");
+    assert!(alone.starts_with("evaluator-v2 (first stage of"), "{alone}");
 
     // The same folder with every image replaced by another prompt's render must score low:
     // the detector really looks at the pixels.

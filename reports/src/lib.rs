@@ -13,6 +13,9 @@ pub mod summary;
 pub mod tables;
 
 pub use gate::{Baseline, GateOptions, GateReport};
+
+/// The `summary.json` key that names the detector which scored a run.
+pub const SCORED_BY_KEY: &str = "detector";
 pub use report::{write_report, Written};
 pub use run::Run;
 pub use scaling::Scaling;

@@ -8,6 +8,7 @@ use crate::scaling::Scaling;
 use crate::tables::{BootstrapOptions, Tables};
 use harness::error::{Error, Location, Result};
 use harness::fsutil::write_atomic;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use crate::scaling::NO_SCALING_CURVES;
@@ -62,6 +63,7 @@ pub fn write_report(
         notes.push(n);
     }
     notes.extend(scaling.notes.iter().cloned());
+    notes.extend(detector_note(&runs));
 
     let mut files = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -112,6 +114,30 @@ pub fn write_report(
         files,
         notes,
         tables,
+    })
+}
+
+/// A note when the runs were not all scored by one detector: their scores are not comparable.
+/// A run without a recorded detector was written before session 15 (evaluator-v2).
+fn detector_note(runs: &[Run]) -> Option<String> {
+    let name = |r: &Run| {
+        r.scored_by
+            .clone()
+            .unwrap_or_else(|| "not recorded (evaluator-v2 if before session 15)".into())
+    };
+    let mut by: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for r in runs {
+        by.entry(name(r)).or_default().push(&r.label);
+    }
+    (by.len() > 1).then(|| {
+        let groups: Vec<String> = by
+            .iter()
+            .map(|(d, labels)| format!("{} by {d}", labels.join(", ")))
+            .collect();
+        format!(
+            "the runs were scored by different detectors ({}); their scores are not comparable until rescored with one (`evalcot score RUN --detector …`)",
+            groups.join("; ")
+        )
     })
 }
 
@@ -176,6 +202,47 @@ pub(crate) mod tests {
         (5, "counting", "a photo of two benches"),
         (6, "counting", "a photo of three cows"),
     ];
+
+    #[test]
+    fn runs_scored_by_different_detectors_are_flagged() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("runs/base");
+        let b = d.path().join("runs/orm");
+        fake_run(&a, "baseline", 1, 36, PROMPTS, 1, |_, _| true);
+        fake_run(&b, "orm", 4, 144, PROMPTS, 1, |_, _| true);
+        let differ = |w: &Written| {
+            w.notes
+                .iter()
+                .find(|n| n.contains("different detectors"))
+                .cloned()
+        };
+        let report = || {
+            write_report(
+                &[a.clone(), b.clone()],
+                &d.path().join("report"),
+                BootstrapOptions::default(),
+            )
+            .unwrap()
+        };
+        // Neither records one (runs before session 15): one group, no note.
+        assert_eq!(differ(&report()), None);
+        let put = |dir: &Path, name: &str| {
+            let json = serde_json::json!({ crate::SCORED_BY_KEY: name });
+            std::fs::write(dir.join("summary.json"), json.to_string()).unwrap();
+        };
+        put(&a, "det-1");
+        put(&b, "det-1");
+        assert_eq!(differ(&report()), None);
+        put(&b, "det-2");
+        let note = differ(&report()).expect("a note");
+        assert!(
+            note.contains("baseline by det-1") && note.contains("orm N=4 (zero-shot) by det-2"),
+            "{note}"
+        );
+        std::fs::remove_file(a.join("summary.json")).unwrap();
+        let note = differ(&report()).expect("a note");
+        assert!(note.contains("not recorded"), "{note}");
+    }
 
     #[test]
     fn report_writes_every_output() {

@@ -100,6 +100,16 @@ pub struct Run {
     /// Per image: wall seconds from `timing.jsonl` (absent for runs written before it existed,
     /// or for images resumed from such a run).
     pub seconds: BTreeMap<ImageKey, f64>,
+    /// The detector that scored the run, from `summary.json` (absent before session 15, when
+    /// every run was scored by evaluator-v2).
+    pub scored_by: Option<String>,
+}
+
+/// The detector named in `dir/summary.json`, if the file exists and names one.
+pub fn scored_by(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get(crate::SCORED_BY_KEY)?.as_str().map(str::to_string)
 }
 
 /// Every candidate of one output image, as the strategy's `trace` records it (ORM: `p_yes`
@@ -186,6 +196,7 @@ impl Run {
                 .into_iter()
                 .filter(|(k, _)| generation.contains_key(k))
                 .collect(),
+            scored_by: scored_by(dir),
         })
     }
 

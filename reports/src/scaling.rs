@@ -306,6 +306,7 @@ mod tests {
             failed: 0,
             candidates: BTreeMap::new(),
             seconds: BTreeMap::new(),
+            scored_by: None,
         };
         for (p, tag, t) in traces {
             r.images.push(ImageResult {

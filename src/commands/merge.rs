@@ -3,6 +3,8 @@ use crate::commands::score::{summarise, write_summary};
 
 /// `evalcot merge SHARD_DIR… --out RUN`.
 pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
+    // The shards come from one build and one resolved config, so one scoring detector.
+    let scored_by = args.shards.first().and_then(|s| reports::run::scored_by(s));
     let summary_of = |staging: &std::path::Path, records: &[harness::results::ResultRecord]| {
         let summary = summarise(records).map_err(|e| {
             harness::Error::invalid(
@@ -10,7 +12,12 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
                 e.to_string(),
             )
         })?;
-        write_summary(&staging.join("summary.json"), &summary).map_err(|e| {
+        write_summary(
+            &staging.join("summary.json"),
+            &summary,
+            scored_by.as_deref(),
+        )
+        .map_err(|e| {
             harness::Error::invalid(
                 harness::error::Location::file(staging.join("summary.json").display().to_string()),
                 e.to_string(),

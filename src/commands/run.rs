@@ -460,7 +460,7 @@ pub fn execute(
         }
     }
     let summary = summarise(&records)?;
-    write_summary(&out.join("summary.json"), &summary)?;
+    write_summary(&out.join("summary.json"), &summary, Some(scorer.name()))?;
     print!("{}", summary.render_official());
     let images = records.len().max(1) as f64;
     eprintln!(

@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 /// `evalcot score IMAGEDIR` or `evalcot score --detections FILE`.
 pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
     let cfg = args.rules.to_config().map_err(|e| anyhow!(e))?;
-    let (records, default_out) = match (&args.detections, &args.images) {
-        (Some(dets), _) => (score_detections(dets, &cfg)?, None),
-        (None, Some(dir)) => (
-            score_images(dir, args, &cfg)?,
-            Some(dir.join("results.jsonl")),
-        ),
+    // Detections files come from a detector evalcot does not know: nothing to record.
+    let (records, scored_by, default_out) = match (&args.detections, &args.images) {
+        (Some(dets), _) => (score_detections(dets, &cfg)?, None, None),
+        (None, Some(dir)) => {
+            let (records, name) = score_images(dir, args, &cfg)?;
+            (records, Some(name), Some(dir.join("results.jsonl")))
+        }
         (None, None) => return Err(anyhow!("give an IMAGEDIR or --detections FILE")),
     };
     let out = args
@@ -26,7 +27,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
     let (results_path, summary_path) = output_paths(&out);
     write_results(&results_path, &records)?;
     let summary = summarise(&records)?;
-    write_summary(&summary_path, &summary)?;
+    write_summary(&summary_path, &summary, scored_by.as_deref())?;
     print!("{}", summary.render_official());
     eprintln!(
         "wrote {} and {}",
@@ -45,11 +46,12 @@ fn score_detections(path: &Path, cfg: &RuleConfig) -> anyhow::Result<Vec<ResultR
         .collect::<Result<Vec<_>, _>>()?)
 }
 
+/// The records and the name of the detector that scored them.
 fn score_images(
     dir: &Path,
     args: &ScoreArgs,
     cfg: &RuleConfig,
-) -> anyhow::Result<Vec<ResultRecord>> {
+) -> anyhow::Result<(Vec<ResultRecord>, String)> {
     crate::commands::run::check_device(args.device)?;
     let detector = crate::commands::run::open_detector(args.detector.as_deref(), args.device)?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
@@ -71,7 +73,7 @@ fn score_images(
     for f in &scored.failures {
         eprintln!("failed: {f}");
     }
-    Ok(scored.records)
+    Ok((scored.records, detector.name().to_string()))
 }
 
 /// `--out x.jsonl` writes x.jsonl and summary.json beside it; any other path is a folder.
@@ -95,8 +97,18 @@ pub fn summarise(records: &[ResultRecord]) -> anyhow::Result<Summary> {
     Summary::from_rows(&rows).context("no images to summarise")
 }
 
-pub fn write_summary(path: &Path, summary: &Summary) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(&summary.to_json())? + "\n";
+/// Writes `summary.json`, with the name of the detector that scored the images when known
+/// (key `detector`): scores of different detectors must not be compared.
+pub fn write_summary(
+    path: &Path,
+    summary: &Summary,
+    scored_by: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut json = summary.to_json();
+    if let (Some(name), Some(map)) = (scored_by, json.as_object_mut()) {
+        map.insert(reports::SCORED_BY_KEY.into(), name.into());
+    }
+    let text = serde_json::to_string_pretty(&json)? + "\n";
     fsutil::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
