@@ -11,7 +11,7 @@
 use super::data::{peaks, AugmentConfig, Peak, Truth};
 use super::inference::BurnDetector;
 use super::model::{ConvAct, HEAT};
-use super::training::{iou, mixed_scene, peak_hits};
+use super::training::{check_schedule, iou, mixed_scene, peak_hits};
 use crate::store::{save_module, ModelError};
 use crate::train_loop::{LoopSpec, StepLoss};
 use burn::module::AutodiffModule;
@@ -306,18 +306,12 @@ impl Default for RescorerTrainConfig {
 
 impl RescorerTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.steps == 0 || self.batch_scenes == 0 {
-            return Err("steps and batch_scenes must be at least 1".into());
-        }
-        if !(0.0..=1.0).contains(&self.prompt_fraction) {
-            return Err(format!(
-                "prompt_fraction must be in [0, 1], got {}",
-                self.prompt_fraction
-            ));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr must be a positive number, got {}", self.lr));
-        }
+        check_schedule(
+            self.steps,
+            (self.batch_scenes, "batch_scenes"),
+            self.prompt_fraction,
+            self.lr,
+        )?;
         if self.fusion_images == 0 {
             return Err("fusion_images must be at least 1".into());
         }

@@ -65,25 +65,41 @@ impl Default for DetectorTrainConfig {
     }
 }
 
+/// The checks every detector-family training config shares: a non-empty schedule (`batch`
+/// names the config's batch field), a prompt fraction in [0, 1] and a positive learning rate.
+pub(crate) fn check_schedule(
+    steps: usize,
+    (batch, batch_field): (usize, &str),
+    prompt_fraction: f64,
+    lr: f64,
+) -> Result<(), String> {
+    if steps == 0 || batch == 0 {
+        return Err(format!("steps and {batch_field} must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&prompt_fraction) {
+        return Err(format!(
+            "prompt_fraction must be in [0, 1], got {prompt_fraction}"
+        ));
+    }
+    if !(lr > 0.0 && lr.is_finite()) {
+        return Err(format!("lr must be a positive number, got {lr}"));
+    }
+    Ok(())
+}
+
 impl DetectorTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.steps == 0 || self.batch_size == 0 {
-            return Err("steps and batch_size must be at least 1".into());
-        }
-        if !(0.0..=1.0).contains(&self.prompt_fraction) {
-            return Err(format!(
-                "prompt_fraction must be in [0, 1], got {}",
-                self.prompt_fraction
-            ));
-        }
+        check_schedule(
+            self.steps,
+            (self.batch_size, "batch_size"),
+            self.prompt_fraction,
+            self.lr,
+        )?;
         if self.net.image_size != 64 {
             return Err(format!(
                 "net.image_size must be 64 (the world's size), got {}",
                 self.net.image_size
             ));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr must be a positive number, got {}", self.lr));
         }
         Ok(())
     }
