@@ -195,6 +195,7 @@ where
         }
         let mut all = Vec::with_capacity(images.len());
         let calib = &self.meta.calibration;
+        let min_logit = calib.logit_for(PROPOSAL_MIN_SCORE);
         // Bounded batches keep memory flat for any caller batch size.
         for chunk in images.chunks(256) {
             let outs = self.raw(chunk);
@@ -205,11 +206,12 @@ where
                 );
                 continue;
             };
-            let min_logit = calib.logit_for(PROPOSAL_MIN_SCORE);
+            let broken: Vec<bool> = outs.iter().map(|o| has_nan(o)).collect();
             let proposals: Vec<Vec<_>> = outs
                 .iter()
-                .map(|o| {
-                    if has_nan(o) {
+                .zip(&broken)
+                .map(|(o, &bad)| {
+                    if bad {
                         Vec::new()
                     } else {
                         peaks(o, self.grid(), min_logit)
@@ -217,15 +219,15 @@ where
                 })
                 .collect();
             let odds = second.odds(chunk, &proposals, &self.device);
-            for ((o, ps), od) in outs.iter().zip(proposals).zip(odds) {
-                let fusion = second.meta.fusion;
+            let fusion = second.meta.fusion;
+            for ((bad, ps), od) in broken.into_iter().zip(proposals).zip(odds) {
                 let scored: Vec<(f32, _)> = ps
                     .into_iter()
                     .zip(od)
                     .map(|(p, c)| (fusion.apply(p.logit, c), p))
                     .collect();
                 // A broken second stage must fail the image as loudly as a broken first one.
-                if has_nan(o) || scored.iter().any(|(s, _)| s.is_nan()) {
+                if bad || scored.iter().any(|(s, _)| s.is_nan()) {
                     all.push(nan_detection());
                     continue;
                 }
