@@ -312,3 +312,77 @@ fn device_draws_are_recorded_and_refused_where_unsupported() {
         text(&o.stderr)
     );
 }
+
+/// `--forward-batch` and `--slice-rows` regroup a step's work and change no image: one
+/// trajectory per forward and per slice gives the default run's PNGs byte for byte. Both are
+/// recorded in config.yaml; a zero and the autoregressive generator are refused by name.
+#[test]
+fn step_batching_changes_no_image_and_is_recorded() {
+    let d = tempfile::tempdir().unwrap();
+    let (wide, narrow) = (d.path().join("default"), d.path().join("narrow"));
+    let o = run(&wide, &[], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run(
+        &narrow,
+        &["--forward-batch", "1", "--slice-rows", "3"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let pngs = |dir: &std::path::Path| {
+        let mut files: Vec<_> = walk(dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .map(|p| {
+                (
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    assert_eq!(pngs(&wide).len(), 6);
+    assert!(
+        pngs(&wide) == pngs(&narrow),
+        "regrouped steps drew other images"
+    );
+    assert_eq!(sorted_results(&wide), sorted_results(&narrow));
+    let config = std::fs::read_to_string(narrow.join("config.yaml")).unwrap();
+    assert!(
+        config.contains("forward_batch: 1") && config.contains("slice_rows: 3"),
+        "{config}"
+    );
+    let default = std::fs::read_to_string(wide.join("config.yaml")).unwrap();
+    assert!(!default.contains("forward_batch"), "{default}");
+
+    let bad = d.path().join("bad");
+    let o = run(&bad, &["--forward-batch", "0"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("forward_batch: must be at least 1"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&bad, &["--slice-rows", "4", "--generator", "ar"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("slice_rows") && text(&o.stderr).contains("autoregressive"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,5 +1,5 @@
 use crate::cli::ReproduceArgs;
-use crate::commands::run::{execute, open_generator, open_judge};
+use crate::commands::run::{batching_of, execute, open_generator, open_judge};
 use anyhow::{anyhow, Context};
 use reports::paper::{Matrix, Outcome};
 use reports::{BootstrapOptions, Run, Tables};
@@ -145,6 +145,7 @@ fn unavailable(cfg: &RunConfig) -> anyhow::Result<Option<String>> {
         None,
         None,
         cfg.draws.unwrap_or_default(),
+        batching_of(cfg),
         device,
     ) {
         return missing(e);

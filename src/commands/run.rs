@@ -7,7 +7,7 @@ use harness::judge::Judge;
 use harness::profile::{Profile, Timed};
 use harness::Suite;
 use indicatif::{ProgressBar, ProgressStyle};
-use models::maskgit::BurnGenerator;
+use models::maskgit::{Batching, BurnGenerator};
 use models::Cpu;
 use std::path::{Path, PathBuf};
 use strategies::runner::{self, RunPlan};
@@ -118,7 +118,9 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         per_tag,
         limit,
         device,
-        draws
+        draws,
+        forward_batch,
+        slice_rows
     );
     cfg.normalise();
     let source = args
@@ -160,15 +162,20 @@ pub fn load_generator_on<B: burn::prelude::Backend>(
 
 /// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder, its burn
 /// models on `device`. Returns it with the guidance scale in use (`cfg_scale` when given, else the
-/// generator's default); `temperature` overrides the generator's token temperature.
+/// generator's default); `temperature` overrides the generator's token temperature, `batching` how a
+/// masked-token generator groups a step's work ([`batching_of`]).
 pub fn open_generator(
     spec: &str,
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
     draws: Draws,
+    batching: Option<Batching>,
     device: Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(cmd) = external::command_of(spec) {
+        if batching.is_some() {
+            anyhow::bail!("forward_batch, slice_rows: {BATCHING_ONLY} ({spec} is external)");
+        }
         if draws != Draws::Host {
             anyhow::bail!(
                 "draws: an external generator ({spec}) draws its own tokens; `device` draws are \
@@ -192,7 +199,27 @@ pub fn open_generator(
         let scale = g.cfg_scale();
         return Ok((Box::new(g), scale));
     }
-    on_backend!(device, B, dev => open_burn_generator::<B>(spec, cfg_scale, temperature, draws, &dev))
+    let gpu = device != Device::Cpu;
+    on_backend!(device, B, dev => {
+        open_burn_generator::<B>(spec, cfg_scale, temperature, draws, batching, gpu, &dev)
+    })
+}
+
+const BATCHING_ONLY: &str = "only evalcot's masked-token generators batch their steps this way";
+
+/// The batching a run's `forward_batch` and `slice_rows` ask for; `None` keeps the generator's.
+pub fn batching_of(cfg: &strategies::RunConfig) -> Option<Batching> {
+    if cfg.forward_batch.is_none() && cfg.slice_rows.is_none() {
+        return None;
+    }
+    let t = cfg
+        .forward_batch
+        .unwrap_or(Batching::CPU.trajectories_per_forward);
+    let mut b = Batching::with_trajectories(t);
+    if let Some(rows) = cfg.slice_rows {
+        b.rows_per_slice = rows;
+    }
+    Some(b)
 }
 
 /// The burn half of [`open_generator`]: an AR generator, else a masked-token one.
@@ -201,9 +228,14 @@ fn open_burn_generator<B: burn::prelude::Backend>(
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
     draws: Draws,
+    batching: Option<Batching>,
+    gpu: bool,
     device: &B::Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(mut g) = load_ar_generator_on::<B>(spec, device)? {
+        if batching.is_some() {
+            anyhow::bail!("forward_batch, slice_rows: {BATCHING_ONLY} ({spec} is autoregressive)");
+        }
         if draws != Draws::Host {
             anyhow::bail!(
                 "draws: the autoregressive generator {spec} draws on the host only (top-k \
@@ -227,6 +259,12 @@ fn open_burn_generator<B: burn::prelude::Backend>(
         g.sampling.temperature = t;
     }
     g.draws = draws;
+    g.batching = match batching {
+        Some(b) => b,
+        // Speed only (no number changes with batching): wide steps on a GPU.
+        None if gpu => Batching::GPU,
+        None => Batching::CPU,
+    };
     let scale = g.sampling.cfg_scale;
     Ok((Box::new(g), Some(scale)))
 }
@@ -380,6 +418,7 @@ pub fn execute(
         cfg.cfg_scale,
         cfg.temperature,
         cfg.draws.unwrap_or_default(),
+        batching_of(&cfg),
         device,
     )?;
     cfg.cfg_scale = cfg_scale;

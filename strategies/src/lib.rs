@@ -327,6 +327,16 @@ pub struct RunConfig {
     /// GPU and may pick a neighbouring code where f32 and f64 sums disagree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draws: Option<Draws>,
+    /// Trajectories per generator forward (the masked-token generators; 32 when absent, the
+    /// CPU's setting). Their masked tokens are guided and drawn in slices of 8 rows per
+    /// trajectory. Changes no number on the CPU, only speed and memory; on a GPU, wider
+    /// forwards mean fewer, larger kernels and fewer waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_batch: Option<usize>,
+    /// Masked tokens guided and drawn at once (8 per trajectory of a forward when absent). Each
+    /// slice is one wait for the device; on the CPU, larger slices only cost memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slice_rows: Option<usize>,
 }
 
 impl Default for RunConfig {
@@ -351,6 +361,8 @@ impl Default for RunConfig {
             detector: None,
             device: None,
             draws: None,
+            forward_batch: None,
+            slice_rows: None,
         }
     }
 }
@@ -389,6 +401,12 @@ impl RunConfig {
         }
         if self.batch_prompts == 0 {
             return Err("batch_prompts: must be at least 1".into());
+        }
+        if self.forward_batch == Some(0) {
+            return Err("forward_batch: must be at least 1 trajectory".into());
+        }
+        if self.slice_rows == Some(0) {
+            return Err("slice_rows: must be at least 1 masked token".into());
         }
         by_name(&self.strategy)
             .map(|_| ())

@@ -5,10 +5,9 @@
 #   2. the PyTorch-twin comparison on the GPU in f32, f16 and bf16 (benchmarks/twin/compare.sh);
 #   3. the baseline over 553 prompts × 4 images with the models on cuda, cuda-f16 and cuda-bf16,
 #      for the verdicts against the same run on the CPU (tools/compare-runs.py);
-#   4. PARM, N = 20, 553 × 4 (the paper's scale) on cuda, timed; first a 16-prompt probe, once
-#      per worker-thread count in PERF_PARM_THREADS and per token-draw site in PERF_PARM_DRAWS
-#      (each run is its own process: compare probes with the same kernels compiled, or set
-#      PERF_PARM_DRAWS="host device host" to see what the first one paid for compilation).
+#   4. PARM, N = 20, 553 × 4 (the paper's scale) on cuda, timed; first probes on a sample of the
+#      suite (PERF_PARM_PROBE prompts of each tag), one per setting in PERF_PARM_PROBES, then the
+#      full run with the setting of the fastest probe (or PERF_PARM_FULL_SPEC).
 # Every run is made with `--profile`: its profile.json (time per phase: generator forward and
 # draws, decoding, judge, detector) comes back in runs.tar and its table is in perf.log.
 #
@@ -17,13 +16,15 @@
 # Both binaries built with `--features cuda` (README "GPU"). SECONDS (default 540) is the
 # deadline for the whole script. Environment, to fit a call's budget: PERF_TWIN_BATCHES (default
 # "16 64 256"; empty: no twin), PERF_BASELINE_DEVICES (default "cuda cuda-bf16 cuda-f16"; the
-# first also runs the smoke), PERF_PARM_PROBE (default 16 prompts; 0: none), PERF_PARM_DEVICE
-# (default cuda), PERF_PARM_THREADS (default: all cores; e.g. "16 4" probes with 16 then 4
-# worker threads), PERF_PARM_DRAWS (default "host device": `run --draws` of the probes; to skip
-# the probes set PERF_PARM_PROBE=0),
-# PERF_PARM_FULL_DRAWS (default host), PERF_PARM_PROBE_CAP (seconds per probe, default 60),
-# PERF_PARM_FULL (default 1; 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's
-# wall time, and each run's config.yaml, results.jsonl, summary.json and image checksums.
+# first also runs the smoke), PERF_PARM_DEVICE (default cuda), PERF_PARM_PROBE (prompts per tag
+# of each probe, default 4; 0: no probes), PERF_PARM_PROBES (settings THREADS:DRAWS:FORWARD:PROMPTS,
+# i.e. worker threads, `run --draws`, `--forward-batch`, `--batch-prompts`; default
+# "NPROC:host:32:8 NPROC:device:32:8"; each probe is its own process, so the first also pays for
+# kernel compilation), PERF_PARM_PROBE_CAP (seconds per probe, default 60), PERF_PARM_FULL_SPEC
+# (default: the fastest finished probe's setting, else NPROC:host:32:8), PERF_PARM_FULL_CAP
+# (default 400), PERF_PARM_FULL (default 1; 0: no full PARM run). Writes
+# OUT_DIR/{perf.log,runs.tar}: the log with each step's wall time, and each run's config.yaml,
+# results.jsonl, summary.json, profile.json and image checksums.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 twin=$(realpath "${2:?usage: perf-check.sh EVALCOT_CUDA TWIN_CUDA OUT_DIR [SECONDS]}")
@@ -65,7 +66,7 @@ run_geneval() {
 devices=${PERF_BASELINE_DEVICES-cuda cuda-bf16 cuda-f16}
 batches=${PERF_TWIN_BATCHES-16 64 256}
 parm_device=${PERF_PARM_DEVICE:-cuda}
-probe=${PERF_PARM_PROBE:-16}
+probe=${PERF_PARM_PROBE:-4}
 run_geneval smoke 90 --strategy baseline --limit 4 --images-per-prompt 1 --device "${devices%% *}"
 if [[ -n $batches ]]; then
     step twin 150 benchmarks/twin/compare.sh --device cuda --twin-bin "$twin" --batches "$batches" --seconds 2
@@ -73,21 +74,36 @@ fi
 for d in $devices; do
     run_geneval "baseline-$d" 90 --strategy baseline --device "$d"
 done
+# parm_args SPEC: the `run` arguments of a THREADS:DRAWS:FORWARD:PROMPTS setting (threads aside).
+parm_args() {
+    local draws forward prompts
+    IFS=: read -r _ draws forward prompts <<< "$1"
+    echo --strategy parm --n 20 --device "$parm_device" --draws "$draws" \
+        --forward-batch "$forward" --batch-prompts "$prompts"
+}
+best_spec="" best_s=""
 if ((probe > 0)); then
     # Numbered folders: a repeated setting must run again, not resume the finished run.
     i=0
-    for threads in ${PERF_PARM_THREADS:-$(nproc)}; do
-        for draws in ${PERF_PARM_DRAWS:-host device}; do
-            i=$((i + 1))
-            RAYON_NUM_THREADS=$threads run_geneval "parm-probe-$i-t$threads-$draws" \
-                "${PERF_PARM_PROBE_CAP:-60}" \
-                --strategy parm --n 20 --limit "$probe" --device "$parm_device" --draws "$draws"
-        done
+    for spec in ${PERF_PARM_PROBES:-$(nproc):host:32:8 $(nproc):device:32:8}; do
+        i=$((i + 1))
+        name="parm-probe-$i-${spec//:/-}"
+        t0=$SECONDS
+        # shellcheck disable=SC2046 # parm_args's words are meant to split
+        RAYON_NUM_THREADS=${spec%%:*} run_geneval "$name" "${PERF_PARM_PROBE_CAP:-60}" \
+            $(parm_args "$spec") --per-tag "$probe"
+        took=$((SECONDS - t0))
+        # Only a probe that made all its images competes.
+        if [[ -f "$runs/$name/summary.json" ]] && { [[ -z $best_s ]] || ((took < best_s)); }; then
+            best_spec=$spec best_s=$took
+        fi
     done
 fi
 if [[ ${PERF_PARM_FULL:-1} != 0 ]]; then
-    full_draws=${PERF_PARM_FULL_DRAWS:-host}
-    run_geneval "parm-553x4-$parm_device-$full_draws" 400 --strategy parm --n 20 \
-        --device "$parm_device" --draws "$full_draws"
+    full=${PERF_PARM_FULL_SPEC:-${best_spec:-$(nproc):host:32:8}}
+    echo "   full PARM run with $full (fastest probe: ${best_spec:-none})" >> "$log"
+    # shellcheck disable=SC2046
+    RAYON_NUM_THREADS=${full%%:*} run_geneval "parm-553x4-${full//:/-}" \
+        "${PERF_PARM_FULL_CAP:-400}" $(parm_args "$full")
 fi
 tar -cf "$out/runs.tar" -C "$runs" --exclude='*.png' .

@@ -97,8 +97,7 @@ pub struct BurnGenerator<B: Backend> {
 
 /// How a sampling step groups its work. Every trajectory's step depends on itself only, so no
 /// setting changes a number (`batched_steps_equal_single_steps`); they trade memory for fewer,
-/// larger kernels. [`Batching::CPU`] serves the GPU too: 8× wider steps (256 trajectories,
-/// 2,048 rows) made PARM on an H200 no faster (reports/performance.md, session 13).
+/// larger kernels and fewer waits for a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
     /// Trajectories per forward pass (each a CFG pair of rows).
@@ -115,6 +114,24 @@ impl Batching {
         trajectories_per_forward: 32,
         rows_per_slice: 256,
     };
+
+    /// For a GPU: PARM at 553 × 4 on an H200 with device draws took 181 s at 512 trajectories
+    /// per forward against 222 s (host draws) at the CPU's 32; wider slices (32,768 rows) and
+    /// 2–16 worker threads changed little (reports/performance.md, session 16).
+    pub const GPU: Batching = Batching {
+        trajectories_per_forward: 512,
+        rows_per_slice: 4096,
+    };
+
+    /// `t` trajectories per forward, guided and drawn in slices of 8 rows per trajectory (the
+    /// CPU setting's proportion).
+    pub fn with_trajectories(t: usize) -> Batching {
+        let t = t.max(1);
+        Batching {
+            trajectories_per_forward: t,
+            rows_per_slice: t.saturating_mul(8),
+        }
+    }
 }
 
 impl Default for Batching {
