@@ -32,6 +32,8 @@ fn tiny_vq(steps: usize) -> VqTrainConfig {
             codebook: 32,
             ..VqNetConfig::default()
         },
+        init: None,
+        decoder_only: false,
     }
 }
 
@@ -111,6 +113,8 @@ fn tokenizer_and_generator_train_resume_and_sample_by_the_step_api() {
         .unwrap_err()
         .contains("outside"));
 
+    decoder_only_training_keeps_every_token(&tok, tok_full.path(), &img);
+
     let gcfg = tiny_gen(4, tok_full.path());
     let (gen_full, gen_resumed) = full_and_resumed(
         &|out, progress| {
@@ -140,6 +144,47 @@ fn tokenizer_and_generator_train_resume_and_sample_by_the_step_api() {
         .unwrap()
         .to_string();
     assert!(err.contains("tiny-vq") && err.contains("other-vq"), "{err}");
+}
+
+/// A decoder-only fine-tune of `tok` (trained in `dir`) gives every image the same tokens and
+/// decodes them differently; it refuses to run without `init` or with code restarts.
+fn decoder_only_training_keeps_every_token(
+    tok: &VqTokenizer<Cpu>,
+    dir: &Path,
+    img: &world::image::RgbImage,
+) {
+    let device = Default::default();
+    let mut cfg = tiny_vq(3);
+    cfg.decoder_only = true;
+    cfg.restart_every = 0;
+    cfg.seed = 9;
+    cfg.lr = 1e-2;
+    let out = tempfile::tempdir().unwrap();
+    let err = models::vq::train::<CpuTrain>(&cfg, out.path(), &device, &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("decoder_only: needs init"), "{err}");
+    cfg.init = Some(dir.to_path_buf());
+    cfg.restart_every = 2;
+    let err = models::vq::train::<CpuTrain>(&cfg, out.path(), &device, &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("restart_every: 0"), "{err}");
+    cfg.restart_every = 0;
+    models::vq::train::<CpuTrain>(&cfg, out.path(), &device, &mut |_, _, _| {}).unwrap();
+    let tuned = VqTokenizer::<Cpu>::load_dir(out.path(), &device).unwrap();
+    let scenes: Vec<_> = (0..4)
+        .map(|i| world::random_scene(40 + i, 3).image)
+        .chain([img.clone()])
+        .collect();
+    let grids = tok.encode(&scenes);
+    assert_eq!(tuned.encode(&scenes), grids, "a decoder-only fine-tune moved tokens");
+    let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
+    assert_ne!(
+        tok.decode(&refs).unwrap(),
+        tuned.decode(&refs).unwrap(),
+        "the decoder did not train"
+    );
 }
 
 fn batching_does_not_change_a_trajectory(gen: &BurnGenerator<Cpu>) {

@@ -53,6 +53,15 @@ pub struct VqTrainConfig {
     pub checkpoint_every: usize,
     pub log_every: usize,
     pub net: VqNetConfig,
+    /// Start from this trained tokenizer (a folder with tokenizer.json and tokenizer.bpk of the
+    /// same `net`) instead of a fresh initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
+    /// Train the decoder only: the encoder and codebook keep `init`'s weights, so every image
+    /// keeps its tokens and generators trained on `init` stay valid. Needs `init` and
+    /// `restart_every: 0` (a restart moves codes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub decoder_only: bool,
 }
 
 /// The perceptual loss: the reconstruction must give the frozen detector the same head features
@@ -75,6 +84,12 @@ impl VqTrainConfig {
         self.net.validate()?;
         if self.steps == 0 || self.batch_size < 2 || self.lr <= 0.0 {
             return Err("steps ≥ 1, batch_size ≥ 2 and lr > 0 are required".into());
+        }
+        if self.decoder_only && self.init.is_none() {
+            return Err("decoder_only: needs init, the tokenizer whose codes stay".into());
+        }
+        if self.decoder_only && self.restart_every != 0 {
+            return Err("decoder_only: needs restart_every: 0 (a restart moves codes)".into());
         }
         Ok(())
     }
@@ -244,8 +259,10 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<VqMeta, ModelError> {
     cfg.validate()
         .map_err(|m| ModelError::config("tokenizer training", m))?;
-    let model: VqNet<B> =
-        crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device));
+    let model: VqNet<B> = match &cfg.init {
+        Some(dir) => init_from(dir, cfg.net, device)?,
+        None => crate::seeded_init::<B, _>(device, cfg.seed, || cfg.net.init_materialized(device)),
+    };
     let optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .init::<B, VqNet<B>>();
@@ -299,12 +316,17 @@ pub fn train<B: AutodiffBackend>(
         let w =
             Tensor::<B, 4>::from_data(TensorData::new(weights, [images.len(), 1, s, s]), device);
         let q = model.quantize(model.encode(x.clone()));
-        let recon = model.decode(q.z_q);
+        // Decoder only: no gradient reaches the codes, and the VQ terms (zero gradient) go.
+        let z_q = if cfg.decoder_only { q.z_q.detach() } else { q.z_q };
+        let recon = model.decode(z_q);
         let err = (recon.clone() - target).powf_scalar(2.0);
         let mse = err.clone().mean();
         let weighted = (err * w.clone()).mean() / w.mean();
-        let mut total =
-            weighted + q.commit.clone().mul_scalar(cfg.commit_beta) + q.codebook.clone();
+        let mut total = if cfg.decoder_only {
+            weighted
+        } else {
+            weighted + q.commit.clone().mul_scalar(cfg.commit_beta) + q.codebook.clone()
+        };
         let mut perceptual = Tensor::<B, 1>::zeros([1], device);
         if let (Some(net), Some(p)) = (&judge_net, &cfg.perceptual) {
             let loss = perceptual_loss(net, x, recon, p);
@@ -402,6 +424,29 @@ pub fn train<B: AutodiffBackend>(
     // Loading what was just written checks the files.
     VqTokenizer::<B::InnerBackend>::load_dir(out, device)?;
     Ok(meta)
+}
+
+/// The weights of the tokenizer in `dir` as a trainable network; its `net` must be `net`.
+fn init_from<B: AutodiffBackend>(
+    dir: &Path,
+    net: VqNetConfig,
+    device: &B::Device,
+) -> Result<VqNet<B>, ModelError> {
+    let meta: VqMeta = train_loop::read_json(&dir.join("tokenizer.json"))?;
+    if meta.net != net {
+        return Err(ModelError::config(
+            "tokenizer training",
+            format!(
+                "init: {} has another net than this config's ({:?} against {:?})",
+                dir.display(),
+                meta.net,
+                net
+            ),
+        ));
+    }
+    let path = dir.join("tokenizer.bpk");
+    let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
+    crate::store::module_from_bytes(net.init_materialized(device), bytes, &path.display().to_string())
 }
 
 #[cfg(test)]
