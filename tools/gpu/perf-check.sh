@@ -19,12 +19,12 @@
 # first also runs the smoke), PERF_PARM_DEVICE (default cuda), PERF_PARM_PROBE (prompts per tag
 # of each probe, default 4; 0: no probes), PERF_PARM_PROBES (settings THREADS:DRAWS:FORWARD:PROMPTS,
 # i.e. worker threads, `run --draws`, `--forward-batch`, `--batch-prompts`; default
-# "NPROC:host:32:8 NPROC:device:32:8"; each probe is its own process, so the first also pays for
-# kernel compilation), PERF_PARM_PROBE_CAP (seconds per probe, default 60), PERF_PARM_FULL_SPEC
-# (default: the fastest finished probe's setting, else NPROC:host:32:8), PERF_PARM_FULL_CAP
-# (default 400), PERF_PARM_FULL (default 1; 0: no full PARM run). Writes
-# OUT_DIR/{perf.log,runs.tar}: the log with each step's wall time, and each run's config.yaml,
-# results.jsonl, summary.json, profile.json and image checksums.
+# "NPROC:host:32:8 4:device:512:16", session 13's setting and session 16's fastest; each probe
+# is its own process, so the first also pays for kernel compilation), PERF_PARM_PROBE_CAP
+# (seconds per probe, default 60), PERF_PARM_FULL_SPEC (default: the fastest finished probe's
+# setting, else NPROC:host:32:8), PERF_PARM_FULL_CAP (default 400), PERF_PARM_FULL (default 1;
+# 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's wall time,
+# and each run's config.yaml, results.jsonl, summary.json, profile.json and image checksums.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 twin=$(realpath "${2:?usage: perf-check.sh EVALCOT_CUDA TWIN_CUDA OUT_DIR [SECONDS]}")
@@ -85,7 +85,7 @@ best_spec="" best_s=""
 if ((probe > 0)); then
     # Numbered folders: a repeated setting must run again, not resume the finished run.
     i=0
-    for spec in ${PERF_PARM_PROBES:-$(nproc):host:32:8 $(nproc):device:32:8}; do
+    for spec in ${PERF_PARM_PROBES:-$(nproc):host:32:8 4:device:512:16}; do
         i=$((i + 1))
         name="parm-probe-$i-${spec//:/-}"
         t0=$SECONDS
