@@ -23,8 +23,10 @@
 # is its own process, so the first also pays for kernel compilation), PERF_PARM_PROBE_CAP
 # (seconds per probe, default 60), PERF_PARM_FULL_SPEC (default: the fastest finished probe's
 # setting, else NPROC:host:32:8), PERF_PARM_FULL_CAP (default 400), PERF_PARM_FULL (default 1;
-# 0: no full PARM run). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's wall time,
-# and each run's config.yaml, results.jsonl, summary.json, profile.json and image checksums.
+# 0: no full PARM run), PERF_KERNEL_PROFILE (a setting: one more probe with cubecl's kernel
+# profiling and compilation log on, written to OUT_DIR/cubecl-{profile,compile}.log.xz; default
+# none). Writes OUT_DIR/{perf.log,runs.tar}: the log with each step's wall time, and each run's
+# config.yaml, results.jsonl, summary.json, profile.json and image checksums.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 twin=$(realpath "${2:?usage: perf-check.sh EVALCOT_CUDA TWIN_CUDA OUT_DIR [SECONDS]}")
@@ -59,7 +61,7 @@ run_geneval() {
     shift 2
     step "$name" "$cap_s" "$bin" run geneval --profile --out "$runs/$name" "$@"
     [[ -d "$runs/$name" ]] && (cd "$runs/$name" && find . -name '*.png' | sort | xargs -r md5sum > md5.txt)
-    echo "   images: $(find "$runs/$name" -name '*.png' | wc -l)" >> "$log"
+    echo "   images: $(find "$runs/$name" -name '*.png' 2>/dev/null | wc -l)" >> "$log"
 }
 
 { nvidia-smi -L; nproc; date -u; } >> "$log" 2>&1
@@ -97,6 +99,24 @@ if ((probe > 0)); then
         if [[ -f "$runs/$name/summary.json" ]] && { [[ -z $best_s ]] || ((took < best_s)); }; then
             best_spec=$spec best_s=$took
         fi
+    done
+fi
+if [[ -n ${PERF_KERNEL_PROFILE:-} ]]; then
+    # cubecl reads cubecl.toml from the working directory: time per kernel (the summary), and one
+    # line per compiled kernel (does a run compile a kernel for every new shape?).
+    kdir=$(mktemp -d)
+    cat > "$kdir/cubecl.toml" <<TOML
+[profiling]
+logger = { level = "basic", file = "$out/cubecl-profile.log" }
+[compilation]
+logger = { level = "basic", file = "$out/cubecl-compile.log" }
+TOML
+    spec=$PERF_KERNEL_PROFILE
+    # shellcheck disable=SC2046
+    (cd "$kdir" && RAYON_NUM_THREADS=${spec%%:*} run_geneval "kernel-profile-${spec//:/-}" \
+        "${PERF_PARM_PROBE_CAP:-60}" $(parm_args "$spec") --per-tag "$((probe > 0 ? probe : 4))")
+    for f in "$out"/cubecl-*.log; do
+        [[ -f $f ]] && echo "   $(basename "$f"): $(wc -l < "$f") lines" >> "$log" && xz -f "$f"
     done
 fi
 if [[ ${PERF_PARM_FULL:-1} != 0 ]]; then
