@@ -215,8 +215,8 @@ pub struct RunArgs {
     /// come back; a code can differ where f32 and f64 sums disagree). Recorded in config.yaml.
     #[arg(long)]
     pub draws: Option<harness::generator::Draws>,
-    /// Trajectories per generator forward (default 32, the CPU's setting): wider forwards
-    /// give a GPU fewer, larger kernels and fewer waits. Changes no number on the CPU.
+    /// Trajectories per generator forward (default 32 on the CPU, 512 on a GPU): wider
+    /// forwards give a GPU fewer, larger kernels. Changes no number on the CPU.
     #[arg(long, value_name = "T")]
     pub forward_batch: Option<usize>,
     /// Masked tokens guided and drawn at once (default 8 per trajectory of a forward): each

@@ -178,7 +178,11 @@ fn decoder_only_training_keeps_every_token(
         .chain([img.clone()])
         .collect();
     let grids = tok.encode(&scenes);
-    assert_eq!(tuned.encode(&scenes), grids, "a decoder-only fine-tune moved tokens");
+    assert_eq!(
+        tuned.encode(&scenes),
+        grids,
+        "a decoder-only fine-tune moved tokens"
+    );
     let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
     assert_ne!(
         tok.decode(&refs).unwrap(),

@@ -7,7 +7,7 @@ use harness::judge::Judge;
 use harness::profile::{Profile, Timed};
 use harness::Suite;
 use indicatif::{ProgressBar, ProgressStyle};
-use models::maskgit::{Batching, BurnGenerator};
+use models::maskgit::{Batching, BatchingChoice, BurnGenerator};
 use models::Cpu;
 use std::path::{Path, PathBuf};
 use strategies::runner::{self, RunPlan};
@@ -162,18 +162,18 @@ pub fn load_generator_on<B: burn::prelude::Backend>(
 
 /// A generator spec: `ext:CMD` (a worker, see external/PROTOCOL.md), a name or a folder, its burn
 /// models on `device`. Returns it with the guidance scale in use (`cfg_scale` when given, else the
-/// generator's default); `temperature` overrides the generator's token temperature, `batching` how a
-/// masked-token generator groups a step's work ([`batching_of`]).
+/// generator's default); `temperature` overrides the generator's token temperature; `batching` sets
+/// how a masked-token generator groups a step's work (the device's way where not chosen).
 pub fn open_generator(
     spec: &str,
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
     draws: Draws,
-    batching: Option<Batching>,
+    batching: BatchingChoice,
     device: Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(cmd) = external::command_of(spec) {
-        if batching.is_some() {
+        if batching.is_set() {
             anyhow::bail!("forward_batch, slice_rows: {BATCHING_ONLY} ({spec} is external)");
         }
         if draws != Draws::Host {
@@ -207,19 +207,12 @@ pub fn open_generator(
 
 const BATCHING_ONLY: &str = "only evalcot's masked-token generators batch their steps this way";
 
-/// The batching a run's `forward_batch` and `slice_rows` ask for; `None` keeps the generator's.
-pub fn batching_of(cfg: &strategies::RunConfig) -> Option<Batching> {
-    if cfg.forward_batch.is_none() && cfg.slice_rows.is_none() {
-        return None;
+/// A run's batching choices.
+pub fn batching_of(cfg: &strategies::RunConfig) -> BatchingChoice {
+    BatchingChoice {
+        forward_batch: cfg.forward_batch,
+        slice_rows: cfg.slice_rows,
     }
-    let t = cfg
-        .forward_batch
-        .unwrap_or(Batching::CPU.trajectories_per_forward);
-    let mut b = Batching::with_trajectories(t);
-    if let Some(rows) = cfg.slice_rows {
-        b.rows_per_slice = rows;
-    }
-    Some(b)
 }
 
 /// The burn half of [`open_generator`]: an AR generator, else a masked-token one.
@@ -228,12 +221,12 @@ fn open_burn_generator<B: burn::prelude::Backend>(
     cfg_scale: Option<f64>,
     temperature: Option<f64>,
     draws: Draws,
-    batching: Option<Batching>,
+    batching: BatchingChoice,
     gpu: bool,
     device: &B::Device,
 ) -> anyhow::Result<(Box<dyn Generator>, Option<f64>)> {
     if let Some(mut g) = load_ar_generator_on::<B>(spec, device)? {
-        if batching.is_some() {
+        if batching.is_set() {
             anyhow::bail!("forward_batch, slice_rows: {BATCHING_ONLY} ({spec} is autoregressive)");
         }
         if draws != Draws::Host {
@@ -259,12 +252,8 @@ fn open_burn_generator<B: burn::prelude::Backend>(
         g.sampling.temperature = t;
     }
     g.draws = draws;
-    g.batching = match batching {
-        Some(b) => b,
-        // Speed only (no number changes with batching): wide steps on a GPU.
-        None if gpu => Batching::GPU,
-        None => Batching::CPU,
-    };
+    // Speed only (no number changes with batching): wide steps on a GPU.
+    g.batching = Batching::resolve(gpu, batching);
     let scale = g.sampling.cfg_scale;
     Ok((Box::new(g), Some(scale)))
 }

@@ -327,14 +327,14 @@ pub struct RunConfig {
     /// GPU and may pick a neighbouring code where f32 and f64 sums disagree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draws: Option<Draws>,
-    /// Trajectories per generator forward (the masked-token generators; 32 when absent, the
-    /// CPU's setting). Their masked tokens are guided and drawn in slices of 8 rows per
-    /// trajectory. Changes no number on the CPU, only speed and memory; on a GPU, wider
-    /// forwards mean fewer, larger kernels and fewer waits.
+    /// Trajectories per generator forward (the masked-token generators); the device's when
+    /// absent: 32 on the CPU, 512 on a GPU. Changes no number on the CPU, only speed and memory;
+    /// on a GPU, wider forwards mean fewer, larger kernels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_batch: Option<usize>,
-    /// Masked tokens guided and drawn at once (8 per trajectory of a forward when absent). Each
-    /// slice is one wait for the device; on the CPU, larger slices only cost memory.
+    /// Masked tokens guided and drawn at once; when absent, 8 per trajectory of a forward
+    /// (256 on the CPU, 4,096 on a GPU). Each slice is one wait for the device; on the CPU,
+    /// larger slices only cost memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slice_rows: Option<usize>,
 }

@@ -123,14 +123,36 @@ impl Batching {
         rows_per_slice: 4096,
     };
 
-    /// `t` trajectories per forward, guided and drawn in slices of 8 rows per trajectory (the
-    /// CPU setting's proportion).
-    pub fn with_trajectories(t: usize) -> Batching {
+    /// The batching for a device, with a run's choices applied: a forward width without a slice
+    /// size keeps 8 rows per trajectory.
+    pub fn resolve(gpu: bool, choice: BatchingChoice) -> Batching {
+        let base = if gpu { Batching::GPU } else { Batching::CPU };
+        let Some(t) = choice.forward_batch else {
+            return Batching {
+                rows_per_slice: choice.slice_rows.unwrap_or(base.rows_per_slice),
+                ..base
+            };
+        };
         let t = t.max(1);
         Batching {
             trajectories_per_forward: t,
-            rows_per_slice: t.saturating_mul(8),
+            rows_per_slice: choice.slice_rows.unwrap_or(t.saturating_mul(8)),
         }
+    }
+}
+
+/// A run's batching choices (`run --forward-batch`, `--slice-rows`); absent ones take the
+/// device's [`Batching`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchingChoice {
+    pub forward_batch: Option<usize>,
+    pub slice_rows: Option<usize>,
+}
+
+impl BatchingChoice {
+    /// Whether any choice was made.
+    pub fn is_set(&self) -> bool {
+        self.forward_batch.is_some() || self.slice_rows.is_some()
     }
 }
 
@@ -686,6 +708,27 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batching_takes_the_device_default_and_the_runs_choices() {
+        let none = BatchingChoice::default();
+        assert!(!none.is_set());
+        assert_eq!(Batching::resolve(false, none), Batching::CPU);
+        assert_eq!(Batching::resolve(true, none), Batching::GPU);
+        let rows = BatchingChoice {
+            slice_rows: Some(100),
+            ..none
+        };
+        assert_eq!(Batching::resolve(true, rows).trajectories_per_forward, 512);
+        assert_eq!(Batching::resolve(true, rows).rows_per_slice, 100);
+        let wide = BatchingChoice {
+            forward_batch: Some(64),
+            ..none
+        };
+        assert!(wide.is_set());
+        let b = Batching::resolve(false, wide);
+        assert_eq!((b.trajectories_per_forward, b.rows_per_slice), (64, 512));
+    }
     use crate::Cpu;
 
     /// A tiny grouped generator (2×2 groups over the shipped 8×8 tokenizer), random weights.

@@ -5,6 +5,8 @@ pub mod generator;
 pub mod model;
 pub mod training;
 
-pub use generator::{Batching, BurnGenerator, GeneratorMeta, SamplingConfig, GENERATOR_FORMAT};
+pub use generator::{
+    Batching, BatchingChoice, BurnGenerator, GeneratorMeta, SamplingConfig, GENERATOR_FORMAT,
+};
 pub use model::{MaskGit, MaskGitConfig};
 pub use training::{train, GeneratorTrainConfig};

@@ -317,7 +317,11 @@ pub fn train<B: AutodiffBackend>(
             Tensor::<B, 4>::from_data(TensorData::new(weights, [images.len(), 1, s, s]), device);
         let q = model.quantize(model.encode(x.clone()));
         // Decoder only: no gradient reaches the codes, and the VQ terms (zero gradient) go.
-        let z_q = if cfg.decoder_only { q.z_q.detach() } else { q.z_q };
+        let z_q = if cfg.decoder_only {
+            q.z_q.detach()
+        } else {
+            q.z_q
+        };
         let recon = model.decode(z_q);
         let err = (recon.clone() - target).powf_scalar(2.0);
         let mse = err.clone().mean();
@@ -446,7 +450,11 @@ fn init_from<B: AutodiffBackend>(
     }
     let path = dir.join("tokenizer.bpk");
     let bytes = std::fs::read(&path).map_err(|e| harness::Error::io(&path, e))?;
-    crate::store::module_from_bytes(net.init_materialized(device), bytes, &path.display().to_string())
+    crate::store::module_from_bytes(
+        net.init_materialized(device),
+        bytes,
+        &path.display().to_string(),
+    )
 }
 
 #[cfg(test)]
