@@ -2,7 +2,7 @@
 //! scenes, half random scenes), with dead-code restarts. Deterministic per seed; resumable.
 
 use super::inference::{images_to_tensor, VqMeta, VqTokenizer, VQ_FORMAT};
-use super::model::{VqNet, VqNetConfig};
+use super::model::{Quantized, VqNet, VqNetConfig};
 use crate::detector::model::{DetectorNet, HEAT};
 use crate::store::{save_module, ModelError};
 use crate::train_loop::{self, LoopSpec, StepLoss};
@@ -315,14 +315,13 @@ pub fn train<B: AutodiffBackend>(
             .collect();
         let w =
             Tensor::<B, 4>::from_data(TensorData::new(weights, [images.len(), 1, s, s]), device);
-        let q = model.quantize(model.encode(x.clone()));
-        // Decoder only: no gradient reaches the codes, and the VQ terms (zero gradient) go.
-        let z_q = if cfg.decoder_only {
-            q.z_q.detach()
+        // Decoder only: the codes are constants, and the VQ terms (no gradient) go.
+        let q = if cfg.decoder_only {
+            frozen_codes(model, x.clone())
         } else {
-            q.z_q
+            model.quantize(model.encode(x.clone()))
         };
-        let recon = model.decode(z_q);
+        let recon = model.decode(q.z_q);
         let err = (recon.clone() - target).powf_scalar(2.0);
         let mse = err.clone().mean();
         let weighted = (err * w.clone()).mean() / w.mean();
@@ -428,6 +427,21 @@ pub fn train<B: AutodiffBackend>(
     // Loading what was just written checks the files.
     VqTokenizer::<B::InnerBackend>::load_dir(out, device)?;
     Ok(meta)
+}
+
+/// Encoding and quantization off the autodiff graph, for decoder-only training: the codes are
+/// constants to the decoder. (Detaching after an encoder pass on the graph leaked: burn frees a
+/// graph's nodes only when backward reaches them, and memory grew ~25 MB a step.)
+fn frozen_codes<B: AutodiffBackend>(model: &VqNet<B>, x: Tensor<B, 4>) -> Quantized<B> {
+    let net = model.valid();
+    let q = net.quantize(net.encode(x.inner()));
+    Quantized {
+        z_q: Tensor::from_inner(q.z_q),
+        indices: Tensor::from_inner(q.indices),
+        commit: Tensor::from_inner(q.commit),
+        codebook: Tensor::from_inner(q.codebook),
+        z_flat: Tensor::from_inner(q.z_flat),
+    }
 }
 
 /// The weights of the tokenizer in `dir` as a trainable network; its `net` must be `net`.
