@@ -2,7 +2,7 @@
 //! independence and clear errors for bad settings.
 
 mod common;
-use common::{evalcot, evalcot_with, path, text};
+use common::{evalcot, evalcot_with, path, samples, text};
 
 fn run(out: &std::path::Path, extra: &[&str], threads: Option<&str>) -> std::process::Output {
     let mut args = vec![
@@ -328,23 +328,9 @@ fn step_batching_changes_no_image_and_is_recorded() {
         None,
     );
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let pngs = |dir: &std::path::Path| {
-        let mut files: Vec<_> = walk(dir)
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "png"))
-            .map(|p| {
-                (
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                )
-            })
-            .collect();
-        files.sort();
-        files
-    };
-    assert_eq!(pngs(&wide).len(), 6);
+    assert_eq!(samples(&wide).len(), 6);
     assert!(
-        pngs(&wide) == pngs(&narrow),
+        samples(&wide) == samples(&narrow),
         "regrouped steps drew other images"
     );
     assert_eq!(sorted_results(&wide), sorted_results(&narrow));
@@ -371,18 +357,4 @@ fn step_batching_changes_no_image_and_is_recorded() {
         "{}",
         text(&o.stderr)
     );
-}
-
-/// Every file under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
