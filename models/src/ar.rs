@@ -485,6 +485,7 @@ pub fn train<B: AutodiffBackend>(
         Ok(StepLoss {
             total: loss,
             parts: vec![acc],
+            grads: None,
         })
     };
     let model = run_loop(
@@ -620,6 +621,7 @@ pub fn train_dpo<B: AutodiffBackend>(
         Ok(StepLoss {
             total: dpo.clone(),
             parts: vec![dpo.detach(), accuracy, margin],
+            grads: None,
         })
     };
     let model = run_loop(

@@ -59,6 +59,7 @@ fn tiny_gen(steps: usize, tokenizer: &Path) -> GeneratorTrainConfig {
             d_ff: 64,
             ..MaskGitConfig::default()
         },
+        micro_batches: 1,
         sampling: SamplingConfig {
             steps: 6,
             ..SamplingConfig::default()
@@ -144,6 +145,64 @@ fn tokenizer_and_generator_train_resume_and_sample_by_the_step_api() {
         .unwrap()
         .to_string();
     assert!(err.contains("tiny-vq") && err.contains("other-vq"), "{err}");
+
+    micro_batches_train_the_same_model_on_any_thread_count(tok_full.path(), &gcfg);
+}
+
+/// Cutting each batch into micro-batches differentiated in parallel trains the same model up to
+/// float rounding, and gives identical numbers and weights on one worker thread or two.
+fn micro_batches_train_the_same_model_on_any_thread_count(tok: &Path, one: &GeneratorTrainConfig) {
+    let device = Default::default();
+    let cfg = GeneratorTrainConfig {
+        micro_batches: 2,
+        ..one.clone()
+    };
+    let train_on = |threads: usize, cfg: &GeneratorTrainConfig| {
+        let out = tempfile::tempdir().unwrap();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                models::maskgit::train::<CpuTrain>(cfg, out.path(), &device, &mut |_, _, _| {})
+                    .unwrap()
+            });
+        out
+    };
+    let (a, b, whole) = (train_on(1, &cfg), train_on(2, &cfg), train_on(2, one));
+    assert_eq!(losses(a.path()), losses(b.path()));
+    // The weight files differ in their random parameter ids, so compare what the weights do:
+    // one image drawn from each, and its log-probability.
+    let draw = |d: &tempfile::TempDir| {
+        let gen = BurnGenerator::<Cpu>::load_dir(d.path(), tok, &device).unwrap();
+        let mut t = vec![gen.start("a photo of a dog", 11, 6)];
+        gen.run_to_end(&mut t).unwrap();
+        let lp = gen.log_prob("a photo of a dog", &t[0].tokens, 1).unwrap();
+        (t.remove(0).tokens, lp)
+    };
+    assert!(
+        draw(&a) == draw(&b),
+        "one thread and two trained different weights"
+    );
+    let rows = |d: &tempfile::TempDir| -> Vec<Vec<f64>> {
+        losses(d.path())
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let (split, unsplit) = (rows(&a), rows(&whole));
+    assert_eq!(split.len(), unsplit.len());
+    for (s, u) in split.iter().zip(&unsplit) {
+        for (x, y) in s.iter().zip(u) {
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{s:?} vs {u:?}");
+        }
+    }
+    let mut bad = cfg.clone();
+    bad.micro_batches = 0;
+    assert!(bad.validate().unwrap_err().contains("micro_batches (0)"));
+    bad.micro_batches = 5;
+    assert!(bad.validate().unwrap_err().contains("batch_size (4)"));
 }
 
 /// A decoder-only fine-tune of `tok` (trained in `dir`) gives every image the same tokens and

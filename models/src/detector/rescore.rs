@@ -540,6 +540,7 @@ pub fn train<B: AutodiffBackend>(
         Ok(StepLoss {
             total: ce.clone(),
             parts: vec![ce, right],
+            grads: None,
         })
     };
     let trained = crate::train_loop::run(

@@ -193,6 +193,7 @@ pub fn train<B: AutodiffBackend>(
         Ok(StepLoss {
             total: yes_bce.clone() + cells_bce.clone(),
             parts: vec![yes_bce, cells_bce, acc],
+            grads: None,
         })
     };
     let mut keep = |m: JudgeNet<B>, _| Ok(m);

@@ -476,6 +476,7 @@ pub fn train<B: AutodiffBackend>(
                 reward,
                 reward_term.detach(),
             ],
+            grads: None,
         })
     };
     let model = train_loop::run(

@@ -39,9 +39,22 @@ pub struct GeneratorTrainConfig {
     #[serde(default)]
     pub snapshot_every: usize,
     pub net: MaskGitConfig,
+    /// Micro-batches a step's batch is cut into, differentiated at once on the CPU's cores and
+    /// summed (`train_loop::micro_batch_step`); 1 keeps one graph. Results depend on this
+    /// number, not on the thread count; any value trains the same model up to float rounding.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub micro_batches: usize,
     /// Sampling defaults recorded with the weights.
     #[serde(default)]
     pub sampling: SamplingConfig,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl GeneratorTrainConfig {
@@ -53,6 +66,12 @@ impl GeneratorTrainConfig {
             self.lr,
             self.uncond_prob,
         )?;
+        if self.micro_batches == 0 || self.micro_batches > self.batch_size {
+            return Err(format!(
+                "micro_batches ({}) must be between 1 and batch_size ({})",
+                self.micro_batches, self.batch_size
+            ));
+        }
         self.sampling.validate()
     }
 }
@@ -276,34 +295,25 @@ pub fn train<B: AutodiffBackend>(
     };
     let mut step_fn = |model: &MaskGit<B>, step: usize| -> Result<StepLoss<B>, ModelError> {
         let host = batch(cfg, &source, &tokenizer, step)?;
-        // The loss reads only the masked positions: the head (a third of the work) runs there
-        // only, as in sampling (`MaskGit::row_logits`). Every sample has one at least.
-        let (rows, wanted): (Vec<i64>, Vec<i64>) = host
-            .masked
-            .iter()
-            .zip(&host.targets)
-            .enumerate()
-            .filter(|(_, (&m, _))| m > 0.0)
-            .map(|(i, (_, &t))| (i as i64, t))
-            .unzip();
-        let m = rows.len();
-        let (text, input, _, _) = to_device::<B>(host, cfg.net.text_len, device);
-        let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [m]), device);
-        let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(wanted, [m]), device);
-        let logits = model.row_logits(text, input, rows).slice(0, m);
-        let logp = burn::tensor::activation::log_softmax(logits, 1);
-        let picked = logp.clone().gather(1, targets.clone().reshape([m, 1]));
-        let loss = -picked.mean();
-        let acc = logp
-            .detach()
-            .argmax(1)
-            .reshape([m])
-            .equal(targets)
-            .float()
-            .mean();
-        Ok(StepLoss {
-            total: loss,
-            parts: vec![acc],
+        if cfg.micro_batches == 1 {
+            return Ok(masked_token_loss(
+                model,
+                &host,
+                None,
+                cfg.net.text_len,
+                device,
+            ));
+        }
+        let masked = host.masked.iter().filter(|&&m| m > 0.0).count();
+        let slices = split_batch(&host, cfg.micro_batches, cfg.net.text_len);
+        train_loop::micro_batch_step(model, slices.len(), device, |local, i| {
+            Ok(masked_token_loss(
+                local,
+                &slices[i],
+                Some(masked),
+                cfg.net.text_len,
+                device,
+            ))
         })
     };
     let mut snapshot = |m: MaskGit<B>, step: usize| -> Result<MaskGit<B>, ModelError> {
@@ -327,6 +337,63 @@ pub fn train<B: AutodiffBackend>(
     let meta = meta_of(cfg, &tokenizer.meta.name)?;
     write_generator(&model.valid(), &meta, out)?;
     Ok(meta)
+}
+
+/// The masked-token cross-entropy of `host` and its token accuracy. With `whole` the loss is a
+/// sum over `host`'s masked tokens divided by `whole` (a micro-batch of a batch with that many);
+/// without, the mean over them.
+fn masked_token_loss<B: AutodiffBackend>(
+    model: &MaskGit<B>,
+    host: &HostBatch,
+    whole: Option<usize>,
+    text_len: usize,
+    device: &B::Device,
+) -> StepLoss<B> {
+    // The loss reads only the masked positions: the head (a third of the work) runs there
+    // only, as in sampling (`MaskGit::row_logits`). Every sample has one at least.
+    let (rows, wanted): (Vec<i64>, Vec<i64>) = host
+        .masked
+        .iter()
+        .zip(&host.targets)
+        .enumerate()
+        .filter(|(_, (&m, _))| m > 0.0)
+        .map(|(i, (_, &t))| (i as i64, t))
+        .unzip();
+    let m = rows.len();
+    let (text, input, _, _) = to_device::<B>(host.clone(), text_len, device);
+    let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [m]), device);
+    let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(wanted, [m]), device);
+    let logits = model.row_logits(text, input, rows).slice(0, m);
+    let logp = burn::tensor::activation::log_softmax(logits, 1);
+    let picked = logp.clone().gather(1, targets.clone().reshape([m, 1]));
+    let right = logp.detach().argmax(1).reshape([m]).equal(targets).float();
+    let (loss, acc) = match whole {
+        None => (-picked.mean(), right.mean()),
+        Some(n) => (-picked.sum() / n as f64, right.sum() / n as f64),
+    };
+    StepLoss {
+        total: loss,
+        parts: vec![acc],
+        grads: None,
+    }
+}
+
+/// `host` cut into `slices` runs of whole samples, as even as possible (never empty).
+fn split_batch(host: &HostBatch, slices: usize, text_len: usize) -> Vec<HostBatch> {
+    let b = host.text.len() / text_len;
+    let n = host.targets.len() / b.max(1);
+    let slices = slices.clamp(1, b.max(1));
+    (0..slices)
+        .map(|i| {
+            let (lo, hi) = (i * b / slices, (i + 1) * b / slices);
+            HostBatch {
+                text: host.text[lo * text_len..hi * text_len].to_vec(),
+                input: host.input[lo * n..hi * n].to_vec(),
+                targets: host.targets[lo * n..hi * n].to_vec(),
+                masked: host.masked[lo * n..hi * n].to_vec(),
+            }
+        })
+        .collect()
 }
 
 fn meta_of(cfg: &GeneratorTrainConfig, tokenizer: &str) -> Result<GeneratorMeta, ModelError> {

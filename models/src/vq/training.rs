@@ -354,6 +354,7 @@ pub fn train<B: AutodiffBackend>(
                 scalar(psnr),
                 scalar(used),
             ],
+            grads: None,
         })
     };
     // Dead-code restart: usage is measured on probe batches drawn from the step index (not on
