@@ -473,7 +473,6 @@ mod tests {
         }
     }
 
-    /// A one-layer network over a 4×4 grid of 8 codes in 2×2 groups.
     #[test]
     fn sincos_positions_have_token_scale_and_make_neighbours_alike() {
         let (text, side, d) = (16, 8, 128);
@@ -581,6 +580,7 @@ mod tests {
         }
     }
 
+    /// A one-layer network over a 4×4 grid of 8 codes in 2×2 groups.
     fn grouped_4x4() -> MaskGitConfig {
         MaskGitConfig {
             image_tokens: 16,
