@@ -360,7 +360,12 @@ fn masked_token_loss<B: AutodiffBackend>(
         .map(|(i, (_, &t))| (i as i64, t))
         .unzip();
     let m = rows.len();
-    let (text, input, _, _) = to_device::<B>(host.clone(), text_len, device);
+    // Only the prompt and the masked input go to the device: targets were gathered above.
+    let b = host.text.len() / text_len;
+    let n = host.input.len() / b.max(1);
+    let text =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(host.text.clone(), [b, text_len]), device);
+    let input = Tensor::<B, 2, Int>::from_data(TensorData::new(host.input.clone(), [b, n]), device);
     let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [m]), device);
     let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(wanted, [m]), device);
     let logits = model.row_logits(text, input, rows).slice(0, m);
