@@ -87,25 +87,46 @@ fn recorded(dir: &Path) -> usize {
         .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
 }
 
-/// When to kill: after `records` images are recorded, plus `jitter` (so that kills land inside
-/// a PNG write, a record append, a batch, or the final scoring). Deterministic pseudo-random, plus
-/// one kill during start-up and one during scoring.
-fn kill_points() -> Vec<(usize, Duration)> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
-    let mut points = vec![(0, Duration::from_millis(150))];
-    let mut at = 0;
-    for _ in 0..5 {
-        at += 1 + next(3) as usize;
-        points.push((at, Duration::from_millis(next(60))));
+/// Deterministic pseudo-random jitters (xorshift), so that kills land inside a PNG write, a
+/// record append, a batch, the start-up or the final scoring.
+struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self, below_ms: u64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_millis(self.0 % below_ms.max(1))
     }
-    points.push((IMAGES, Duration::from_millis(next(40))));
-    points
+}
+
+/// One kill: what it waited for, the jitter, whether the process was still running, and how
+/// many images the folder held afterwards.
+type Kill = (&'static str, u128, bool, usize);
+
+/// Starts the run in `dir`, waits until `ready(dir)` or the run ends (or `patience` passes),
+/// then `jitter` more, and SIGKILLs it if it still runs. Checks what the folder holds.
+fn kill_once(
+    dir: &Path,
+    threads: &str,
+    what: &'static str,
+    ready: impl Fn(&Path) -> bool,
+    patience: Duration,
+    jitter: Duration,
+) -> Kill {
+    let mut child = spawn(dir, threads);
+    let deadline = Instant::now() + patience;
+    while !ready(dir) && child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(jitter);
+    let killed = child.try_wait().unwrap().is_none();
+    if killed {
+        child.kill().unwrap(); // SIGKILL
+    }
+    let status = child.wait().unwrap();
+    assert!(killed || status.success(), "{what}: run failed: {status}");
+    (what, jitter.as_millis(), killed, check_killed_folder(dir))
 }
 
 #[test]
@@ -127,58 +148,91 @@ fn sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run_at_any_threa
     finish(eight.path(), "8");
     assert_eq!(sorted_results(eight.path()), want);
     assert_eq!(samples(eight.path()), want_png);
+    let started = Instant::now();
     let err = finish(eight.path(), "8");
+    let resume = started.elapsed();
     assert!(
         err.contains(&format!("0 images generated now ({IMAGES} resumed)")),
         "{err}"
     );
     assert_eq!(sorted_results(eight.path()), want);
 
-    // Killed with SIGKILL at pseudo-random moments (start-up, generation, scoring), alternating
-    // one and two threads, each time rerun in the same folder. (Batches run one per thread at
-    // once, so with eight threads all 16 images start together: no kill could fall between.)
-    let cut = tempfile::tempdir().unwrap();
-    let mut kills = Vec::new();
-    for (i, (records, jitter)) in kill_points().into_iter().enumerate() {
-        let threads = if i % 2 == 0 { "1" } else { "2" };
-        let mut child = spawn(cut.path(), threads);
-        let deadline = Instant::now() + duration * 4;
-        while recorded(cut.path()) < records
-            && child.try_wait().unwrap().is_none()
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(2));
+    // Killed with SIGKILL at pseudo-random moments, alternating one and two threads, each time
+    // rerun in the same folder: once during start-up, then each time just after the run records
+    // a new image (mid-generation), then once the images are all there (start-up or scoring).
+    // (Batches run one per thread at once, so with eight threads all 16 images start together:
+    // no kill could fall between.) Each kill waits for progress rather than for a fixed time,
+    // so a slow or stalled machine cannot make them all land after the last image; should one
+    // still do so, the folder is checked, and the round starts again in a fresh folder.
+    let mut jitter = Jitter(0x9e37_79b9_7f4a_7c15);
+    let patience = duration * 4;
+    let mut kills: Vec<Kill> = Vec::new();
+    let mut mid_run = 0;
+    for round in 0..3 {
+        let cut = tempfile::tempdir().unwrap();
+        let dir = cut.path();
+        let threads = |i: usize| if i.is_multiple_of(2) { "1" } else { "2" };
+        kills.push(kill_once(
+            dir,
+            "1",
+            "start-up",
+            |_| false,
+            Duration::ZERO,
+            Duration::from_millis(150),
+        ));
+        let mut i = 1;
+        while recorded(dir) < IMAGES && i < 4 * IMAGES {
+            let before = recorded(dir);
+            let k = kill_once(
+                dir,
+                threads(i),
+                "a new record",
+                |d| recorded(d) > before,
+                patience,
+                jitter.next(60),
+            );
+            mid_run += usize::from(k.2 && k.3 < IMAGES);
+            kills.push(k);
+            i += 1;
         }
-        std::thread::sleep(jitter);
-        let killed = child.try_wait().unwrap().is_none();
-        if killed {
-            child.kill().unwrap(); // SIGKILL
+        let scoring = resume.as_millis() as u64 + 200;
+        kills.push(kill_once(
+            dir,
+            threads(i),
+            "all recorded",
+            |_| true,
+            Duration::ZERO,
+            jitter.next(scoring),
+        ));
+        if round == 0 {
+            // A stale temporary from a killed writer is never counted, and is tidied away on
+            // resume.
+            let stale = dir.join("00003/samples/.0001.png.999999.tmp");
+            std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+            std::fs::write(&stale, b"\x89PNG\r\n\x1a\n half").unwrap();
         }
-        let status = child.wait().unwrap();
-        assert!(killed || status.success(), "run {i} failed: {status}");
-        let done = check_killed_folder(cut.path());
-        kills.push((records, jitter.as_millis(), killed, done));
+        finish(dir, "2");
+        assert_eq!(sorted_results(dir), want);
+        assert_eq!(
+            sorted_lines(&dir.join("generation.jsonl"), dir),
+            want_gen,
+            "one record per image, none twice"
+        );
+        assert_eq!(samples(dir), want_png);
+        let leftovers: Vec<_> = files(dir)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        if mid_run >= 3 {
+            break;
+        }
     }
-    eprintln!("(kill after records, + ms, killed, images recorded): {kills:?}");
-    let mid_run = kills.iter().filter(|k| k.2 && k.3 < IMAGES).count();
-    assert!(mid_run >= 3, "too few kills mid-run: {kills:?}");
-    // A stale temporary from a killed writer is never counted, and is tidied away on resume.
-    let stale = cut.path().join("00003/samples/.0001.png.999999.tmp");
-    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
-    std::fs::write(&stale, b"\x89PNG\r\n\x1a\n half").unwrap();
-    finish(cut.path(), "2");
-    assert_eq!(sorted_results(cut.path()), want);
-    assert_eq!(
-        sorted_lines(&cut.path().join("generation.jsonl"), cut.path()),
-        want_gen,
-        "one record per image, none twice"
+    eprintln!("(waited for, + ms, killed, images recorded): {kills:?}");
+    assert!(
+        mid_run >= 3,
+        "too few kills mid-run in three folders: {kills:?}"
     );
-    assert_eq!(samples(cut.path()), want_png);
-    let leftovers: Vec<_> = files(cut.path())
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 /// Unmounts on drop, so that a failing assertion leaves no mount behind.
