@@ -168,10 +168,11 @@ fn sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run_at_any_threa
     let patience = duration * 4;
     let mut kills: Vec<Kill> = Vec::new();
     let mut mid_run = 0;
+    let threads = |i: usize| if i.is_multiple_of(2) { "1" } else { "2" };
+    let scoring = resume.as_millis() as u64 + 200;
     for round in 0..3 {
         let cut = tempfile::tempdir().unwrap();
         let dir = cut.path();
-        let threads = |i: usize| if i.is_multiple_of(2) { "1" } else { "2" };
         kills.push(kill_once(
             dir,
             "1",
@@ -195,7 +196,6 @@ fn sigkill_at_random_moments_then_rerun_equals_an_uninterrupted_run_at_any_threa
             kills.push(k);
             i += 1;
         }
-        let scoring = resume.as_millis() as u64 + 200;
         kills.push(kill_once(
             dir,
             threads(i),
