@@ -68,7 +68,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "DIR")]
     pub runs: Option<PathBuf>,
     /// The report to write.
-    #[arg(long, value_name = "FILE", default_value = "reports/strategies.md")]
+    #[arg(long, value_name = "FILE", default_value = "docs/strategies.md")]
     pub out: PathBuf,
     /// Bootstrap resamples of prompts for the intervals.
     #[arg(long, default_value_t = DEFAULT_RESAMPLES)]
@@ -76,7 +76,7 @@ pub struct ReproduceArgs {
     /// Where every run's burn models compute (as `run --device`; the paper's full scale is a
     /// GPU job). Written into each run's config.yaml.
     #[arg(long)]
-    pub device: Option<strategies::Device>,
+    pub device: Option<harness::run::Device>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -140,93 +140,124 @@ pub struct GateArgs {
     pub write_baseline: Option<PathBuf>,
 }
 
+/// `evalcot run`: a run configuration's settings given on the command line. Every field is a
+/// [`harness::run::RunConfig`] field of the same name and overrides it when given (the two are
+/// merged through their serialised form, so this is the only list of run flags).
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// `geneval` (the official 553 prompts) or a metadata JSONL file.
-    #[arg(value_name = "SUITE")]
-    pub suite: Option<String>,
     /// YAML run configuration; flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// baseline | orm | prm | parm | parm++ | oracle.
-    #[arg(long)]
-    pub strategy: Option<String>,
-    /// Candidates per output image.
-    #[arg(long)]
-    pub n: Option<usize>,
-    #[arg(long)]
-    pub images_per_prompt: Option<usize>,
-    /// Generation steps per schedule (default: the generator's).
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Classifier-free guidance scale (default: the generator's).
-    #[arg(long = "cfg")]
-    pub cfg_scale: Option<f64>,
-    /// Token sampling temperature (default: the generator's; 0 draws the most likely code).
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Generator name (`base`), folder with generator.json, or `ext:CMD` (a worker speaking
-    /// evalcot-ext/1, see external/PROTOCOL.md).
-    #[arg(long)]
-    pub generator: Option<String>,
-    /// Comma-separated tags, e.g. `counting,position`.
-    #[arg(long)]
-    pub tags: Option<String>,
-    /// Prompt indices (0-based, inclusive ranges), e.g. `0-9,20`.
-    #[arg(long)]
-    pub indices: Option<String>,
-    /// At most this many prompts of each tag.
-    #[arg(long)]
-    pub per_tag: Option<usize>,
-    /// At most this many prompts in all.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Prompts batched together through the models.
-    #[arg(long)]
-    pub batch_prompts: Option<usize>,
-    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, a folder with judge.json, or
-    /// `ext:CMD` (a worker).
-    #[arg(long)]
-    pub judge: Option<String>,
-    /// PARM's decisions: sample (as the paper's code) or threshold at 0.5.
-    #[arg(long)]
-    pub decision: Option<strategies::Decision>,
     /// Output folder (default runs/<strategy>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Evaluation detector: a folder, `first-stage` (the embedded one without its second
-    /// stage), or `ext:CMD` (a worker); the embedded one when omitted.
-    #[arg(long, value_name = "DIR|ext:CMD")]
-    pub detector: Option<String>,
     /// Do only the K-th (0-based) of N disjoint slices of the images, into `OUT.shard-K-of-N`;
     /// `auto` takes K and N from the scheduler (EVALCOT_SHARD, Slurm job arrays), `auto/N` takes
     /// K (also Kubernetes' JOB_COMPLETION_INDEX). Join the slices with `evalcot merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
-    /// Where the burn models compute: cpu, cuda (f32), cuda-f16 or cuda-bf16 (binary built with
-    /// `--features cuda`); `ext:` models compute wherever their worker does. Verdicts agree
-    /// across devices within the tolerance measured in reports/performance.md.
-    #[arg(long)]
-    pub device: Option<strategies::Device>,
-    /// Where the generator draws its tokens: host (the reference: every log-probability comes
-    /// back and is drawn from in f64) or device (drawn where the network runs, only the codes
-    /// come back; a code can differ where f32 and f64 sums disagree). Recorded in config.yaml.
-    #[arg(long)]
-    pub draws: Option<harness::generator::Draws>,
-    /// Trajectories per generator forward (default 32 on the CPU, 512 on a GPU): wider
-    /// forwards give a GPU fewer, larger kernels. Changes no number on the CPU.
-    #[arg(long, value_name = "T")]
-    pub forward_batch: Option<usize>,
-    /// Masked tokens guided and drawn at once (default 8 per trajectory of a forward): each
-    /// slice is one wait for a GPU. Changes no number on the CPU.
-    #[arg(long, value_name = "ROWS")]
-    pub slice_rows: Option<usize>,
     /// Time every phase (generator forward and draws, decoding, judge, detector), summed over
     /// threads: printed at the end and written to OUT/profile.json. Changes no result.
     #[arg(long)]
     pub profile: bool,
+    #[command(flatten)]
+    pub settings: RunSettings,
+}
+
+/// The run configuration's fields as flags; `None` keeps the YAML's (or the default) value.
+#[derive(Debug, Default, Args, serde::Serialize)]
+pub struct RunSettings {
+    /// `geneval` (the official 553 prompts) or a metadata JSONL file.
+    #[arg(value_name = "SUITE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
+    /// baseline | orm | prm | parm | parm++ | oracle.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Candidates per output image.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images_per_prompt: Option<usize>,
+    /// Generation steps per schedule (default: the generator's).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Classifier-free guidance scale (default: the generator's).
+    #[arg(long = "cfg")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cfg_scale: Option<f64>,
+    /// Token sampling temperature (default: the generator's; 0 draws the most likely code).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Generator name (`base`), folder with generator.json, or `ext:CMD` (a worker speaking
+    /// evalcot-ext/1, see external/PROTOCOL.md).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
+    /// Comma-separated tags, e.g. `counting,position`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    /// Prompt indices (0-based, inclusive ranges), e.g. `0-9,20`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indices: Option<String>,
+    /// At most this many prompts of each tag.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_tag: Option<usize>,
+    /// At most this many prompts in all.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// Prompts batched together through the models.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_prompts: Option<usize>,
+    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, a folder with judge.json, or
+    /// `ext:CMD` (a worker).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    /// PARM's decisions: sample (as the paper's code) or threshold at 0.5.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<harness::run::Decision>,
+    /// Evaluation detector: a folder, `first-stage` (the embedded one without its second
+    /// stage), or `ext:CMD` (a worker); the embedded one when omitted.
+    #[arg(long, value_name = "DIR|ext:CMD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<String>,
+    /// Where the burn models compute: cpu, cuda (f32), cuda-f16 or cuda-bf16 (binary built with
+    /// `--features cuda`); `ext:` models compute wherever their worker does. Verdicts agree
+    /// across devices within the tolerance measured in docs/performance.md.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<harness::run::Device>,
+    /// Where the generator draws its tokens: host (the reference: every log-probability comes
+    /// back and is drawn from in f64) or device (drawn where the network runs, only the codes
+    /// come back; a code can differ where f32 and f64 sums disagree). Recorded in config.yaml.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draws: Option<harness::generator::Draws>,
+    /// Trajectories per generator forward (default 32 on the CPU, 512 on a GPU): wider
+    /// forwards give a GPU fewer, larger kernels. Changes no number on the CPU.
+    #[arg(long, value_name = "T")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_batch: Option<usize>,
+    /// Masked tokens guided and drawn at once (default 8 per trajectory of a forward): each
+    /// slice is one wait for a GPU. Changes no number on the CPU.
+    #[arg(long, value_name = "ROWS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slice_rows: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -262,7 +293,7 @@ pub struct ScoreArgs {
     /// Where the detector computes: cpu, cuda, cuda-f16 or cuda-bf16 (binary built with
     /// `--features cuda`).
     #[arg(long, default_value = "cpu")]
-    pub device: strategies::Device,
+    pub device: harness::run::Device,
     /// Where to write results: a `.jsonl` file (summary.json goes beside it) or a folder
     /// (results.jsonl and summary.json go inside). Default: IMAGEDIR/results.jsonl.
     #[arg(long, value_name = "PATH")]
@@ -383,7 +414,7 @@ pub struct TrainArgs {
     /// Where to compute: cpu or cuda (binary built with `--features cuda`). Training runs in
     /// f32; the half-precision devices are for inference.
     #[arg(long, default_value = "cpu")]
-    pub device: strategies::Device,
+    pub device: harness::run::Device,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -452,4 +483,32 @@ pub enum EvalModel {
     /// Judges: accuracy/AUROC per task on held-out renders, agreement with GenEval on generator
     /// samples.
     Judge,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every run flag is a field of the run configuration (merged by name in `run::resolve`):
+    /// a misnamed one would be refused as an unknown field.
+    #[test]
+    fn every_run_setting_is_a_run_config_field() {
+        let cmd = RunSettings::augment_args(clap::Command::new("run"));
+        let ids: Vec<String> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(ids.len() >= 20, "{ids:?}");
+        for id in ids {
+            let e =
+                serde_json::from_value::<harness::run::RunConfig>(serde_json::json!({ &id: null }))
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+            assert!(!e.contains("unknown field"), "--{id}: {e}");
+        }
+        // And the command line still parses into them.
+        Cli::command().debug_assert();
+    }
 }

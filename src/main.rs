@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod open;
 
 /// This build: the package version and the commit (see build.rs).
 pub const CODE_VERSION: &str =

@@ -1,6 +1,6 @@
 //! `evalcot score IMAGEDIR` with the embedded detector (both stages and the first alone), and
 //! the detector's error paths.
-//! The quality bar of the shipped detector lives in reports/detector.md; this test checks that
+//! The quality bar of the shipped detector lives in docs/detector.md; this test checks that
 //! the embedded detector is wired in and really looks at the pixels.
 
 mod common;

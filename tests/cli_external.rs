@@ -223,7 +223,7 @@ fn misbehaving_workers_stop_the_run_cleanly_and_a_rerun_resumes() {
     let reference = tmp.path().join("reference");
     ok(run(&args, &reference, &[]));
 
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 8] = [
         (
             "crash:step:9",
             &[
@@ -249,6 +249,23 @@ fn misbehaving_workers_stop_the_run_cleanly_and_a_rerun_resumes() {
         (
             "error:judge:0",
             &["the worker answered with an error: injected failure"],
+        ),
+        (
+            "fewer:judge:1",
+            &[
+                "judge reply",
+                "\"verdicts\" has",
+                "items for",
+                "in the request",
+            ],
+        ),
+        (
+            "improbable:judge:2",
+            &[
+                "judge reply",
+                "verdicts[0]",
+                "\"p_yes\": 1.5 is not a probability",
+            ],
         ),
     ];
     for (i, (fault, needles)) in cases.iter().enumerate() {

@@ -430,7 +430,7 @@ fn kubernetes_indexed_job_commands_shard_and_merge() {
         .any(|v| v["configMap"]["name"] == config_map["metadata"]["name"]));
     // The shipped run configuration is a valid one, at the paper's scale.
     let run_yaml = config_map["data"]["run.yaml"].as_str().unwrap();
-    let cfg: strategies::RunConfig = serde_norway::from_str(run_yaml).unwrap();
+    let cfg: harness::run::RunConfig = serde_norway::from_str(run_yaml).unwrap();
     assert_eq!(
         (cfg.strategy.as_str(), cfg.n, cfg.images_per_prompt),
         ("parm", 20, 4)

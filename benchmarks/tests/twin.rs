@@ -27,8 +27,11 @@ fn the_pytorch_twin_computes_burns_logits() {
         String::from_utf8_lossy(&o.stderr)
     );
     let line: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    // docs/performance.md reports 5.3e-5 (f32 sums in another order, logits of magnitude ~10):
+    // held to 2e-4, four times that, not to a bound that would pass a twin computing something
+    // else.
     assert!(
-        line["max_abs_logit_diff"].as_f64().unwrap() < 1e-3,
+        line["max_abs_logit_diff"].as_f64().unwrap() < 2e-4,
         "{line}"
     );
     assert!(line["rows_per_s"].as_f64().unwrap() > 0.0);

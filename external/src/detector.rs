@@ -5,6 +5,7 @@ use crate::generator::hello_name;
 use crate::wire::{excerpt, image_to_json, number};
 use crate::worker::{field, list, Worker};
 use harness::detector::{DetectedObject, Detector};
+use harness::error::ModelFault;
 use harness::{ClassId, Color};
 use image::RgbImage;
 use serde_json::{json, Value};
@@ -88,7 +89,7 @@ impl Detector for ExtDetector {
         self.input_size
     }
 
-    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, String> {
+    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, ModelFault> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -116,8 +117,9 @@ impl Detector for ExtDetector {
                             ))
                         })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>, String>>()
             })
-            .collect()
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(ModelFault::from)
     }
 }

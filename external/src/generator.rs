@@ -2,6 +2,7 @@
 
 use crate::wire::{image_from_json, number, tokens_from_json, tokens_to_json};
 use crate::worker::{field, list, Worker};
+use harness::error::ModelFault;
 use harness::error::NON_FINITE;
 use harness::generator::{Generator, Trajectory, MASK};
 use image::RgbImage;
@@ -108,7 +109,7 @@ impl Generator for ExtGenerator {
         self.default_steps
     }
 
-    fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+    fn step(&self, batch: &mut [Trajectory]) -> Result<(), ModelFault> {
         let live: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].done()).collect();
         if live.is_empty() {
             return Ok(());
@@ -123,14 +124,16 @@ impl Generator for ExtGenerator {
                     t.tokens.len(),
                     self.grid.0,
                     self.grid.1
-                ));
+                )
+                .into());
             }
             if t.schedule_masked < t.tokens.len() && !self.remask {
                 return Err(format!(
                     "{}: re-masked trajectories need a worker with the \"remask\" capability \
                      (self-correction, parm++)",
                     self.worker.label()
-                ));
+                )
+                .into());
             }
             items.push(json!({
                 "prompt": t.prompt,
@@ -160,7 +163,8 @@ impl Generator for ExtGenerator {
             if t.step + 1 >= t.steps && left > 0 {
                 return Err(at(format!(
                     "{left} positions still masked after the last step of the schedule"
-                )));
+                ))
+                .into());
             }
             t.tokens = tokens;
             t.prediction = prediction;
@@ -170,7 +174,7 @@ impl Generator for ExtGenerator {
         Ok(())
     }
 
-    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
+    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, ModelFault> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -193,15 +197,17 @@ impl Generator for ExtGenerator {
             .map(|(k, v)| {
                 image_from_json(v).map_err(|e| self.bad("decode", format!("images[{k}]: {e}")))
             })
-            .collect()
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(ModelFault::from)
     }
 
-    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String> {
+    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, ModelFault> {
         if !self.log_prob {
             return Err(format!(
                 "{}: the worker does not declare the \"log_prob\" capability (needed by DPO)",
                 self.worker.label()
-            ));
+            )
+            .into());
         }
         let reply = self.worker.request(
             "log_prob",
@@ -209,10 +215,10 @@ impl Generator for ExtGenerator {
         )?;
         let lp = number(&reply, "log_prob").map_err(|e| self.bad("log_prob", e))?;
         if lp.is_nan() || lp == f64::INFINITY {
-            return Err(format!(
+            return Err(ModelFault::non_finite(format!(
                 "generator {} returned a {NON_FINITE} log-probability for {prompt:?}",
                 self.name
-            ));
+            )));
         }
         Ok(lp)
     }

@@ -3,6 +3,7 @@
 use crate::generator::hello_name;
 use crate::wire::{excerpt, image_to_json, number};
 use crate::worker::{list, Worker};
+use harness::error::ModelFault;
 use harness::judge::{check_verdicts, ClauseVerdict, Judge, JudgeRequest, JudgeTask, Verdict};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -87,7 +88,7 @@ impl Judge for ExtJudge {
         false
     }
 
-    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String> {
+    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, ModelFault> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
@@ -103,7 +104,8 @@ impl Judge for ExtJudge {
                         .map(|t| t.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ));
+                )
+                .into());
             }
             items.push(json!({
                 "task": r.task.as_str(),

@@ -5,6 +5,7 @@
 use crate::wire::{image_from_json, image_to_json, tokens_from_json, tokens_to_json};
 use crate::worker::PROTOCOL;
 use harness::detector::Detector;
+use harness::error::ModelFault;
 use harness::generator::{Generator, Trajectory, MASK};
 use harness::judge::{Judge, JudgeRequest, JudgeTask};
 use harness::Metadata;
@@ -15,7 +16,7 @@ use std::io::{BufRead, Write};
 trait Handler {
     fn role(&self) -> &'static str;
     fn hello(&self) -> Value;
-    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, String>;
+    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, ModelFault>;
 }
 
 /// Serves requests from `input` until it closes. Every request gets a reply; a malformed one gets
@@ -48,12 +49,14 @@ fn serve(
             let protocol = request.get("protocol").and_then(Value::as_str);
             let role = request.get("role").and_then(Value::as_str);
             if protocol != Some(PROTOCOL) {
-                Err(format!("this worker speaks {PROTOCOL}, not {protocol:?}"))
+                Err(ModelFault::Failed(format!(
+                    "this worker speaks {PROTOCOL}, not {protocol:?}"
+                )))
             } else if role != Some(handler.role()) {
-                Err(format!(
+                Err(ModelFault::Failed(format!(
                     "this worker is a {}, not a {role:?}",
                     handler.role()
-                ))
+                )))
             } else {
                 Ok(handler.hello())
             }
@@ -69,7 +72,10 @@ fn serve(
             }
             Err(e) => {
                 let mut m = serde_json::Map::new();
-                m.insert("error".into(), e.into());
+                if e.is_non_finite() {
+                    m.insert("non_finite".into(), true.into());
+                }
+                m.insert("error".into(), String::from(e).into());
                 m.insert("ok".into(), false.into());
                 m
             }
@@ -123,7 +129,7 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
         })
     }
 
-    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, String> {
+    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, ModelFault> {
         let (r, c) = self.generator.grid();
         let len = r * c;
         match op {
@@ -182,9 +188,9 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
                 )?;
                 Ok(json!({ "log_prob": lp }))
             }
-            other => Err(format!(
-                "unknown op {other:?} for a generator (step, decode, log_prob)"
-            )),
+            other => {
+                Err(format!("unknown op {other:?} for a generator (step, decode, log_prob)").into())
+            }
         }
     }
 }
@@ -216,9 +222,9 @@ impl Handler for JudgeHandler<'_> {
         json!({"name": self.0.name(), "tasks": JudgeTask::ALL.map(|t| t.as_str())})
     }
 
-    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, String> {
+    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, ModelFault> {
         if op != "judge" {
-            return Err(format!("unknown op {op:?} for a judge (judge)"));
+            return Err(format!("unknown op {op:?} for a judge (judge)").into());
         }
         let parsed = items(request, "requests")?
             .iter()
@@ -275,9 +281,9 @@ impl Handler for DetectorHandler<'_> {
         json!({"name": self.0.name(), "input_size": self.0.input_size()})
     }
 
-    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, String> {
+    fn handle(&mut self, op: &str, request: &Value) -> Result<Value, ModelFault> {
         if op != "detect" {
-            return Err(format!("unknown op {op:?} for a detector (detect)"));
+            return Err(format!("unknown op {op:?} for a detector (detect)").into());
         }
         let images = items(request, "images")?
             .iter()

@@ -4,6 +4,7 @@
 //! worker's last lines of standard error.
 
 use crate::wire::{excerpt, parse_line};
+use harness::error::ModelFault;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
@@ -125,7 +126,7 @@ impl Worker {
     }
 
     /// Sends `{"id", "op", …body}` and returns the reply's fields (an `ok: true` reply).
-    pub fn request(&self, op: &str, body: Value) -> Result<Value, String> {
+    pub fn request(&self, op: &str, body: Value) -> Result<Value, ModelFault> {
         let mut inner = self
             .inner
             .lock()
@@ -134,19 +135,31 @@ impl Worker {
             return Err(format!(
                 "{}: stopped after an earlier failure: {first}",
                 self.label()
-            ));
+            )
+            .into());
         }
         let id = inner.next_id;
         inner.next_id += 1;
         let result = self.exchange(&mut inner, id, op, body);
-        if let Err(e) = &result {
-            inner.failed = Some(e.clone());
-            kill_group(&mut inner.child);
+        match &result {
+            // The worker answered in protocol that its model produced a NaN or an infinity for
+            // this input: it stays up for the next request.
+            Err(ModelFault::NonFinite(_)) | Ok(_) => {}
+            Err(ModelFault::Failed(e)) => {
+                inner.failed = Some(e.clone());
+                kill_group(&mut inner.child);
+            }
         }
-        result.map_err(|e| format!("{}: {op} request {id}: {e}", self.label()))
+        result.map_err(|e| e.context(format!("{}: {op} request {id}", self.label())))
     }
 
-    fn exchange(&self, inner: &mut Inner, id: u64, op: &str, body: Value) -> Result<Value, String> {
+    fn exchange(
+        &self,
+        inner: &mut Inner,
+        id: u64,
+        op: &str,
+        body: Value,
+    ) -> Result<Value, ModelFault> {
         let mut msg = serde_json::Map::new();
         msg.insert("id".into(), id.into());
         msg.insert("op".into(), op.into());
@@ -156,19 +169,24 @@ impl Worker {
         let line = Value::Object(msg).to_string() + "\n";
         let stdin = inner.stdin.as_mut().ok_or("standard input is closed")?;
         if let Err(e) = stdin.write_all(line.as_bytes()).and_then(|_| stdin.flush()) {
-            return Err(self.exited(inner, &format!("cannot write the request ({e})")));
+            return Err(self
+                .exited(inner, &format!("cannot write the request ({e})"))
+                .into());
         }
         let reply = match inner.lines.recv_timeout(self.timeout) {
             Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(format!("cannot read the reply: {e}")),
+            Ok(Err(e)) => return Err(format!("cannot read the reply: {e}").into()),
             Err(RecvTimeoutError::Timeout) => {
                 return Err(format!(
                     "no reply within {:.0} s (EVALCOT_EXT_TIMEOUT); the worker was stopped{}",
                     self.timeout.as_secs_f64(),
                     stderr_tail(inner)
-                ))
+                )
+                .into())
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(self.exited(inner, "no reply")),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(self.exited(inner, "no reply").into())
+            }
         };
         let v =
             parse_line(&reply).map_err(|e| format!("malformed reply, {e}: {}", excerpt(&reply)))?;
@@ -178,24 +196,27 @@ impl Worker {
         match obj.get("id").and_then(Value::as_u64) {
             Some(got) if got == id => {}
             _ => {
-                return Err(format!(
-                    "the reply does not carry \"id\": {id}: {}",
-                    excerpt(&reply)
-                ))
+                return Err(
+                    format!("the reply does not carry \"id\": {id}: {}", excerpt(&reply)).into(),
+                )
             }
         }
         match obj.get("ok") {
             Some(Value::Bool(true)) => Ok(v),
-            Some(Value::Bool(false)) => Err(format!(
-                "the worker answered with an error: {}",
-                obj.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no \"error\" given)")
-            )),
-            _ => Err(format!(
-                "the reply has no \"ok\": true/false: {}",
-                excerpt(&reply)
-            )),
+            Some(Value::Bool(false)) => {
+                let message = format!(
+                    "the worker answered with an error: {}",
+                    obj.get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(no \"error\" given)")
+                );
+                // A model's NaN or infinity fails only the image at hand (PROTOCOL.md).
+                Err(match obj.get("non_finite") {
+                    Some(Value::Bool(true)) => ModelFault::NonFinite(message),
+                    _ => ModelFault::Failed(message),
+                })
+            }
+            _ => Err(format!("the reply has no \"ok\": true/false: {}", excerpt(&reply)).into()),
         }
     }
 

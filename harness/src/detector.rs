@@ -2,6 +2,7 @@
 //! with class, score, box and colour probabilities — so that any detector (evalcot's burn model,
 //! an external process, the official models behind an adapter) feeds the same rules.
 
+use crate::error::ModelFault;
 use crate::rules::Detection;
 use crate::vocab::{ClassId, Color};
 use image::RgbImage;
@@ -77,7 +78,7 @@ pub trait Detector: Send + Sync {
     fn input_size(&self) -> u32;
 
     /// Detects objects in a batch of images of `input_size()` pixels.
-    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, String>;
+    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, ModelFault>;
 }
 
 #[cfg(test)]

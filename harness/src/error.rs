@@ -80,14 +80,73 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The phrase every model uses when it produced a NaN or an infinity ("generator base produced a
-/// non-finite log-probability", "detector … non-finite output …"). The run loop turns errors that
-/// contain it into a failed image with that reason instead of aborting the run; any other error
-/// still aborts.
+/// non-finite log-probability", "detector … non-finite output …"), so that messages read alike.
+/// The run loop decides by [`ModelFault`]'s variant, never by this text.
 pub const NON_FINITE: &str = "non-finite";
 
-/// Whether a model's error message reports a NaN or an infinity (see [`NON_FINITE`]).
-pub fn is_non_finite(message: &str) -> bool {
-    message.contains(NON_FINITE)
+/// How a model call (a generator step, a decode, a judge's or a detector's batch) failed. The
+/// run loop fails only the image at hand on [`ModelFault::NonFinite`] and stops the run on
+/// [`ModelFault::Failed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelFault {
+    /// The model produced a NaN or an infinity for this input.
+    #[error("{0}")]
+    NonFinite(String),
+    /// Anything else: a worker that broke the protocol, weights that do not load, bad input.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ModelFault {
+    /// A NaN or an infinity, described by `message`.
+    pub fn non_finite(message: impl Into<String>) -> Self {
+        ModelFault::NonFinite(message.into())
+    }
+
+    pub fn is_non_finite(&self) -> bool {
+        matches!(self, ModelFault::NonFinite(_))
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            ModelFault::NonFinite(m) | ModelFault::Failed(m) => m,
+        }
+    }
+
+    /// The same fault, its message prefixed with `context` (`"{context}: {message}"`).
+    pub fn context(self, context: impl fmt::Display) -> Self {
+        match self {
+            ModelFault::NonFinite(m) => ModelFault::NonFinite(format!("{context}: {m}")),
+            ModelFault::Failed(m) => ModelFault::Failed(format!("{context}: {m}")),
+        }
+    }
+}
+
+impl From<String> for ModelFault {
+    fn from(message: String) -> Self {
+        ModelFault::Failed(message)
+    }
+}
+
+impl From<&str> for ModelFault {
+    fn from(message: &str) -> Self {
+        ModelFault::Failed(message.to_string())
+    }
+}
+
+/// The message alone, for text-only channels (a worker's error reply, a failed image's reason).
+impl From<ModelFault> for String {
+    fn from(fault: ModelFault) -> Self {
+        match fault {
+            ModelFault::NonFinite(m) | ModelFault::Failed(m) => m,
+        }
+    }
+}
+
+impl From<Error> for ModelFault {
+    fn from(e: Error) -> Self {
+        ModelFault::Failed(e.to_string())
+    }
 }
 
 /// A problem inside one JSON value, before the file and line are known: the dotted field path

@@ -7,6 +7,7 @@
 //! composition or thread order: the same `(seed, step)` gives the same tokens whichever batch the
 //! trajectory is stepped in.
 
+use crate::error::ModelFault;
 use crate::rng::derive_seed;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -179,16 +180,16 @@ pub trait Generator: Send + Sync {
     }
     /// Advances every unfinished trajectory of `batch` by one step (finished ones are left
     /// alone). Batching is only for speed: results equal stepping each alone.
-    fn step(&self, batch: &mut [Trajectory]) -> Result<(), String>;
+    fn step(&self, batch: &mut [Trajectory]) -> Result<(), ModelFault>;
     /// Decodes each trajectory's full current prediction (its committed tokens where it has no
     /// prediction yet).
-    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String>;
+    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, ModelFault>;
     /// Conditional log-probability of complete `tokens` given `prompt`, summed over positions
     /// hidden by a random cosine-schedule mask drawn from `seed` (DPO's sequence score).
-    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String>;
+    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, ModelFault>;
 
     /// Runs `batch` to the end of its schedules.
-    fn run_to_end(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+    fn run_to_end(&self, batch: &mut [Trajectory]) -> Result<(), ModelFault> {
         while batch.iter().any(|t| !t.done()) {
             self.step(batch)?;
         }

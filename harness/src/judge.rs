@@ -2,6 +2,7 @@
 //! (image, prompt); a verdict's score is the first-token P(yes). evalcot's judges (burn networks,
 //! or external processes) answer the same questions through this trait, batched.
 
+use crate::error::ModelFault;
 use crate::Metadata;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -85,13 +86,13 @@ pub fn check_verdicts(
     judge: &str,
     requests: &[JudgeRequest<'_>],
     verdicts: &[Verdict],
-) -> Result<(), String> {
+) -> Result<(), ModelFault> {
     if verdicts.len() != requests.len() {
-        return Err(format!(
+        return Err(ModelFault::Failed(format!(
             "judge {judge} returned {} verdicts for {} requests",
             verdicts.len(),
             requests.len()
-        ));
+        )));
     }
     for (r, v) in requests.iter().zip(verdicts) {
         let bad = if !v.p_yes.is_finite() {
@@ -111,12 +112,12 @@ pub fn check_verdicts(
             let step = r
                 .step
                 .map_or(String::new(), |(s, t)| format!(" at step {s}/{t}"));
-            return Err(format!(
+            return Err(ModelFault::non_finite(format!(
                 "judge {judge} returned a {} {what} for task {} on prompt {:?}{step}",
                 crate::error::NON_FINITE,
                 r.task.as_str(),
                 r.metadata.prompt
-            ));
+            )));
         }
     }
     Ok(())
@@ -131,7 +132,7 @@ pub trait Judge: Send + Sync {
         true
     }
     /// One verdict per request, in order. A non-finite score is an error naming the judge.
-    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String>;
+    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, ModelFault>;
 }
 
 #[cfg(test)]
@@ -187,17 +188,17 @@ mod tests {
                 "region",
             ),
         ] {
-            let e = check_verdicts("j", std::slice::from_ref(&request), &[bad]).unwrap_err();
+            let fault = check_verdicts("j", std::slice::from_ref(&request), &[bad]).unwrap_err();
+            let e = fault.message();
             assert!(
                 e.contains("judge j returned a non-finite")
                     && e.contains(want)
                     && e.contains("task reflect on prompt \"a photo of a bench\" at step 2/6"),
                 "{e}"
             );
-            assert!(crate::error::is_non_finite(&e));
+            assert!(fault.is_non_finite(), "{fault:?}");
         }
-        assert!(check_verdicts("j", std::slice::from_ref(&request), &[])
-            .unwrap_err()
-            .contains("0 verdicts for 1 requests"));
+        let fault = check_verdicts("j", std::slice::from_ref(&request), &[]).unwrap_err();
+        assert!(!fault.is_non_finite() && fault.message().contains("0 verdicts for 1 requests"));
     }
 }

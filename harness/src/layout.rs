@@ -44,6 +44,20 @@ fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png` (`/` or `\`): the key
+/// of a sample by its path in the official layout, as results files name it.
+pub fn sample_key(filename: &str) -> Option<(usize, usize)> {
+    let parts: Vec<&str> = filename.split(['/', '\\']).collect();
+    let [.., folder, samples, image] = parts.as_slice() else {
+        return None;
+    };
+    let stem = image.strip_suffix(".png")?;
+    if *samples != "samples" || !all_digits(folder) || !all_digits(stem) {
+        return None;
+    }
+    Some((folder.parse().ok()?, stem.parse().ok()?))
+}
+
 /// `<digits>.png`, the sample names the layout accepts.
 pub fn is_sample_name(name: &str) -> bool {
     name.strip_suffix(".png").is_some_and(all_digits)

@@ -19,6 +19,7 @@ pub mod pyjson;
 pub mod results;
 pub mod rng;
 pub mod rules;
+pub mod run;
 pub mod scoring;
 pub mod suite;
 pub mod testkit;

@@ -234,19 +234,24 @@ impl<G: Generator + ?Sized> Generator for Timed<'_, G> {
     fn start(&self, prompt: &str, seed: u64, steps: usize) -> Trajectory {
         self.0.start(prompt, seed, steps)
     }
-    fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+    fn step(&self, batch: &mut [Trajectory]) -> Result<(), crate::error::ModelFault> {
         let _t = span(Phase::Step);
         self.0.step(batch)
     }
-    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
+    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, crate::error::ModelFault> {
         let _t = span(Phase::Decode);
         self.0.decode(batch)
     }
-    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String> {
+    fn log_prob(
+        &self,
+        prompt: &str,
+        tokens: &[u32],
+        seed: u64,
+    ) -> Result<f64, crate::error::ModelFault> {
         let _t = span(Phase::LogProb);
         self.0.log_prob(prompt, tokens, seed)
     }
-    fn run_to_end(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+    fn run_to_end(&self, batch: &mut [Trajectory]) -> Result<(), crate::error::ModelFault> {
         let _t = span(Phase::Step);
         self.0.run_to_end(batch)
     }
@@ -259,7 +264,10 @@ impl<J: Judge + ?Sized> Judge for Timed<'_, J> {
     fn concurrent(&self) -> bool {
         self.0.concurrent()
     }
-    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String> {
+    fn judge(
+        &self,
+        requests: &[JudgeRequest<'_>],
+    ) -> Result<Vec<Verdict>, crate::error::ModelFault> {
         let _t = span(Phase::Judge);
         self.0.judge(requests)
     }
@@ -272,7 +280,10 @@ impl<D: Detector + ?Sized> Detector for Timed<'_, D> {
     fn input_size(&self) -> u32 {
         self.0.input_size()
     }
-    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, String> {
+    fn detect(
+        &self,
+        images: &[RgbImage],
+    ) -> Result<Vec<Vec<DetectedObject>>, crate::error::ModelFault> {
         let _t = span(Phase::Detect);
         self.0.detect(images)
     }

@@ -3,6 +3,7 @@
 //! in batches, scale boxes back to the original pixels, judge with the GenEval rules.
 
 use crate::detector::Detector;
+use crate::error::ModelFault;
 use crate::error::{Error, Location, Result};
 use crate::layout::{read_image_dir, SampleEntry};
 use crate::results::ResultRecord;
@@ -112,13 +113,13 @@ pub fn judge_images(
     images: &[RgbImage],
     metadata: &[&crate::Metadata],
     cfg: &RuleConfig,
-) -> std::result::Result<Vec<std::result::Result<rules::Judgement, String>>, String> {
+) -> std::result::Result<Vec<std::result::Result<rules::Judgement, String>>, ModelFault> {
     if images.len() != metadata.len() {
-        return Err(format!(
+        return Err(ModelFault::Failed(format!(
             "{} images but {} metadata records",
             images.len(),
             metadata.len()
-        ));
+        )));
     }
     let size = detector.input_size();
     let resized: Vec<(RgbImage, f32, f32)> = images
@@ -128,7 +129,7 @@ pub fn judge_images(
     let inputs: Vec<RgbImage> = resized.iter().map(|(i, _, _)| i.clone()).collect();
     let outputs = detector
         .detect(&inputs)
-        .map_err(|e| format!("detector {}: {e}", detector.name()))?;
+        .map_err(|e| e.context(format!("detector {}", detector.name())))?;
     Ok(outputs
         .into_iter()
         .zip(&resized)
@@ -209,7 +210,7 @@ mod tests {
         fn detect(
             &self,
             images: &[RgbImage],
-        ) -> std::result::Result<Vec<Vec<DetectedObject>>, String> {
+        ) -> std::result::Result<Vec<Vec<DetectedObject>>, crate::error::ModelFault> {
             Ok(images
                 .iter()
                 .map(|img| {

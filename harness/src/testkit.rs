@@ -58,7 +58,7 @@ impl Generator for DummyGenerator {
         self.steps
     }
 
-    fn step(&self, batch: &mut [Trajectory]) -> Result<(), String> {
+    fn step(&self, batch: &mut [Trajectory]) -> Result<(), crate::error::ModelFault> {
         for t in batch.iter_mut().filter(|t| !t.done()) {
             let mut rng = Rng::new(t.step_seed());
             let wanted = Self::prompt_class(&t.prompt);
@@ -87,7 +87,7 @@ impl Generator for DummyGenerator {
         Ok(())
     }
 
-    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, String> {
+    fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, crate::error::ModelFault> {
         Ok(batch
             .iter()
             .map(|t| {
@@ -106,7 +106,12 @@ impl Generator for DummyGenerator {
             .collect())
     }
 
-    fn log_prob(&self, prompt: &str, tokens: &[u32], _seed: u64) -> Result<f64, String> {
+    fn log_prob(
+        &self,
+        prompt: &str,
+        tokens: &[u32],
+        _seed: u64,
+    ) -> Result<f64, crate::error::ModelFault> {
         let wanted = Self::prompt_class(prompt);
         Ok(tokens
             .iter()
@@ -134,7 +139,10 @@ impl Detector for DummyDetector {
         16
     }
 
-    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, String> {
+    fn detect(
+        &self,
+        images: &[RgbImage],
+    ) -> Result<Vec<Vec<DetectedObject>>, crate::error::ModelFault> {
         Ok(images
             .iter()
             .map(|img| {
@@ -178,7 +186,7 @@ impl crate::judge::Judge for DummyJudge {
     fn judge(
         &self,
         requests: &[crate::judge::JudgeRequest<'_>],
-    ) -> Result<Vec<crate::judge::Verdict>, String> {
+    ) -> Result<Vec<crate::judge::Verdict>, crate::error::ModelFault> {
         use crate::judge::{ClauseVerdict, JudgeTask, Verdict};
         let cfg = crate::RuleConfig::default();
         requests

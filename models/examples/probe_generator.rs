@@ -1,10 +1,10 @@
 //! Diagnostic: how well a trained generator predicts masked tokens at fixed mask ratios, beside
-//! a "copy the left neighbour" baseline (reports/generator.md). Usage:
+//! a "copy the left neighbour" baseline (docs/generator.md). Usage:
 //! `cargo run --release -p models --example probe_generator -- DIR [SAMPLES]`, DIR holding
 //! generator.json/.bpk and tokenizer/ (tokenizer.json/.bpk) or a TOKENIZER_DIR third argument.
 use burn::prelude::*;
 use harness::rng::Rng;
-use models::maskgit::training::{prompt_ids, push_masked, to_device, HostBatch};
+use models::maskgit::data::{prompt_ids, push_masked, to_device, HostBatch};
 use models::maskgit::BurnGenerator;
 use std::path::Path;
 use world::dataset::{DatasetKind, SampleSource};

@@ -93,7 +93,7 @@ pub fn tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, Model
     tokenizer_named(TOKENIZERS[0].0, device)
 }
 
-/// The tokenizer the shipped `base` generator predicts (`vq8x8-canonical-8k` since session 7).
+/// The tokenizer the shipped `base` generator predicts (`vq8x8-canonical-8k`).
 pub fn base_tokenizer<B: Backend>(device: &B::Device) -> Result<VqTokenizer<B>, ModelError> {
     let (meta, _, what) = lookup(GENERATORS, "generator", "base")?;
     let meta: GeneratorMeta = parse_meta(meta, &what)?;

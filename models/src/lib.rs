@@ -7,12 +7,13 @@ pub mod detector;
 pub mod embedded;
 pub mod judge;
 pub mod maskgit;
+pub mod open;
 pub mod store;
 pub mod train_loop;
 pub mod vq;
 
 /// The CPU backend: burn-flex (f32). burn 0.21's ndarray backend runs a 3×3 convolution's
-/// forward + backward 5–18× slower than flex on this machine (reports/performance.md), which
+/// forward + backward 5–18× slower than flex on this machine (docs/performance.md), which
 /// would put training out of reach on two cores; ndarray stays compiled for comparison.
 pub type Cpu = burn::backend::Flex;
 /// The CPU backend with autodiff, for training.

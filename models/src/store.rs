@@ -17,6 +17,12 @@ pub enum ModelError {
     Harness(#[from] harness::Error),
     #[error("{what}: config {message}")]
     Config { what: String, message: String },
+    /// A run setting this model cannot honour (`field` names the setting).
+    #[error("{field}: {message}")]
+    Refused { field: String, message: String },
+    /// A device the backend cannot use here (not built in, or it failed to start).
+    #[error("device {device}: {message}")]
+    Device { device: String, message: String },
 }
 
 impl ModelError {
@@ -171,7 +177,7 @@ mod tests {
 
     /// Loading leaves an f32 backend's weights in f32 (half-precision files are widened), and
     /// the cast a half-precision backend gets turns every float parameter into its type — the
-    /// fix for the NaN scores of `--device cuda-f16` (reports/performance.md, session 13) — with
+    /// fix for the NaN scores of `--device cuda-f16` (docs/performance.md) — with
     /// values kept to f16 precision.
     #[test]
     fn loaded_weights_take_the_backends_float_type() {

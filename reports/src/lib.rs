@@ -1,6 +1,7 @@
 //! evalcot reports: summaries, tables, plots and the regression gate, computed from result files
 //! only. This crate never links a model; it reads what runs wrote.
 
+pub mod font;
 pub mod gate;
 pub mod html;
 pub mod paper;

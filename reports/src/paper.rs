@@ -1,5 +1,5 @@
 //! `evalcot reproduce paper`: the paper's Tables 1, 2, 3 and 5 as a matrix of evalcot runs
-//! (`configs/paper/matrix.yaml`), and `reports/paper.md` — our numbers beside the paper's, the
+//! (`configs/paper/matrix.yaml`), and `docs/paper.md` — our numbers beside the paper's, the
 //! order of the rows in each table, and the paper's claims checked against our intervals.
 //! Running the experiments is the binary's job; this module reads the matrix and renders.
 
@@ -144,7 +144,7 @@ fn ours(stats: &RunStats) -> [Option<f64>; 7] {
     v
 }
 
-/// The rendered `reports/paper.md`.
+/// The rendered `docs/paper.md`.
 pub fn render(
     matrix: &Matrix,
     outcomes: &BTreeMap<String, Outcome>,

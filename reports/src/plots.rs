@@ -4,79 +4,17 @@
 //!
 //! Text needs a font file: plotters' `ab_glyph` backend loads no system fonts by itself, so one is
 //! looked up at run time (`EVALCOT_FONT`, then common DejaVu/Liberation paths). Without one the
-//! plots are drawn without any text (the tables carry the numbers) and [`Font::missing`] says so.
+//! plots are drawn without any text (the tables carry the numbers) and [`crate::font::Font::missing`] says so.
 
 use crate::scaling::Scaling;
+use crate::stats::{log_ticks, pareto_front};
 use crate::tables::Tables;
 use harness::error::{Error, Location, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// The font registered for plot text, if any.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Font {
-    Found(PathBuf),
-    /// Where it was looked for.
-    Missing(Vec<PathBuf>),
-}
-
-impl Font {
-    pub fn available(&self) -> bool {
-        matches!(self, Font::Found(_))
-    }
-
-    /// A sentence for the report when plots have no text.
-    pub fn missing(&self) -> Option<String> {
-        match self {
-            Font::Found(_) => None,
-            Font::Missing(paths) => Some(format!(
-                "Plots are drawn without text: no font file was found (set EVALCOT_FONT to a .ttf file; looked in {}).",
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-    }
-}
-
-const FONT_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Finds and registers a font once per process (as `sans-serif`).
-pub fn font() -> &'static Font {
-    static FONT: OnceLock<Font> = OnceLock::new();
-    FONT.get_or_init(|| {
-        let mut tried: Vec<PathBuf> = Vec::new();
-        if let Some(p) = std::env::var_os("EVALCOT_FONT") {
-            tried.push(PathBuf::from(p));
-        }
-        tried.extend(FONT_CANDIDATES.iter().map(PathBuf::from));
-        for p in &tried {
-            if let Ok(bytes) = std::fs::read(p) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Font::Found(p.clone());
-                }
-            }
-        }
-        Font::Missing(tried)
-    })
-}
+use std::path::Path;
 
 const PALETTE: &[RGBColor] = &[
     RGBColor(31, 119, 180),
@@ -207,41 +145,6 @@ fn legend<DB: DrawingBackend>(
         .map_err(e)?;
     }
     Ok(())
-}
-
-/// Indices of the runs on the Pareto front of (lower compute, higher overall accuracy), in
-/// order of compute.
-pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by(|&a, &b| {
-        points[a]
-            .0
-            .total_cmp(&points[b].0)
-            .then(points[b].1.total_cmp(&points[a].1))
-    });
-    let mut front = Vec::new();
-    let mut best = f64::NEG_INFINITY;
-    for i in order {
-        if points[i].1 > best {
-            best = points[i].1;
-            front.push(i);
-        }
-    }
-    front
-}
-
-/// Round values (1, 2, 5 × 10^k) whose log10 lies in `[lo, hi]`.
-pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let mut ticks = Vec::new();
-    for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
-        for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powi(k);
-            if (lo..=hi).contains(&v.log10()) {
-                ticks.push(v);
-            }
-        }
-    }
-    ticks
 }
 
 fn num_label(v: f64) -> String {
@@ -674,9 +577,5 @@ mod tests {
         );
         let svg = render_scaling_svg(&s, false, Path::new("x.svg")).unwrap();
         assert!(!svg.contains("<text") && svg.contains("<polyline"), "{svg}");
-        assert!(Font::Missing(vec!["/f.ttf".into()])
-            .missing()
-            .unwrap()
-            .contains("/f.ttf"));
     }
 }

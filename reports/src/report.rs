@@ -57,7 +57,7 @@ pub fn write_report(
     let scaling = Scaling::compute(&runs);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
 
-    let font = plots::font();
+    let font = crate::font::font();
     let mut notes = Vec::new();
     if let Some(n) = font.missing() {
         notes.push(n);
@@ -118,12 +118,13 @@ pub fn write_report(
 }
 
 /// A note when the runs were not all scored by one detector: their scores are not comparable.
-/// A run without a recorded detector was written before session 15 (evaluator-v2).
+/// A run without a recorded detector was written before `summary.json` named its detector
+/// (such runs were scored by evaluator-v2).
 fn detector_note(runs: &[Run]) -> Option<String> {
     let name = |r: &Run| {
-        r.scored_by
-            .clone()
-            .unwrap_or_else(|| "not recorded (evaluator-v2 if before session 15)".into())
+        r.scored_by.clone().unwrap_or_else(|| {
+            "not recorded (evaluator-v2 for runs made before the detector was recorded)".into()
+        })
     };
     let mut by: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for r in runs {
@@ -224,7 +225,7 @@ pub(crate) mod tests {
             )
             .unwrap()
         };
-        // Neither records one (runs before session 15): one group, no note.
+        // Neither records one (runs made before the detector was recorded): one group, no note.
         assert_eq!(differ(&report()), None);
         let put = |dir: &Path, name: &str| {
             let json = serde_json::json!({ crate::SCORED_BY_KEY: name });

@@ -62,7 +62,10 @@ pub struct RunMeta {
 impl RunMeta {
     /// Whether the strategy asks a judge (its `judge` setting matters).
     pub fn uses_judge(&self) -> bool {
-        !matches!(self.strategy.as_str(), "baseline" | "oracle")
+        // A strategy this build does not know is shown with its judge.
+        self.strategy
+            .parse::<harness::run::StrategyKind>()
+            .map_or(true, |k| k.needs_judge())
     }
 
     /// `orm N=20 (zero-shot)`, `baseline`, `oracle N=4`.
@@ -100,8 +103,8 @@ pub struct Run {
     /// Per image: wall seconds from `timing.jsonl` (absent for runs written before it existed,
     /// or for images resumed from such a run).
     pub seconds: BTreeMap<ImageKey, f64>,
-    /// The detector that scored the run, from `summary.json` (absent before session 15, when
-    /// every run was scored by evaluator-v2).
+    /// The detector that scored the run, from `summary.json` (absent in runs made before it was
+    /// recorded, when every run was scored by evaluator-v2).
     pub scored_by: Option<String>,
 }
 
@@ -434,19 +437,7 @@ fn json_lines<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-/// `(prompt index, image index)` of `…/<digits>/samples/<digits>.png` (`/` or `\`).
-pub fn sample_key(filename: &str) -> Option<ImageKey> {
-    let parts: Vec<&str> = filename.split(['/', '\\']).collect();
-    let [.., folder, samples, image] = parts.as_slice() else {
-        return None;
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let stem = image.strip_suffix(".png")?;
-    if *samples != "samples" || !digits(folder) || !digits(stem) {
-        return None;
-    }
-    Some((folder.parse().ok()?, stem.parse().ok()?))
-}
+pub use harness::layout::sample_key;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! Best-of-N scaling curves (the paper's Fig. 3) from one set of candidates: for N′ in
 //! [`N_PRIMES`] (and the run's own N), the GenEval overall score had the strategy picked among
 //! the first N′ candidates only. ORM picks the argmax of `trace.p_yes` over the first N′ (the
-//! first index wins ties, as `strategies::argmax`); the oracle is correct when any of the first N′
+//! first index wins ties, as `harness::run::argmax`); the oracle is correct when any of the first N′
 //! is correct (`trace.candidate_correct`). N′ = 1 is the first candidate, i.e. plain sampling.
 //! Runs without the data (other strategies, older runs, failed images) are skipped with a note.
 
@@ -168,17 +168,6 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The first index of the largest value (as `strategies::argmax`).
-fn argmax(values: &[f64]) -> usize {
-    let mut best = 0;
-    for (i, v) in values.iter().enumerate() {
-        if *v > values[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// `Ok(None)`: the strategy has no re-pick rule and records nothing to re-pick (e.g. baseline).
 fn curve(index: usize, r: &Run) -> Result<Option<Curve>, String> {
     let rule = match r.meta.strategy.as_str() {
@@ -255,7 +244,7 @@ fn curve(index: usize, r: &Run) -> Result<Option<Curve>, String> {
             for (tag, correct, scores) in &per_image {
                 let ok = match rule {
                     Rule::Oracle => correct[..k].iter().any(|&c| c),
-                    Rule::Orm => correct[argmax(&scores[..k])],
+                    Rule::Orm => correct[harness::run::argmax(&scores[..k])],
                 };
                 let i = *slot.entry(tag).or_insert_with(|| {
                     tags.push((tag.to_string(), 0, 0));

@@ -209,6 +209,41 @@ fn binomial_half(rng: &mut Rng, n: u64) -> u64 {
     ones
 }
 
+/// Indices of the runs on the Pareto front of (lower compute, higher overall accuracy), in
+/// order of compute.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        points[a]
+            .0
+            .total_cmp(&points[b].0)
+            .then(points[b].1.total_cmp(&points[a].1))
+    });
+    let mut front = Vec::new();
+    let mut best = f64::NEG_INFINITY;
+    for i in order {
+        if points[i].1 > best {
+            best = points[i].1;
+            front.push(i);
+        }
+    }
+    front
+}
+
+/// Round values (1, 2, 5 × 10^k) whose log10 lies in `[lo, hi]`.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(k);
+            if (lo..=hi).contains(&v.log10()) {
+                ticks.push(v);
+            }
+        }
+    }
+    ticks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

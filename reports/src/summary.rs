@@ -2,10 +2,12 @@
 //! image accuracy per tag (tags in order of first appearance), and the overall score as the
 //! unweighted mean of the per-tag accuracies.
 
-use harness::results::ResultRow;
+use harness::error::{Error, Location};
+use harness::results::{ResultRecord, ResultRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::path::Path;
 
 /// Correct and total images of one tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +137,40 @@ impl Summary {
 /// Python's `f"{x:.2%}"`: multiply by 100 in floating point, then round to two decimals.
 fn py_percent(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
+}
+
+impl Summary {
+    /// The summary of scored records; an error naming `source` when there are none.
+    pub fn of_records(records: &[ResultRecord], source: &Path) -> harness::Result<Summary> {
+        let rows: Vec<ResultRow> = records
+            .iter()
+            .map(|r| ResultRow {
+                tag: r.tag.clone(),
+                correct: r.correct,
+                metadata: r.metadata.clone(),
+            })
+            .collect();
+        Summary::from_rows(&rows).ok_or_else(|| {
+            Error::invalid(
+                Location::file(source.display().to_string()),
+                "no images to summarise",
+            )
+        })
+    }
+
+    /// Writes `summary.json` (atomically), with the name of the detector that scored the images
+    /// when known (key [`crate::SCORED_BY_KEY`]): scores of different detectors must not be
+    /// compared.
+    pub fn write(&self, path: &Path, scored_by: Option<&str>) -> harness::Result<()> {
+        let mut json = self.to_json();
+        if let (Some(name), Some(map)) = (scored_by, json.as_object_mut()) {
+            map.insert(crate::SCORED_BY_KEY.into(), name.into());
+        }
+        let text = serde_json::to_string_pretty(&json).map_err(|e| {
+            Error::invalid(Location::file(path.display().to_string()), e.to_string())
+        })? + "\n";
+        harness::fsutil::write_atomic(path, text.as_bytes())
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<i32> {
         EvalModel::Tokenizer => tokenizer(args),
         EvalModel::Judge => judges(args),
         EvalModel::Detector => {
-            let det = crate::commands::run::load_detector(args.detector.as_deref())?;
+            let det = models::open::cpu_detector(args.detector.as_deref())?;
             let source = match &args.detector {
                 Some(d) => d.display().to_string(),
                 None => "embedded evaluation detector".to_string(),
@@ -185,7 +185,7 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
             "the embedded base generator's tokenizer".to_string(),
         ),
     };
-    let det = crate::commands::run::load_detector(args.detector.as_deref())?;
+    let det = models::open::cpu_detector(args.detector.as_deref())?;
     let t = std::time::Instant::now();
     let ev = models::vq::eval::evaluate(&tok, &det, args.images, args.suite_images, args.seed)
         .map_err(|e| anyhow::anyhow!("evaluating {source}: {e}"))?;
@@ -295,8 +295,8 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
 /// `evalcot eval judge --judges zero-shot,fine-tuned --out FILE.md`.
 fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
     use models::judge::eval;
-    let det = crate::commands::run::load_detector(args.detector.as_deref())?;
-    let generator = crate::commands::run::load_generator(&args.generator)?;
+    let det = models::open::cpu_detector(args.detector.as_deref())?;
+    let generator = models::open::cpu_generator(&args.generator)?;
     // Held-out prompts: the validation split of the training prompts (never trained on).
     let all = world::prompts::training_prompts(world::prompts::DEFAULT_COUNT, args.seed);
     let val = world::prompts::split(&all, args.seed).1;
@@ -352,7 +352,7 @@ fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
         .map(str::trim)
         .filter(|n| !n.is_empty())
     {
-        let judge = crate::commands::run::load_judge(name)?;
+        let judge = models::open::cpu_judge(name)?;
         let mut row = |data: &str, task: &str, sc: eval::Scores| {
             let _ = writeln!(
                 s,

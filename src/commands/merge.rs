@@ -1,31 +1,16 @@
 use crate::cli::MergeArgs;
-use crate::commands::score::{summarise, write_summary};
+use reports::Summary;
 
 /// `evalcot merge SHARD_DIR… --out RUN`.
 pub fn run(args: &MergeArgs) -> anyhow::Result<i32> {
     // The shards come from one build and one resolved config, so one scoring detector.
     let scored_by = args.shards.first().and_then(|s| reports::run::scored_by(s));
     let summary_of = |staging: &std::path::Path, records: &[harness::results::ResultRecord]| {
-        let summary = summarise(records).map_err(|e| {
-            harness::Error::invalid(
-                harness::error::Location::file(args.out.display().to_string()),
-                e.to_string(),
-            )
-        })?;
-        write_summary(
-            &staging.join("summary.json"),
-            &summary,
-            scored_by.as_deref(),
-        )
-        .map_err(|e| {
-            harness::Error::invalid(
-                harness::error::Location::file(staging.join("summary.json").display().to_string()),
-                e.to_string(),
-            )
-        })
+        Summary::of_records(records, &args.out)?
+            .write(&staging.join("summary.json"), scored_by.as_deref())
     };
-    let records = strategies::shard::merge(&args.shards, &args.out, &summary_of)?;
-    let summary = summarise(&records)?;
+    let records = harness::run::merge::merge(&args.shards, &args.out, &summary_of)?;
+    let summary = Summary::of_records(&records, &args.out)?;
     print!("{}", summary.render_official());
     eprintln!(
         "merged {} shards ({} images) into {}",

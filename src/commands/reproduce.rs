@@ -1,14 +1,14 @@
 use crate::cli::ReproduceArgs;
-use crate::commands::run::{batching_of, execute, open_generator, open_judge};
+use crate::commands::run::execute;
 use anyhow::{anyhow, Context};
+use harness::run::RunConfig;
 use reports::paper::{Matrix, Outcome};
 use reports::{BootstrapOptions, Run, Tables};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use strategies::RunConfig;
 
 /// `evalcot reproduce paper [--scale small|full]`: every configuration of the matrix, resumed
-/// where its run folder already holds images, then `reports/strategies.md`.
+/// where its run folder already holds images, then `docs/strategies.md`.
 pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     let matrix = Matrix::load(&args.matrix)?;
     let overrides = matrix.scales.get(&args.scale).ok_or_else(|| {
@@ -113,7 +113,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     if args.resamples != crate::cli::DEFAULT_RESAMPLES {
         command += &format!(" --resamples {}", args.resamples);
     }
-    if let Some(device) = args.device.filter(|d| *d != strategies::Device::Cpu) {
+    if let Some(device) = args.device.filter(|d| *d != harness::run::Device::Cpu) {
         command += &format!(" --device {device}");
     }
     command += &format!(" --out {}", args.out.display());
@@ -139,19 +139,17 @@ fn unavailable(cfg: &RunConfig) -> anyhow::Result<Option<String>> {
             Err(e)
         }
     };
-    let device = cfg.device.unwrap_or(strategies::Device::Cpu);
-    if let Err(e) = open_generator(
-        &cfg.generator,
-        None,
-        None,
-        cfg.draws.unwrap_or_default(),
-        batching_of(cfg),
-        device,
-    ) {
+    let device = cfg.device.unwrap_or(harness::run::Device::Cpu);
+    let options = models::open::SamplingOptions {
+        cfg_scale: None,
+        temperature: None,
+        ..models::open::SamplingOptions::of(cfg)
+    };
+    if let Err(e) = crate::open::generator(&cfg.generator, options, device) {
         return missing(e);
     }
-    if !matches!(cfg.strategy.as_str(), "baseline" | "oracle") {
-        if let Err(e) = open_judge(&cfg.judge, device) {
+    if cfg.strategy_kind().map_or(true, |k| k.needs_judge()) {
+        if let Err(e) = crate::open::judge(&cfg.judge, device) {
             return missing(e);
         }
     }

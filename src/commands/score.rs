@@ -1,8 +1,8 @@
 use crate::cli::ScoreArgs;
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use harness::detections_file::{read_detections, score_line};
-use harness::results::{write_results, ResultRow};
-use harness::{fsutil, results::ResultRecord, RuleConfig};
+use harness::results::write_results;
+use harness::{results::ResultRecord, RuleConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use reports::Summary;
 use std::path::{Path, PathBuf};
@@ -26,8 +26,8 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
         .ok_or_else(|| anyhow!("--out is required with --detections"))?;
     let (results_path, summary_path) = output_paths(&out);
     write_results(&results_path, &records)?;
-    let summary = summarise(&records)?;
-    write_summary(&summary_path, &summary, scored_by.as_deref())?;
+    let summary = Summary::of_records(&records, &results_path)?;
+    summary.write(&summary_path, scored_by.as_deref())?;
     print!("{}", summary.render_official());
     eprintln!(
         "wrote {} and {}",
@@ -52,8 +52,8 @@ fn score_images(
     args: &ScoreArgs,
     cfg: &RuleConfig,
 ) -> anyhow::Result<(Vec<ResultRecord>, String)> {
-    crate::commands::run::check_device(args.device)?;
-    let detector = crate::commands::run::open_detector(args.detector.as_deref(), args.device)?;
+    models::open::check_device(args.device)?;
+    let detector = crate::open::detector(args.detector.as_deref(), args.device)?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -83,32 +83,4 @@ pub fn output_paths(out: &Path) -> (PathBuf, PathBuf) {
     } else {
         (out.join("results.jsonl"), out.join("summary.json"))
     }
-}
-
-pub fn summarise(records: &[ResultRecord]) -> anyhow::Result<Summary> {
-    let rows: Vec<ResultRow> = records
-        .iter()
-        .map(|r| ResultRow {
-            tag: r.tag.clone(),
-            correct: r.correct,
-            metadata: r.metadata.clone(),
-        })
-        .collect();
-    Summary::from_rows(&rows).context("no images to summarise")
-}
-
-/// Writes `summary.json`, with the name of the detector that scored the images when known
-/// (key `detector`): scores of different detectors must not be compared.
-pub fn write_summary(
-    path: &Path,
-    summary: &Summary,
-    scored_by: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut json = summary.to_json();
-    if let (Some(name), Some(map)) = (scored_by, json.as_object_mut()) {
-        map.insert(reports::SCORED_BY_KEY.into(), name.into());
-    }
-    let text = serde_json::to_string_pretty(&json)? + "\n";
-    fsutil::write_atomic(path, text.as_bytes())?;
-    Ok(())
 }

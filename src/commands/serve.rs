@@ -1,5 +1,5 @@
 use crate::cli::{ServeArgs, ServeRole};
-use crate::commands::run::{load_detector, load_generator, load_judge};
+use models::open::{cpu_detector, cpu_generator, cpu_judge};
 use std::path::Path;
 
 /// `evalcot serve generator|judge|detector [--model NAME|DIR]`: until standard input closes.
@@ -7,7 +7,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
     match args.role {
         ServeRole::Generator => {
-            let mut g = load_generator(args.model.as_deref().unwrap_or("base"))?;
+            let mut g = cpu_generator(args.model.as_deref().unwrap_or("base"))?;
             let default = g.sampling.cfg_scale;
             external::serve::serve_generator(
                 &mut g,
@@ -18,11 +18,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
             )?;
         }
         ServeRole::Judge => {
-            let j = load_judge(args.model.as_deref().unwrap_or("zero-shot"))?;
+            let j = cpu_judge(args.model.as_deref().unwrap_or("zero-shot"))?;
             external::serve::serve_judge(&j, input, output)?;
         }
         ServeRole::Detector => {
-            let d = load_detector(args.model.as_deref().map(Path::new))?;
+            let d = cpu_detector(args.model.as_deref().map(Path::new))?;
             external::serve::serve_detector(&d, input, output)?;
         }
     }

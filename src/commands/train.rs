@@ -1,6 +1,6 @@
 use crate::cli::{TrainArgs, TrainModel};
 use burn::tensor::backend::AutodiffBackend;
-use harness::generator::Draws;
+use harness::run::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::detector::rescore::RescorerTrainConfig;
 use models::detector::DetectorTrainConfig;
@@ -8,7 +8,6 @@ use models::judge::{JudgeMode, JudgeTrainConfig};
 use models::maskgit::GeneratorTrainConfig;
 use models::vq::VqTrainConfig;
 use std::path::Path;
-use strategies::Device;
 
 /// `evalcot train MODEL --config FILE --out DIR [--device cpu|cuda]`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
@@ -16,7 +15,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<i32> {
         Device::Cpu => train_on::<models::CpuTrain>(args, &Default::default()),
         #[cfg(feature = "cuda")]
         Device::Cuda => {
-            crate::commands::run::check_device(Device::Cuda)?;
+            models::open::check_device(Device::Cuda)?;
             train_on::<models::GpuTrain>(args, &Default::default())
         }
         #[cfg(not(feature = "cuda"))]
@@ -136,7 +135,7 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
             let (generator, annotator) = match cfg.mode {
                 JudgeMode::ZeroShot => (None, None),
                 JudgeMode::FineTuned => (
-                    Some(crate::commands::run::load_generator(&cfg.generator)?),
+                    Some(models::open::cpu_generator(&cfg.generator)?),
                     Some(models::detector::BurnDetector::<models::Cpu>::load_dir(
                         &cfg.annotator,
                         &Default::default(),
@@ -198,13 +197,12 @@ fn train_on<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow:
 /// the pairs config, so that a resumed run or a new pair rule does not resample), the pairs
 /// picked from them (OUT/pairs.jsonl, OUT/pairs.json), then the DPO loop.
 fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow::Result<()> {
-    use crate::commands::run::{
-        load_ar_generator_on, load_generator_on, open_generator, open_judge,
-    };
+    use crate::open::judge as open_judge;
     use models::maskgit::dpo::{self, DpoTrainConfig, JudgedPrompt};
+    use models::open::{ar_generator_on, generator_on, SamplingOptions};
     let cfg: DpoTrainConfig = prepare(args, DpoTrainConfig::validate)?;
     let inner = Default::default();
-    let ar_init = load_ar_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
+    let ar_init = ar_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
     if ar_init.is_some() && cfg.reward.is_some() {
         // Refused before sampling pairs, which is most of a run's time.
         anyhow::bail!(
@@ -235,14 +233,8 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
         // Pairs are sampled and judged on the CPU on every training device, so that a cached
         // sample file means the same thing wherever it was made.
-        let (sampler, _) = open_generator(
-            sampler_spec,
-            None,
-            None,
-            Draws::Host,
-            Default::default(),
-            Device::Cpu,
-        )?;
+        let (sampler, _) =
+            crate::open::generator(sampler_spec, SamplingOptions::default(), Device::Cpu)?;
         let labeller = open_judge(&cfg.pairs.judge, Device::Cpu)?;
         let making = ProgressBar::new(cfg.pairs.prompts as u64);
         making.set_style(
@@ -276,7 +268,7 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
     let bar = bar(dpo::total_steps(&cfg, pairs.len()));
     if let Some(init) = ar_init {
         let reference_spec = cfg.reference.as_deref().unwrap_or(&cfg.init);
-        let reference = load_ar_generator_on::<B::InnerBackend>(reference_spec, &inner)?
+        let reference = ar_generator_on::<B::InnerBackend>(reference_spec, &inner)?
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: reference {reference_spec:?} is not an autoregressive generator, init {:?} is",
@@ -297,10 +289,10 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         bar.finish();
         return finish_dpo_folder(&cfg.init, &args.out);
     }
-    let init = load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
+    let init = generator_on::<B::InnerBackend>(&cfg.init, &inner)?;
     let reference = match &cfg.reference {
-        Some(r) => load_generator_on::<B::InnerBackend>(r, &inner)?,
-        None => load_generator_on::<B::InnerBackend>(&cfg.init, &inner)?,
+        Some(r) => generator_on::<B::InnerBackend>(r, &inner)?,
+        None => generator_on::<B::InnerBackend>(&cfg.init, &inner)?,
     };
     let reward_judge = cfg
         .reward

@@ -4,29 +4,27 @@
 //! for k in 1..K: out_k = decode(Generator(prompt, seed_k))
 //! ```
 
-use crate::{start_candidates, Compute, Context, Job, Outcome, Strategy};
+use crate::{Candidates, Context, Job, Outcome, Strategy, StrategyKind};
+use harness::error::ModelFault;
 
 pub struct Baseline;
 
 impl Strategy for Baseline {
-    fn name(&self) -> &str {
-        "baseline"
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Baseline
     }
 
-    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, String> {
-        let mut trajectories = start_candidates(cx, jobs, 1);
-        cx.generator.run_to_end(&mut trajectories)?;
-        let images = cx.generator.decode(&trajectories)?;
+    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, ModelFault> {
+        let mut cands = Candidates::start(cx, jobs, 1);
+        let all = cands.all();
+        cands.run_to_end(&all)?;
+        let images = cands.decode(&all)?;
         Ok(images
             .into_iter()
-            .zip(&trajectories)
-            .map(|(image, t)| Outcome {
+            .enumerate()
+            .map(|(j, image)| Outcome {
                 image,
-                compute: Compute {
-                    forwards: t.forwards,
-                    candidates: 1,
-                    ..Compute::default()
-                },
+                compute: cands.compute(j, 0),
                 trace: serde_json::json!({}),
             })
             .collect())

@@ -6,40 +6,35 @@
 //! c_i = Generator(prompt, seed_i), i = 1..N;  out = first i with GenEval(c_i) correct, else c_1
 //! ```
 
-use crate::{candidate_correct, start_candidates, Compute, Context, Job, Outcome, Strategy};
+use crate::{Candidates, Context, Job, Outcome, Strategy, StrategyKind};
+use harness::error::ModelFault;
 
 pub struct Oracle;
 
 impl Strategy for Oracle {
-    fn name(&self) -> &str {
-        "oracle"
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Oracle
     }
 
-    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, String> {
+    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, ModelFault> {
         let n = cx.n.max(1);
-        let mut trajectories = start_candidates(cx, jobs, n);
-        cx.generator.run_to_end(&mut trajectories)?;
-        let images = cx.generator.decode(&trajectories)?;
-        let metas: Vec<&harness::Metadata> = jobs
-            .iter()
-            .flat_map(|j| std::iter::repeat_n(&j.metadata, n))
-            .collect();
-        let all = candidate_correct(cx, &images, &metas)?
+        let mut cands = Candidates::start(cx, jobs, n);
+        let all = cands.all();
+        cands.run_to_end(&all)?;
+        let images = cands.decode(&all)?;
+        let verdicts = cands
+            .verdicts(&images)?
             .ok_or("the oracle strategy needs the evaluation detector")?;
         let mut out = Vec::with_capacity(jobs.len());
         for j in 0..jobs.len() {
-            let range = j * n..(j + 1) * n;
-            let verdicts = &all[range.clone()];
+            let range = cands.of_job(j);
+            let verdicts = &verdicts[range.clone()];
             let pick = verdicts.iter().position(|&v| v).unwrap_or(0);
-            let forwards = trajectories[range.clone()].iter().map(|t| t.forwards).sum();
+            // The detector judged every candidate.
+            cands.count_calls(j, n as u64);
             out.push(Outcome {
                 image: images[range.start + pick].clone(),
-                compute: Compute {
-                    forwards,
-                    judge_calls: n as u64,
-                    candidates: n as u64,
-                    truncated: 0,
-                },
+                compute: cands.compute(j, 0),
                 trace: serde_json::json!({
                     "chosen": pick,
                     "correct_candidates": verdicts.iter().filter(|&&v| v).count(),

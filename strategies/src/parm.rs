@@ -15,13 +15,17 @@
 //! out = argmax_{i∈S} P_yes(final, c_i)  if S  else  argmin_i s_i  (finished)
 //! ```
 
-use crate::{argmax, forwards, start_candidates, Compute, Context, Job, Outcome, Strategy};
+use crate::{argmax, Candidates, Compute, Context, Job, Outcome, Strategy, StrategyKind};
+use harness::error::ModelFault;
 use harness::generator::Trajectory;
 use harness::judge::JudgeTask;
-use harness::rng::derive_seed;
-use harness::Metadata;
+use harness::run::candidates::At;
 
 pub struct Parm;
+
+/// Salts of PARM's two sampled decisions (see [`Candidates::decide`]).
+const CLARITY: u64 = 0xc1a;
+const POTENTIAL: u64 = 0x907;
 
 /// One candidate's PARM state.
 #[derive(Debug, Clone)]
@@ -32,89 +36,63 @@ pub struct Path {
     pub p_no: f64,
 }
 
-/// PARM selection over `candidates` (N per job, adjacent). Returns per job the chosen trajectory
-/// (finished), the compute and the decisions. PARM++ reuses it on corrected candidates.
-pub fn select(
-    cx: &Context<'_>,
-    metas: &[&Metadata],
-    mut candidates: Vec<Trajectory>,
-    n: usize,
-) -> Result<Vec<(Trajectory, Compute, serde_json::Value)>, String> {
-    let mut paths = vec![
+impl Default for Path {
+    fn default() -> Self {
         Path {
             clear_at: None,
             keep: true,
-            p_no: 1.0
-        };
-        candidates.len()
-    ];
-    let per_cand: Vec<&Metadata> = metas
-        .iter()
-        .flat_map(|m| std::iter::repeat_n(*m, n))
-        .collect();
-    let mut judge_calls = vec![0u64; metas.len()];
+            p_no: 1.0,
+        }
+    }
+}
+
+/// PARM selection over the candidates. Returns per job the chosen trajectory (finished), the
+/// compute and the decisions. PARM++ reuses it on corrected candidates.
+pub fn select(
+    mut cands: Candidates<'_>,
+) -> Result<Vec<(Trajectory, Compute, serde_json::Value)>, ModelFault> {
+    const KIND: StrategyKind = StrategyKind::Parm;
+    let mut paths = vec![Path::default(); cands.len()];
     loop {
         // Truncated paths stop: only kept, unfinished candidates step.
-        let live: Vec<usize> = (0..candidates.len())
-            .filter(|&i| paths[i].keep && !candidates[i].done())
+        let live: Vec<usize> = (0..cands.len())
+            .filter(|&i| paths[i].keep && !cands.done(i))
             .collect();
         if live.is_empty() {
             break;
         }
-        let mut batch: Vec<Trajectory> = live.iter().map(|&i| candidates[i].clone()).collect();
-        cx.generator.step(&mut batch)?;
-        for (k, &i) in live.iter().enumerate() {
-            candidates[i] = batch[k].clone();
-        }
+        cands.step(&live)?;
         // Clarity on the not-yet-clear live paths, then potential on the newly clear ones.
         let unclear: Vec<usize> = live
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|&i| paths[i].clear_at.is_none())
             .collect();
         if unclear.is_empty() {
             continue;
         }
-        let images = cx.generator.decode(
-            &unclear
-                .iter()
-                .map(|&i| candidates[i].clone())
-                .collect::<Vec<_>>(),
-        )?;
-        let ms: Vec<&Metadata> = unclear.iter().map(|&i| per_cand[i]).collect();
-        let at: Vec<_> = unclear
-            .iter()
-            .map(|&i| Some((candidates[i].step, candidates[i].steps)))
+        let images = cands.decode(&unclear)?;
+        let clarity = cands.ask(KIND, JudgeTask::Clarity, &unclear, &images, At::Step)?;
+        // The last step is always clear: a path is assessed before it ends.
+        let newly: Vec<usize> = (0..unclear.len())
+            .filter(|&k| cands.decide(unclear[k], CLARITY, clarity[k]) || cands.done(unclear[k]))
             .collect();
-        let clarity = cx.ask("parm", JudgeTask::Clarity, &images, &ms, &at)?;
-        let mut newly = Vec::new();
-        for (k, &i) in unclear.iter().enumerate() {
-            judge_calls[i / n] += 1;
-            let seed = derive_seed(candidates[i].seed, &[0xc1a, candidates[i].step as u64]);
-            // The last step is always clear: a path is assessed before it ends.
-            if cx.decision.decide(clarity[k], seed) || candidates[i].done() {
-                paths[i].clear_at = Some(candidates[i].step);
-                newly.push(k);
-            }
-        }
         if newly.is_empty() {
             continue;
         }
-        let imgs: Vec<_> = newly.iter().map(|&k| images[k].clone()).collect();
-        let ms: Vec<&Metadata> = newly.iter().map(|&k| ms[k]).collect();
-        let at: Vec<_> = newly.iter().map(|&k| at[k]).collect();
-        let potential = cx.ask("parm", JudgeTask::Potential, &imgs, &ms, &at)?;
-        for (&k, p) in newly.iter().zip(potential) {
-            let i = unclear[k];
-            judge_calls[i / n] += 1;
-            let seed = derive_seed(candidates[i].seed, &[0x907, candidates[i].step as u64]);
-            paths[i].keep = cx.decision.decide(p, seed);
+        let clear: Vec<usize> = newly.iter().map(|&k| unclear[k]).collect();
+        for &i in &clear {
+            paths[i].clear_at = Some(cands.path(i).step);
+        }
+        let images: Vec<_> = newly.iter().map(|&k| images[k].clone()).collect();
+        let potential = cands.ask(KIND, JudgeTask::Potential, &clear, &images, At::Step)?;
+        for (&i, p) in clear.iter().zip(potential) {
+            paths[i].keep = cands.decide(i, POTENTIAL, p);
             paths[i].p_no = 1.0 - p;
         }
     }
-    let mut out = Vec::with_capacity(metas.len());
-    for (j, m) in metas.iter().enumerate() {
-        let range = j * n..(j + 1) * n;
+    let mut out = Vec::with_capacity(cands.jobs());
+    for j in 0..cands.jobs() {
+        let range = cands.of_job(j);
         let survivors: Vec<usize> = range.clone().filter(|&i| paths[i].keep).collect();
         let truncated = (range.len() - survivors.len()) as u64;
         let (chosen, fallback, p_final) = if survivors.is_empty() {
@@ -123,28 +101,12 @@ pub fn select(
                 .clone()
                 .min_by(|&a, &b| paths[a].p_no.total_cmp(&paths[b].p_no).then(a.cmp(&b)))
                 .unwrap_or(range.start);
-            let mut t = vec![candidates[best].clone()];
-            cx.generator.run_to_end(&mut t)?;
-            candidates[best] = t.remove(0);
+            cands.run_to_end(&[best])?;
             (best, true, Vec::new())
         } else {
-            let trajs: Vec<Trajectory> = survivors.iter().map(|&i| candidates[i].clone()).collect();
-            let images = cx.generator.decode(&trajs)?;
-            let p = cx.ask(
-                "parm",
-                JudgeTask::Final,
-                &images,
-                &vec![*m; images.len()],
-                &vec![None; images.len()],
-            )?;
-            judge_calls[j] += images.len() as u64;
+            let images = cands.decode(&survivors)?;
+            let p = cands.ask(KIND, JudgeTask::Final, &survivors, &images, At::Final)?;
             (survivors[argmax(&p)], false, p)
-        };
-        let compute = Compute {
-            forwards: forwards(&candidates[range.clone()]),
-            judge_calls: judge_calls[j],
-            candidates: n as u64,
-            truncated,
         };
         let trace = serde_json::json!({
             "chosen": chosen - range.start,
@@ -153,20 +115,22 @@ pub fn select(
             "kept": range.clone().map(|i| paths[i].keep).collect::<Vec<_>>(),
             "p_final_survivors": p_final,
         });
-        out.push((candidates[chosen].clone(), compute, trace));
+        out.push((
+            cands.path(chosen).clone(),
+            cands.compute(j, truncated),
+            trace,
+        ));
     }
     Ok(out)
 }
 
 impl Strategy for Parm {
-    fn name(&self) -> &str {
-        "parm"
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Parm
     }
 
-    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, String> {
-        let n = cx.n.max(1);
-        let metas: Vec<&Metadata> = jobs.iter().map(|j| &j.metadata).collect();
-        let picked = select(cx, &metas, start_candidates(cx, jobs, n), n)?;
+    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, ModelFault> {
+        let picked = select(Candidates::start(cx, jobs, cx.n.max(1)))?;
         let trajs: Vec<Trajectory> = picked.iter().map(|p| p.0.clone()).collect();
         let images = cx.generator.decode(&trajs)?;
         Ok(images

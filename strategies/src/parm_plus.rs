@@ -16,7 +16,8 @@
 //! ```
 
 use crate::parm::select;
-use crate::{Compute, Context, Job, Outcome, Strategy};
+use crate::{Candidates, Compute, Context, Job, Outcome, Strategy, StrategyKind};
+use harness::error::ModelFault;
 use harness::generator::Trajectory;
 use harness::judge::{JudgeRequest, JudgeTask};
 use harness::rng::derive_seed;
@@ -49,16 +50,16 @@ pub fn cells_in(region: [f32; 4], rows: usize, cols: usize, size: (u32, u32)) ->
 }
 
 impl Strategy for ParmPlus {
-    fn name(&self) -> &str {
-        "parm++"
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::ParmPlus
     }
 
-    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, String> {
+    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, ModelFault> {
         let n = cx.n.max(1);
-        let judge = cx.judge("parm++")?;
+        let judge = cx.judge(StrategyKind::ParmPlus)?;
         let (rows, cols) = cx.generator.grid();
         let metas: Vec<&Metadata> = jobs.iter().map(|j| &j.metadata).collect();
-        let first = select(cx, &metas, crate::start_candidates(cx, jobs, n), n)?;
+        let first = select(Candidates::start(cx, jobs, n))?;
         let mut current: Vec<Trajectory> = first.iter().map(|p| p.0.clone()).collect();
         let mut compute: Vec<Compute> = first.iter().map(|p| p.1).collect();
         let mut traces: Vec<Vec<serde_json::Value>> =
@@ -127,14 +128,10 @@ impl Strategy for ParmPlus {
                 }
             }
             let fix_metas: Vec<&Metadata> = fix.iter().map(|(j, _)| metas[*j]).collect();
-            let base: Vec<u64> = fix.iter().map(|(j, _)| current[*j].forwards).collect();
-            let picked = select(cx, &fix_metas, corrected, n)?;
-            for (((j, _), (t, c, trace)), b) in fix.iter().zip(picked).zip(base) {
-                // Corrected candidates start from the chosen image's count: add only new work.
-                compute[*j].forwards += c.forwards - n as u64 * b;
-                compute[*j].judge_calls += c.judge_calls;
-                compute[*j].candidates += c.candidates;
-                compute[*j].truncated += c.truncated;
+            // Corrected candidates are charged only their new work (see `Candidates`).
+            let picked = select(Candidates::from_paths(cx, fix_metas, corrected, n))?;
+            for ((j, _), (t, c, trace)) in fix.iter().zip(picked) {
+                compute[*j] += c;
                 traces[*j].push(trace);
                 current[*j] = t;
             }

@@ -7,19 +7,21 @@
 //! return decode(s)
 //! ```
 
-use crate::{argmax, start_candidates, Compute, Context, Job, Outcome, Strategy};
+use crate::{argmax, At, Candidates, Compute, Context, Job, Outcome, Strategy, StrategyKind};
+use harness::error::ModelFault;
 use harness::judge::JudgeTask;
 
 pub struct Prm;
 
 impl Strategy for Prm {
-    fn name(&self) -> &str {
-        "prm"
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Prm
     }
 
-    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, String> {
+    fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, ModelFault> {
         let n = cx.n.max(1);
-        let mut kept = start_candidates(cx, jobs, 1);
+        let mut kept = Candidates::start(cx, jobs, 1).into_paths();
+        let metas: Vec<_> = jobs.iter().map(|j| &j.metadata).collect();
         let mut compute = vec![
             Compute {
                 candidates: n as u64,
@@ -28,31 +30,25 @@ impl Strategy for Prm {
             jobs.len()
         ];
         let mut chosen: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
-        let metas: Vec<_> = jobs
-            .iter()
-            .flat_map(|j| std::iter::repeat_n(&j.metadata, n))
-            .collect();
         while kept.iter().any(|t| !t.done()) {
-            let step = kept[0].step;
-            let mut branches: Vec<_> = kept
+            let forks = kept
                 .iter()
                 .flat_map(|s| (0..n).map(move |b| s.fork(b as u64)))
                 .collect();
-            let before: Vec<u64> = branches.iter().map(|b| b.forwards).collect();
-            cx.generator.step(&mut branches)?;
-            let images = cx.generator.decode(&branches)?;
-            let at = vec![Some((step + 1, kept[0].steps)); images.len()];
-            let p = cx.ask("prm", JudgeTask::Step, &images, &metas, &at)?;
+            let mut branches = Candidates::from_paths(cx, metas.clone(), forks, n);
+            let all = branches.all();
+            branches.step(&all)?;
+            let images = branches.decode(&all)?;
+            let p = branches.ask(self.kind(), JudgeTask::Step, &all, &images, At::Step)?;
             for j in 0..jobs.len() {
-                let range = j * n..(j + 1) * n;
+                let range = branches.of_job(j);
                 let best = argmax(&p[range.clone()]);
-                compute[j].forwards += range
-                    .clone()
-                    .map(|i| branches[i].forwards - before[i])
-                    .sum::<u64>();
-                compute[j].judge_calls += n as u64;
+                // The branches' work of this step (each fork carries its parent's count).
+                let spent = branches.compute(j, 0);
+                compute[j].forwards += spent.forwards;
+                compute[j].judge_calls += spent.judge_calls;
                 chosen[j].push(best);
-                kept[j] = branches[range.start + best].clone();
+                kept[j] = branches.path(range.start + best).clone();
             }
         }
         let images = cx.generator.decode(&kept)?;

@@ -1,9 +1,10 @@
 //! Strategies and the run loop on the test kit's dummy generator and detector.
 
+use harness::error::ModelFault;
 use harness::generator::Generator;
+use harness::run::runner::{self, RunPlan};
 use harness::testkit::{DummyDetector, DummyGenerator};
 use harness::{RuleConfig, Suite};
-use strategies::runner::{self, RunPlan};
 use strategies::{by_name, Context, Job};
 
 fn jobs(n: usize) -> Vec<Job> {
@@ -26,7 +27,7 @@ fn context<'a>(g: &'a DummyGenerator, n: usize) -> Context<'a> {
         detector: Some(&DummyDetector),
         rules: RuleConfig::default(),
         judge: None,
-        decision: strategies::Decision::Threshold,
+        decision: harness::run::Decision::Threshold,
     }
 }
 
@@ -229,7 +230,7 @@ impl harness::judge::Judge for NanJudge {
     fn judge(
         &self,
         requests: &[harness::judge::JudgeRequest<'_>],
-    ) -> Result<Vec<harness::judge::Verdict>, String> {
+    ) -> Result<Vec<harness::judge::Verdict>, ModelFault> {
         let mut verdicts = self.inner.judge(requests)?;
         for (r, v) in requests.iter().zip(&mut verdicts) {
             if r.metadata.prompt.contains(self.word) {
@@ -260,19 +261,21 @@ impl Generator for NanGenerator {
     fn default_steps(&self) -> usize {
         self.inner.default_steps()
     }
-    fn step(&self, batch: &mut [harness::generator::Trajectory]) -> Result<(), String> {
+    fn step(&self, batch: &mut [harness::generator::Trajectory]) -> Result<(), ModelFault> {
         if batch.iter().any(|t| t.prompt.contains(self.word)) {
-            return Err("generator nan-gen produced a non-finite log-probability (NaN)".into());
+            return Err(ModelFault::non_finite(
+                "generator nan-gen produced a non-finite log-probability (NaN)",
+            ));
         }
         self.inner.step(batch)
     }
     fn decode(
         &self,
         batch: &[harness::generator::Trajectory],
-    ) -> Result<Vec<image::RgbImage>, String> {
+    ) -> Result<Vec<image::RgbImage>, ModelFault> {
         self.inner.decode(batch)
     }
-    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, String> {
+    fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, ModelFault> {
         self.inner.log_prob(prompt, tokens, seed)
     }
 }

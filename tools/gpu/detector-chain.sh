@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A GPU session's detector chain (issue 4): train a detector on the GPU under a wall-clock cap,
-# then validate it as reports/detector.md does — one script for one `device` call.
+# then validate it as docs/detector.md does — one script for one `device` call.
 #
 #   tools/gpu/detector-chain.sh EVALCOT_CUDA_BINARY OUT_DIR
 #

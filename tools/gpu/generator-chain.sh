@@ -4,7 +4,7 @@
 #
 #   tools/gpu/generator-chain.sh EVALCOT_CUDA_BINARY OUT_DIR
 #
-# Environment (defaults: the canonical pair shipped in session 6):
+# Environment (defaults: the shipped canonical tokenizer and generator):
 #   TOKENIZER_CONFIG  retrain this tokenizer config on the GPU first (e.g.
 #                     configs/tokenizer-canonical.yaml with more steps); unset: use TOKENIZER_DIR
 #   TOKENIZER_DIR     an existing tokenizer (default models/weights/tokenizer-canonical;

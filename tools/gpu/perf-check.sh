@@ -19,7 +19,8 @@
 # first also runs the smoke), PERF_PARM_DEVICE (default cuda), PERF_PARM_PROBE (prompts per tag
 # of each probe, default 4; 0: no probes), PERF_PARM_PROBES (settings THREADS:DRAWS:FORWARD:PROMPTS,
 # i.e. worker threads, `run --draws`, `--forward-batch`, `--batch-prompts`; default
-# "NPROC:host:32:8 4:device:512:16", session 13's setting and session 16's fastest; each probe
+# "NPROC:host:32:8 4:device:512:16", the first paper-scale PARM run's setting on the GPU
+# and the fastest probe in docs/performance.md; each probe
 # is its own process, so the first also pays for kernel compilation), PERF_PARM_PROBE_CAP
 # (seconds per probe, default 60), PERF_PARM_FULL_SPEC (default: the fastest finished probe's
 # setting, else NPROC:host:32:8), PERF_PARM_FULL_CAP (default 400), PERF_PARM_FULL (default 1;

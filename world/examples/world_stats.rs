@@ -1,4 +1,4 @@
-//! Prints the numbers of `reports/world.md`: near-miss failure rates per tag, training-prompt
+//! Prints the numbers of `docs/world.md`: near-miss failure rates per tag, training-prompt
 //! statistics and render speed. Run with `cargo run -p world --example world_stats [SEED]`.
 
 use harness::{Suite, Tag};

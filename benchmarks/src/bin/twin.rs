@@ -96,8 +96,8 @@ fn load_on<B: Backend>(
 
 /// Two inputs: a prompt with all image tokens masked, and one with a pattern of codes and masks.
 fn probe_inputs(cfg: &models::maskgit::MaskGitConfig) -> Result<(Vec<i64>, Vec<i64>), String> {
-    let mut text = models::maskgit::training::prompt_ids("a photo of a red dog left of a cake")?;
-    text.extend(models::maskgit::training::prompt_ids("")?);
+    let mut text = models::maskgit::data::prompt_ids("a photo of a red dog left of a cake")?;
+    text.extend(models::maskgit::data::prompt_ids("")?);
     let n = cfg.image_tokens;
     let mut image = vec![cfg.mask_id() as i64; n];
     image.extend((0..n).map(|i| {

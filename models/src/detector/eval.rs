@@ -39,7 +39,7 @@ pub struct ReliabilityBin {
     pub matched: usize,
 }
 
-/// Everything `reports/detector.md` shows.
+/// Everything `docs/detector.md` shows.
 #[derive(Debug, Clone)]
 pub struct DetectorEval {
     pub images: usize,

@@ -1,15 +1,16 @@
 //! The trained detector behind `harness::detector::Detector`: weights + metadata (architecture,
 //! calibration, the training config that produced them), batched inference on any backend.
 
+use super::config::DetectorTrainConfig;
 use super::data::{
     decode, finish, has_nan, nan_detection, normalise, peaks, Calibration, DecodeConfig,
 };
 use super::model::{DetectorNet, DetectorNetConfig, OUT_CHANNELS};
 use super::rescore::{Rescorer, RescorerMeta, PROPOSAL_MIN_SCORE};
-use super::training::DetectorTrainConfig;
 use crate::store::{module_from_bytes, ModelError};
 use burn::prelude::*;
 use harness::detector::{DetectedObject, Detector};
+use harness::error::ModelFault;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -185,13 +186,12 @@ where
         self.meta.net.image_size as u32
     }
 
-    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, String> {
+    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Vec<DetectedObject>>, ModelFault> {
         let size = self.input_size();
         if let Some(bad) = images.iter().find(|i| i.dimensions() != (size, size)) {
-            return Err(format!(
-                "expected {size}×{size} images, got {:?}",
-                bad.dimensions()
-            ));
+            return Err(
+                format!("expected {size}×{size} images, got {:?}", bad.dimensions()).into(),
+            );
         }
         let mut all = Vec::with_capacity(images.len());
         let calib = &self.meta.calibration;

@@ -1,14 +1,15 @@
 //! A trained judge behind `harness::judge::Judge`: batched questions, P(yes) by sigmoid, and
 //! reflections that name the failing clause, what was found and the region to blame.
 
+use super::config::{JudgeMode, JudgeTrainConfig};
 use super::data::{clause_metadata, CELLS};
 use super::model::{JudgeNet, JudgeNetConfig};
-use super::training::{JudgeMode, JudgeTrainConfig};
 use crate::store::{module_from_bytes, ModelError};
 use crate::train_loop::read_json;
 use crate::vq::inference::images_to_tensor;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
+use harness::error::ModelFault;
 use harness::judge::{ClauseVerdict, Judge, JudgeRequest, JudgeTask, Verdict};
 use harness::Metadata;
 use image::RgbImage;
@@ -86,7 +87,7 @@ impl<B: Backend> BurnJudge<B> {
     fn ask(
         &self,
         questions: &[(&RgbImage, JudgeTask, String)],
-    ) -> Result<Vec<(f64, Vec<f32>)>, String> {
+    ) -> Result<Vec<(f64, Vec<f32>)>, ModelFault> {
         if questions.is_empty() {
             return Ok(Vec::new());
         }
@@ -119,10 +120,10 @@ impl<B: Backend> BurnJudge<B> {
             .map_err(|e| format!("{e:?}"))?;
         drop(forward);
         if yes.iter().chain(&cells).any(|v| !v.is_finite()) {
-            return Err(format!(
+            return Err(ModelFault::non_finite(format!(
                 "judge {} produced a non-finite score",
                 self.meta.name
-            ));
+            )));
         }
         Ok(yes
             .iter()
@@ -178,7 +179,7 @@ where
         &self.meta.name
     }
 
-    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, String> {
+    fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, ModelFault> {
         // Image-level questions in one batch; reflections as one question per include clause.
         let mut questions = Vec::new();
         let mut owners: Vec<(usize, Option<usize>)> = Vec::new();

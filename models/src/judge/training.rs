@@ -3,9 +3,10 @@
 //! (zero-shot renders, or the generator's labelled trajectories); batches are drawn from it by
 //! `(seed, step)`, so a resumed run continues exactly.
 
-use super::data::{self, CollectConfig, JudgeSample, CELLS};
+use super::config::{JudgeMode, JudgeTrainConfig};
+use super::data::{self, JudgeSample, CELLS};
 use super::inference::{question_ids, JudgeMeta, JUDGE_FORMAT};
-use super::model::{JudgeNet, JudgeNetConfig};
+use super::model::JudgeNet;
 use crate::store::{save_module, ModelError};
 use crate::train_loop::{self, LoopSpec, StepLoss};
 use crate::vq::inference::images_to_tensor;
@@ -16,61 +17,7 @@ use burn::tensor::backend::AutodiffBackend;
 use harness::detector::Detector;
 use harness::generator::Generator;
 use harness::rng::Rng;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// Which data the judge learns from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum JudgeMode {
-    /// Clean renders only (matching and near-miss prompts); never generator outputs.
-    ZeroShot,
-    /// The generator's trajectories, labelled by the annotator detector.
-    FineTuned,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JudgeTrainConfig {
-    pub name: String,
-    pub mode: JudgeMode,
-    pub seed: u64,
-    pub steps: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub warmup_steps: usize,
-    pub weight_decay: f64,
-    /// Zero-shot: rendered prompts in the pool (each gives a final question and reflections).
-    pub zero_shot_prompts: usize,
-    /// Fine-tuned: how generator trajectories are collected.
-    #[serde(default)]
-    pub collect: CollectConfig,
-    /// Fine-tuned: generator name or folder; the annotator detector folder.
-    pub generator: String,
-    pub annotator: std::path::PathBuf,
-    /// Detector folder whose weights fill `net.backbone` (the annotator: the evaluation
-    /// detector must never shape a judge).
-    #[serde(default)]
-    pub backbone: Option<std::path::PathBuf>,
-    pub checkpoint_every: usize,
-    pub log_every: usize,
-    pub net: JudgeNetConfig,
-}
-
-impl JudgeTrainConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        self.net.validate()?;
-        if self.net.backbone.is_some() != self.backbone.is_some() {
-            return Err(
-                "net.backbone (architecture) and backbone (weights folder) go together".into(),
-            );
-        }
-        if self.steps == 0 || self.batch_size == 0 || self.lr <= 0.0 {
-            return Err("steps ≥ 1, batch_size ≥ 1 and lr > 0 are required".into());
-        }
-        Ok(())
-    }
-}
 
 /// Builds the sample pool of `cfg` (slow for fine-tuned judges: it runs the generator).
 pub fn build_pool(

@@ -1,5 +1,6 @@
 //! The generator under test: a Show-o-style masked-token transformer with a step API.
 
+pub mod data;
 pub mod dpo;
 pub mod generator;
 pub mod model;

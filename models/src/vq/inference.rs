@@ -1,10 +1,11 @@
 //! The trained tokenizer: images ↔ token grids, batched, on any backend.
 
+use super::config::VqTrainConfig;
 use super::model::{VqNet, VqNetConfig};
-use super::training::VqTrainConfig;
 use crate::store::{module_from_bytes, ModelError};
 use crate::train_loop::read_json;
 use burn::prelude::*;
+use harness::error::ModelFault;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -59,14 +60,14 @@ pub fn tensor_to_images<B: Backend>(x: Tensor<B, 4>) -> Vec<RgbImage> {
 
 /// A NaN would be clamped to a black pixel by [`tensor_to_images`]: fail the decode instead, by
 /// the tokenizer's name.
-fn check_finite<B: Backend>(pixels: &Tensor<B, 4>, name: &str) -> Result<(), String> {
+fn check_finite<B: Backend>(pixels: &Tensor<B, 4>, name: &str) -> Result<(), ModelFault> {
     let bad = pixels.clone().is_nan().any().into_scalar().to_bool()
         || pixels.clone().is_inf().any().into_scalar().to_bool();
     if bad {
-        return Err(format!(
+        return Err(ModelFault::non_finite(format!(
             "tokenizer {name} decoded {} pixels",
             harness::error::NON_FINITE
-        ));
+        )));
     }
     Ok(())
 }
@@ -138,7 +139,7 @@ impl<B: Backend> VqTokenizer<B> {
     }
 
     /// Images of token grids; every index must be below the codebook size.
-    pub fn decode(&self, grids: &[&[u32]]) -> Result<Vec<RgbImage>, String> {
+    pub fn decode(&self, grids: &[&[u32]]) -> Result<Vec<RgbImage>, ModelFault> {
         if grids.is_empty() {
             return Ok(Vec::new());
         }
@@ -147,10 +148,10 @@ impl<B: Backend> VqTokenizer<B> {
         let mut flat = Vec::with_capacity(grids.len() * n);
         for g in grids {
             if g.len() != n {
-                return Err(format!("token grid of {} tokens, expected {n}", g.len()));
+                return Err(format!("token grid of {} tokens, expected {n}", g.len()).into());
             }
             if let Some(bad) = g.iter().find(|&&t| t >= k) {
-                return Err(format!("token {bad} outside the {k}-code codebook"));
+                return Err(format!("token {bad} outside the {k}-code codebook").into());
             }
             flat.extend(g.iter().map(|&t| t as i64));
         }
@@ -174,10 +175,7 @@ mod nan_tests {
         for bad in [f32::NAN, f32::INFINITY] {
             let x = Tensor::<crate::Cpu, 4>::full([1, 3, 4, 4], bad, &d);
             let e = super::check_finite(&x, "vq-test").unwrap_err();
-            assert!(
-                harness::error::is_non_finite(&e) && e.contains("vq-test"),
-                "{e}"
-            );
+            assert!(e.is_non_finite() && e.message().contains("vq-test"), "{e}");
         }
     }
 }

@@ -39,7 +39,7 @@ pub struct VqNetConfig {
     /// patches): identical patches then get identical codes wherever they stand, so a flat
     /// background is one code and a canonical glyph's tokens depend on its class and colour
     /// alone. The convolutional encoder's receptive field spans the image, which lets every
-    /// background token carry a different, interchangeable code (reports/tokenizer.md).
+    /// background token carry a different, interchangeable code (docs/tokenizer.md).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub local_encoder: bool,
 }
