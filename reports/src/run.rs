@@ -5,6 +5,7 @@
 //! they do find names the file, the line and the field.
 
 use harness::error::{Error, Location, Result};
+use harness::run::record::{json_lines, GenerationRecord, TimingRecord, GENERATION_EXPECTED};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,21 +31,7 @@ impl ImageResult {
 }
 
 /// Compute spent on one output image, as `generation.jsonl` records it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-pub struct ImageCompute {
-    /// Generator forward passes (a CFG pair counts two).
-    #[serde(default)]
-    pub forwards: u64,
-    /// Judge calls (detector calls for the oracle).
-    #[serde(default)]
-    pub judge_calls: u64,
-    /// Candidates started.
-    #[serde(default)]
-    pub candidates: u64,
-    /// Candidates stopped early.
-    #[serde(default)]
-    pub truncated: u64,
-}
+pub type ImageCompute = harness::run::Compute;
 
 /// The part of the resolved `config.yaml` a report shows.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -331,33 +318,21 @@ pub fn read_results(path: &Path) -> Result<Vec<ImageResult>> {
     Ok(out)
 }
 
-#[derive(Deserialize)]
-struct GenerationLine {
-    prompt_index: usize,
-    image_index: usize,
-    #[serde(flatten)]
-    compute: ImageCompute,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    trace: serde_json::Value,
-}
-
 struct Generation {
     compute: ImageCompute,
     failed: bool,
     candidates: CandidateTrace,
 }
 
-/// Reads `generation.jsonl`. A last line without its newline (a run killed while appending) is
-/// ignored, as the runner does.
+/// Reads `generation.jsonl` (the run loop's records, `harness::run::record`). A last line
+/// without its newline (a run killed while appending) is ignored, as the runner does.
 fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let lines: Vec<(usize, GenerationLine)> = json_lines(
+    let lines: Vec<(usize, GenerationRecord)> = json_lines(
         &text,
         &path.display().to_string(),
         true,
-        "a generation record with `prompt_index`, `image_index`, `forwards`, `judge_calls`",
+        GENERATION_EXPECTED,
     )?;
     Ok(lines
         .into_iter()
@@ -376,23 +351,12 @@ fn read_generation(path: &Path) -> Result<HashMap<ImageKey, Generation>> {
 /// `timing.jsonl` (optional): the run's wall seconds per image; the last record of an image wins (a
 /// killed run regenerates it), and a final line cut short by a kill is dropped.
 fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
-    #[derive(Deserialize)]
-    struct TimingLine {
-        prompt_index: usize,
-        image_index: usize,
-        seconds: f64,
-        #[serde(default = "one")]
-        threads: usize,
-    }
-    fn one() -> usize {
-        1
-    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let lines: Vec<(usize, TimingLine)> = json_lines(
+    let lines: Vec<(usize, TimingRecord)> = json_lines(
         &text,
         &path.display().to_string(),
         true,
@@ -407,34 +371,6 @@ fn read_timing(path: &Path) -> Result<BTreeMap<ImageKey, f64>> {
             ((t.prompt_index, t.image_index), seconds)
         })
         .collect())
-}
-
-/// The records of a JSONL text with their 1-based line numbers, blank lines skipped; a line
-/// that is not `expected` is an error naming `file:line`. With `complete_only`, a last line
-/// without its newline (a run killed while appending) is dropped, as the runner does.
-fn json_lines<T: serde::de::DeserializeOwned>(
-    text: &str,
-    file: &str,
-    complete_only: bool,
-    expected: &str,
-) -> Result<Vec<(usize, T)>> {
-    let text = if complete_only {
-        text.rfind('\n').map_or("", |i| &text[..=i])
-    } else {
-        text
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map(|v| (i + 1, v)).map_err(|e| {
-                Error::invalid(
-                    Location::line(file, i + 1),
-                    format!("expected {expected}: {e}"),
-                )
-            })
-        })
-        .collect()
 }
 
 pub use harness::layout::sample_key;

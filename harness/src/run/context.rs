@@ -5,13 +5,13 @@
 
 use crate::detector::Detector;
 use crate::error::ModelFault;
-use crate::generator::{Generator, Trajectory};
+use crate::generator::Generator;
 use crate::judge::{Judge, JudgeRequest, JudgeTask};
 use crate::rng::derive_seed;
 use crate::run::config::{Decision, StrategyKind};
 use crate::{Metadata, RuleConfig};
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One output image to produce.
 #[derive(Debug, Clone)]
@@ -30,8 +30,10 @@ impl Job {
     }
 }
 
-/// Compute spent on one output image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// Compute spent on one output image, as `generation.jsonl` records it (fields older runs lack
+/// read as 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Compute {
     /// Generator forward passes (a CFG pair counts two).
     pub forwards: u64,

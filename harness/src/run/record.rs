@@ -3,6 +3,8 @@
 //! merge them and reports read them.
 
 use crate::error::{Error, Location};
+use crate::run::Compute;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,18 +12,21 @@ use std::path::Path;
 /// The run folder's generation file: one [`GenerationRecord`] per image, appended as it is made.
 pub const GENERATION_FILE: &str = "generation.jsonl";
 
-/// One line of `generation.jsonl`: what produced an image and what it cost.
+/// One line of `generation.jsonl`: what produced an image and what it cost. Readers accept
+/// fields they do not know and default the ones older runs lack, so that reports read runs of
+/// other versions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GenerationRecord {
     pub prompt_index: usize,
     pub image_index: usize,
+    #[serde(default)]
     pub strategy: String,
+    #[serde(default)]
     pub generator: String,
-    pub forwards: u64,
-    pub judge_calls: u64,
-    pub candidates: u64,
-    pub truncated: u64,
+    #[serde(flatten)]
+    pub compute: Compute,
+    /// The strategy's decisions (scores, chosen candidate, fallbacks).
+    #[serde(default)]
     pub trace: serde_json::Value,
     /// Why this image could not be generated (a model's non-finite output); no PNG exists then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,10 +46,48 @@ pub struct TimingRecord {
     pub image_index: usize,
     pub seconds: f64,
     /// Images in the batch.
+    #[serde(default = "one")]
     pub batch: usize,
-    /// Batches that ran at once.
+    /// Batches that ran at once (absent in runs made before it was recorded: one).
+    #[serde(default = "one")]
     pub threads: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// The records of a JSONL text with their 1-based line numbers, blank lines skipped; a line that
+/// is not `expected` is an error naming `file:line`. With `complete_only`, a last line without
+/// its newline (a run killed while appending) is dropped.
+pub fn json_lines<T: DeserializeOwned>(
+    text: &str,
+    file: &str,
+    complete_only: bool,
+    expected: &str,
+) -> crate::Result<Vec<(usize, T)>> {
+    let text = if complete_only {
+        text.rfind('\n').map_or("", |i| &text[..=i])
+    } else {
+        text
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map(|v| (i + 1, v)).map_err(|e| {
+                Error::invalid(
+                    Location::line(file, i + 1),
+                    format!("expected {expected}: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// What a generation record must hold, for messages.
+pub const GENERATION_EXPECTED: &str =
+    "a generation record with `prompt_index`, `image_index`, `forwards`, `judge_calls`";
 
 /// Reads `generation.jsonl`, dropping a final line cut short by a kill (no newline) — the image
 /// it described is regenerated. Any other malformed line is an error naming it.
@@ -68,13 +111,13 @@ pub fn read_generation(path: &Path) -> crate::Result<BTreeMap<(usize, usize), Ge
         f.set_len(complete.len() as u64)
             .map_err(|e| Error::io(path, e))?;
     }
-    for (i, line) in complete.lines().enumerate() {
-        let rec: GenerationRecord = serde_json::from_str(line).map_err(|e| {
-            Error::invalid(
-                Location::line(path.display().to_string(), i + 1),
-                format!("not a generation record: {e}"),
-            )
-        })?;
+    let records: Vec<(usize, GenerationRecord)> = json_lines(
+        complete,
+        &path.display().to_string(),
+        true,
+        GENERATION_EXPECTED,
+    )?;
+    for (_, rec) in records {
         done.insert((rec.prompt_index, rec.image_index), rec);
     }
     Ok(done)
@@ -93,10 +136,11 @@ mod tests {
             image_index: 1,
             strategy: "baseline".into(),
             generator: "base".into(),
-            forwards: 36,
-            judge_calls: 0,
-            candidates: 1,
-            truncated: 0,
+            compute: Compute {
+                forwards: 36,
+                candidates: 1,
+                ..Compute::default()
+            },
             trace: serde_json::json!({}),
             error: None,
         };

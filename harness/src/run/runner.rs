@@ -204,36 +204,23 @@ fn write_outcomes(
     outcomes: Vec<Result<Outcome, String>>,
 ) -> crate::Result<()> {
     for (job, o) in chunk.iter().zip(outcomes) {
-        let rec = match o {
+        let (compute, trace, error) = match o {
             Ok(o) => {
                 // The PNG lands (atomically) before its record: a record always means a
                 // whole image.
                 writer.write_sample(job.prompt_index, job.image_index, &o.image)?;
-                GenerationRecord {
-                    prompt_index: job.prompt_index,
-                    image_index: job.image_index,
-                    strategy: strategy.name().to_string(),
-                    generator: cx.generator.name().to_string(),
-                    forwards: o.compute.forwards,
-                    judge_calls: o.compute.judge_calls,
-                    candidates: o.compute.candidates,
-                    truncated: o.compute.truncated,
-                    trace: o.trace,
-                    error: None,
-                }
+                (o.compute, o.trace, None)
             }
-            Err(reason) => GenerationRecord {
-                prompt_index: job.prompt_index,
-                image_index: job.image_index,
-                strategy: strategy.name().to_string(),
-                generator: cx.generator.name().to_string(),
-                forwards: 0,
-                judge_calls: 0,
-                candidates: 0,
-                truncated: 0,
-                trace: serde_json::Value::Null,
-                error: Some(reason),
-            },
+            Err(reason) => (Compute::default(), serde_json::Value::Null, Some(reason)),
+        };
+        let rec = GenerationRecord {
+            prompt_index: job.prompt_index,
+            image_index: job.image_index,
+            strategy: strategy.name().to_string(),
+            generator: cx.generator.name().to_string(),
+            compute,
+            trace,
+            error,
         };
         let line = serde_json::to_string(&rec).map_err(|e| invalid(gen_path, e.to_string()))?;
         log.write_all(format!("{line}\n").as_bytes())
@@ -337,12 +324,7 @@ pub fn score(
                 ),
             )
         })?;
-        total += Compute {
-            forwards: g.forwards,
-            judge_calls: g.judge_calls,
-            candidates: g.candidates,
-            truncated: g.truncated,
-        };
+        total += g.compute;
         merge_record(out, r, g)?;
     }
     for g in gen.values() {
