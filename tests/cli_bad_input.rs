@@ -3,7 +3,7 @@
 //! alpha, any size) is accepted; entries outside the layout are warned about.
 
 mod common;
-use common::{evalcot, path, text, world_suite_one_image};
+use common::{evalcot, path, text, world_suite_prompts};
 use std::path::{Path, PathBuf};
 
 const DOG: &str = r#"{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"}"#;
@@ -149,6 +149,12 @@ fn bad_metadata_config_and_flags_are_one_named_error_and_nothing_is_written() {
             "images_per_prompt: must be at least 1",
         ),
         (vec!["--steps", "0"], "steps: must be at least 1"),
+        // Flags and the YAML config merge as YAML values: a NaN reaches validation.
+        (vec!["--cfg", "nan"], "cfg_scale: must be a finite number"),
+        (
+            vec!["--temperature", "inf"],
+            "temperature: must be a finite number",
+        ),
         (
             vec!["--batch-prompts", "0"],
             "batch_prompts: must be at least 1",
@@ -190,7 +196,7 @@ fn bad_metadata_config_and_flags_are_one_named_error_and_nothing_is_written() {
 fn truncated_or_foreign_weights_and_unwritable_outputs_are_named_errors() {
     let d = tempfile::tempdir().unwrap();
     let gt = d.path().join("gt");
-    world_suite_one_image(&gt, 0);
+    world_suite_prompts(&gt, 0, "0-7");
     let out = d.path().join("out.jsonl");
     let w = weights();
     let det = std::fs::read(w.join("detector/detector.bpk")).unwrap();
@@ -400,7 +406,7 @@ fn encode(img: image::DynamicImage) -> Vec<u8> {
 fn pngs_are_converted_when_possible_and_named_when_not() {
     let d = tempfile::tempdir().unwrap();
     let gt = d.path().join("gt");
-    world_suite_one_image(&gt, 0);
+    world_suite_prompts(&gt, 0, "0-7");
     let original = gt.join("00001/samples/0000.png");
     let rgb = image::open(&original).unwrap().to_rgb8();
     let bytes = std::fs::read(&original).unwrap();

@@ -87,7 +87,7 @@ fn a_detector_folder_of_another_architecture_is_refused_by_name() {
     .unwrap();
     std::fs::write(det.join("detector.bpk"), b"garbage").unwrap();
     let gt = dir.path().join("gt");
-    world_suite_one_image(&gt, 0);
+    world_suite_prompts(&gt, 0, "0-7");
     let o = evalcot(&[
         "score",
         gt.to_str().unwrap(),

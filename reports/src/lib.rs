@@ -13,7 +13,7 @@ pub mod stats;
 pub mod summary;
 pub mod tables;
 
-pub use gate::{Baseline, GateOptions, GateReport};
+pub use gate::{BaselineFile, GateOptions, GateReport};
 
 /// The `summary.json` key that names the detector which scored a run.
 pub const SCORED_BY_KEY: &str = "detector";

@@ -18,14 +18,16 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         Some(p) => harness::config::load_yaml(p)?,
         None => RunConfig::default(),
     };
-    let mut merged = serde_json::to_value(&base)?;
-    if let (Some(fields), serde_json::Value::Object(flags)) = (
-        merged.as_object_mut(),
-        serde_json::to_value(&args.settings)?,
+    // Merged as YAML values, which carry every f64 (JSON would turn a NaN into null and so
+    // drop it before validation could refuse it).
+    let mut merged = serde_norway::to_value(&base)?;
+    if let (Some(fields), serde_norway::Value::Mapping(flags)) = (
+        merged.as_mapping_mut(),
+        serde_norway::to_value(&args.settings)?,
     ) {
         fields.extend(flags);
     }
-    let mut cfg: RunConfig = serde_json::from_value(merged)?;
+    let mut cfg: RunConfig = serde_norway::from_value(merged)?;
     cfg.normalise();
     let source = args
         .config

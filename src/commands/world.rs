@@ -121,6 +121,9 @@ pub struct DatasetArgs {
 pub struct WorldSuiteArgs {
     #[arg(long, default_value_t = 4)]
     pub images_per_prompt: usize,
+    /// Only these prompts of the 553 (their renders are the same as in the whole suite).
+    #[command(flatten)]
+    pub select: crate::cli::SelectArgs,
     #[arg(long, default_value_t = 1234)]
     pub seed: u64,
     /// Output folder (official GenEval layout).
@@ -162,10 +165,16 @@ pub fn run(args: &WorldArgs) -> anyhow::Result<i32> {
             if a.images_per_prompt == 0 {
                 bail!("--images-per-prompt must be at least 1");
             }
-            let r = dataset::write_suite(&a.out, a.images_per_prompt, a.seed, a.style.into(), true)
-                .with_context(|| {
-                    format!("writing the ground-truth suite to {}", a.out.display())
-                })?;
+            let selection = a.select.to_selection();
+            let r = dataset::write_suite(
+                &a.out,
+                &selection,
+                a.images_per_prompt,
+                a.seed,
+                a.style.into(),
+                true,
+            )
+            .with_context(|| format!("writing the ground-truth suite to {}", a.out.display()))?;
             eprintln!(
                 "wrote {} images of {} prompts to {} and {}",
                 r.images,

@@ -50,6 +50,26 @@ pub fn world_suite_one_image(out: &Path, seed: u64) {
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
+/// `evalcot world suite --images-per-prompt 1 --seed SEED --indices INDICES --out OUT`: the
+/// ground-truth renders of a few prompts (the same images as in the whole suite), asserting
+/// success. For tests that need a folder in the layout, not all 553 prompts.
+pub fn world_suite_prompts(out: &Path, seed: u64, indices: &str) {
+    let seed = seed.to_string();
+    let o = evalcot(&[
+        "world",
+        "suite",
+        "--images-per-prompt",
+        "1",
+        "--seed",
+        &seed,
+        "--indices",
+        indices,
+        "--out",
+        path(out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
 /// results.jsonl with the run folder replaced, sorted.
 pub fn sorted_results(dir: &Path) -> Vec<String> {
     sorted_lines(&dir.join("results.jsonl"), dir)

@@ -81,18 +81,21 @@ pub fn suite_scene(
 /// `DIR/detections.jsonl` with the exact detections in the `score --detections` format.
 pub fn write_suite(
     dir: &Path,
+    selection: &harness::Selection,
     images_per_prompt: usize,
     seed: u64,
     style: Style,
     show_progress: bool,
 ) -> Result<SuiteReport, WorldError> {
     let suite = Suite::official();
+    let chosen = suite.select(selection)?;
     let writer = LayoutWriter::create(dir)?;
-    for p in &suite.prompts {
+    for p in &chosen {
         writer.write_metadata(p.index, &p.metadata)?;
     }
-    let jobs: Vec<(usize, usize)> = suite
-        .prompts
+    // A render depends on (seed, prompt index, image index) only: a selection renders exactly
+    // those images of the whole suite.
+    let jobs: Vec<(usize, usize)> = chosen
         .iter()
         .flat_map(|p| (0..images_per_prompt).map(move |i| (p.index, i)))
         .collect();
@@ -119,7 +122,7 @@ pub fn write_suite(
     write_atomic(&path, (lines.join("\n") + "\n").as_bytes())?;
     Ok(SuiteReport {
         images: jobs.len(),
-        prompts: suite.prompts.len(),
+        prompts: chosen.len(),
         detections: path,
     })
 }
@@ -396,7 +399,7 @@ mod tests {
     #[test]
     fn suite_writes_the_official_layout_and_exact_detections_score_perfectly() {
         let dir = tempfile_dir("suite");
-        let r = write_suite(&dir, 1, 1234, Style::Natural, false).unwrap();
+        let r = write_suite(&dir, &Default::default(), 1, 1234, Style::Natural, false).unwrap();
         assert_eq!(r.images, 553);
         let layout = harness::layout::read_image_dir(&dir).unwrap();
         assert_eq!(layout.samples.len(), 553);
@@ -410,7 +413,25 @@ mod tests {
             .unwrap()
             .to_rgb8();
         assert_eq!(img.dimensions(), (64, 64));
+        // A selection renders exactly those prompts' images of the whole suite.
+        let part = tempfile_dir("suite_part");
+        let selection = harness::Selection {
+            indices: harness::Selection::parse_indices("3,100-101").unwrap(),
+            ..Default::default()
+        };
+        let r = write_suite(&part, &selection, 1, 1234, Style::Natural, false).unwrap();
+        assert_eq!((r.images, r.prompts), (3, 3));
+        for folder in ["00003", "00100", "00101"] {
+            let sample = format!("{folder}/samples/0000.png");
+            assert_eq!(
+                std::fs::read(part.join(&sample)).unwrap(),
+                std::fs::read(dir.join(&sample)).unwrap(),
+                "{sample}"
+            );
+        }
+        assert!(!part.join("00000").exists());
         std::fs::remove_dir_all(&dir).ok();
+        std::fs::remove_dir_all(&part).ok();
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`scene`]: scenes from GenEval metadata that the official rules accept, and random scenes.
 //! - [`nearmiss`]: scenes that break exactly one clause of a prompt (negatives).
 //! - [`prompts`]: training prompts over GenEval's templates, disjoint from the 553 official ones.
-//! - [`tokenizer`]: a word-level prompt tokenizer and a parser from prompt text to metadata.
+//! - [`words`]: prompt words — a word-level prompt tokenizer and a parser from prompt text to
+//!   metadata (not the image tokenizer, `models::vq`).
 //! - [`dataset`]: the ground-truth suite, training datasets on disk and the contact sheet.
 //!
 //! All randomness comes from `harness::rng` streams derived from `(seed, index, …)`, so every
@@ -20,7 +21,7 @@ pub mod palette;
 pub mod prompts;
 pub mod raster;
 pub mod scene;
-pub mod tokenizer;
+pub mod words;
 
 /// The `image` crate this world renders with, for callers that handle its images.
 pub use image;
@@ -29,7 +30,7 @@ pub use scene::{
     random_scene, random_scene_styled, scene_for_metadata, ObjectInstance, Scene, SceneOptions,
     Style,
 };
-pub use tokenizer::{parse_prompt, ParseError, TokenizeError};
+pub use words::{parse_prompt, ParseError, TokenizeError};
 
 use std::fmt;
 

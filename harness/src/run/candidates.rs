@@ -97,18 +97,24 @@ impl<'c> Candidates<'c> {
 
     /// One generator step of the candidates `which`, batched.
     pub fn step(&mut self, which: &[usize]) -> Result<(), ModelFault> {
-        let mut batch: Vec<Trajectory> = which.iter().map(|&i| self.paths[i].clone()).collect();
-        self.cx.generator.step(&mut batch)?;
-        for (&i, t) in which.iter().zip(batch) {
-            self.paths[i] = t;
-        }
-        Ok(())
+        let generator = self.cx.generator;
+        self.advance(which, |batch| generator.step(batch))
     }
 
     /// The candidates `which` run to the end of their schedules.
     pub fn run_to_end(&mut self, which: &[usize]) -> Result<(), ModelFault> {
+        let generator = self.cx.generator;
+        self.advance(which, |batch| generator.run_to_end(batch))
+    }
+
+    /// Applies `work` to the candidates `which` as one batch.
+    fn advance(
+        &mut self,
+        which: &[usize],
+        work: impl FnOnce(&mut [Trajectory]) -> Result<(), ModelFault>,
+    ) -> Result<(), ModelFault> {
         let mut batch: Vec<Trajectory> = which.iter().map(|&i| self.paths[i].clone()).collect();
-        self.cx.generator.run_to_end(&mut batch)?;
+        work(&mut batch)?;
         for (&i, t) in which.iter().zip(batch) {
             self.paths[i] = t;
         }

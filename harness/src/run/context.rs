@@ -147,7 +147,7 @@ impl Context<'_> {
 
 /// Index of the largest value (the first on ties): how every strategy, and every report that
 /// replays a strategy's choice, picks a candidate.
-pub fn argmax(values: &[f64]) -> usize {
+pub fn argmax<T: PartialOrd>(values: &[T]) -> usize {
     let mut best = 0;
     for (i, v) in values.iter().enumerate() {
         if *v > values[best] {

@@ -13,6 +13,7 @@ use burn::prelude::*;
 use harness::error::ModelFault;
 use harness::generator::{Generator, Trajectory, MASK};
 use harness::rng::{derive_seed, Rng};
+use harness::run::argmax;
 use image::RgbImage;
 
 /// A trained AR generator with its tokenizer.
@@ -247,10 +248,6 @@ pub(super) fn sample(row: &[f32], temperature: f64, top_k: usize, rng: &mut Rng)
         u -= w;
     }
     order[order.len() - 1]
-}
-
-pub(super) fn argmax(row: &[f32]) -> usize {
-    (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best })
 }
 
 impl<B: Backend> Generator for ArGenerator<B>

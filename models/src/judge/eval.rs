@@ -65,7 +65,7 @@ pub fn per_task(
             // clause's own prompt, whose only include clause is that clause.
             let metas: Vec<Metadata> = chunk
                 .iter()
-                .map(|s| world::tokenizer::parse_prompt(&s.text).map_err(|e| e.to_string()))
+                .map(|s| world::words::parse_prompt(&s.text).map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?;
             let requests: Vec<JudgeRequest<'_>> = chunk
                 .iter()

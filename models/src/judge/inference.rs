@@ -36,8 +36,8 @@ pub fn question_ids(task: JudgeTask, text: &str, zero_shot: bool) -> Result<Vec<
         (true, JudgeTask::Reflect) | (false, _) => task,
         (true, _) => JudgeTask::Final,
     };
-    let vocab = world::tokenizer::vocab_size() as i64;
-    let ids = world::tokenizer::encode_padded(text).map_err(|e| format!("prompt {text:?}: {e}"))?;
+    let vocab = world::words::vocab_size() as i64;
+    let ids = world::words::encode_padded(text).map_err(|e| format!("prompt {text:?}: {e}"))?;
     let mut out = Vec::with_capacity(ids.len() + 1);
     out.push(vocab + task.index() as i64);
     out.extend(ids.iter().map(|&i| i as i64));

@@ -42,8 +42,8 @@ impl Default for JudgeNetConfig {
     fn default() -> Self {
         JudgeNetConfig {
             image_size: 64,
-            text_len: world::tokenizer::MAX_LEN,
-            text_vocab: world::tokenizer::vocab_size(),
+            text_len: world::words::MAX_LEN,
+            text_vocab: world::words::vocab_size(),
             c1: 48,
             c2: 96,
             blocks: 3,

@@ -42,7 +42,7 @@ pub struct HostBatch {
 
 /// Prompt token ids of `prompt` (the empty prompt gives the unconditional input).
 pub fn prompt_ids(prompt: &str) -> Result<Vec<i64>, String> {
-    world::tokenizer::encode_padded(prompt)
+    world::words::encode_padded(prompt)
         .map(|ids| ids.iter().map(|&i| i as i64).collect())
         .map_err(|e| format!("prompt {prompt:?}: {e}"))
 }

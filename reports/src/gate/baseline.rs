@@ -37,7 +37,7 @@ pub struct BaselineImage {
 /// A committed baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Baseline {
+pub struct BaselineFile {
     pub format: String,
     /// The run it was made from (informational).
     pub source: String,
@@ -81,9 +81,9 @@ pub(super) fn overall_of(tags: &[BaselineTag]) -> f64 {
     tags.iter().map(|t| t.accuracy).sum::<f64>() / tags.len() as f64
 }
 
-impl Baseline {
+impl BaselineFile {
     /// The baseline of a run's results (sorted by key, as [`read_results`] returns them).
-    pub fn from_results(source: &str, label: &str, images: &[ImageResult]) -> Baseline {
+    pub fn from_results(source: &str, label: &str, images: &[ImageResult]) -> BaselineFile {
         let tags = tag_counts(
             &images
                 .iter()
@@ -100,7 +100,7 @@ impl Baseline {
                 });
             }
         }
-        Baseline {
+        BaselineFile {
             format: BASELINE_FORMAT.into(),
             source: source.into(),
             label: label.into(),
@@ -141,10 +141,10 @@ impl Baseline {
 
     /// Reads and checks a baseline file: its format, unique keys, every image's prompt listed,
     /// and the stored scores equal to those of its images.
-    pub fn load(path: &Path) -> Result<Baseline> {
+    pub fn load(path: &Path) -> Result<BaselineFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let file = path.display().to_string();
-        let b: Baseline = serde_json::from_str(&text).map_err(|e| {
+        let b: BaselineFile = serde_json::from_str(&text).map_err(|e| {
             let loc = if e.line() > 0 {
                 Location::line(&file, e.line())
             } else {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::Path;
 
-pub use baseline::{Baseline, BaselineImage, BaselinePrompt, BaselineTag, BASELINE_FORMAT};
+pub use baseline::{BaselineFile, BaselineImage, BaselinePrompt, BaselineTag, BASELINE_FORMAT};
 
 /// Draws of the Monte-Carlo test of the overall score (when tags weigh differently).
 pub const OVERALL_DRAWS: usize = 20_000;
@@ -157,7 +157,7 @@ fn p_value(p: f64) -> String {
 /// (prompt, image) keys, and each prompt the same tag and text; anything else is an error naming
 /// `run_file` and the first differences.
 pub fn compare(
-    baseline: &Baseline,
+    baseline: &BaselineFile,
     baseline_file: &Path,
     images: &[ImageResult],
     run_file: &Path,
@@ -319,7 +319,7 @@ pub fn gate(
     run: &Path,
     options: GateOptions,
 ) -> Result<(GateReport, String)> {
-    let baseline = Baseline::load(baseline_path)?;
+    let baseline = BaselineFile::load(baseline_path)?;
     let results = results_path(run)?;
     let images = read_results(&results)?;
     let report = compare(&baseline, baseline_path, &images, &results, options)?;
@@ -341,7 +341,7 @@ pub fn results_path(run: &Path) -> Result<std::path::PathBuf> {
 }
 
 /// Writes the baseline of a run (folder or results file) to `out`, atomically.
-pub fn write_baseline(run: &Path, out: &Path) -> Result<Baseline> {
+pub fn write_baseline(run: &Path, out: &Path) -> Result<BaselineFile> {
     let results = results_path(run)?;
     let images = read_results(&results)?;
     let label = if run.is_dir() && run.join("config.yaml").exists() {
@@ -349,7 +349,7 @@ pub fn write_baseline(run: &Path, out: &Path) -> Result<Baseline> {
     } else {
         String::new()
     };
-    let b = Baseline::from_results(&run.display().to_string(), &label, &images);
+    let b = BaselineFile::from_results(&run.display().to_string(), &label, &images);
     harness::fsutil::write_atomic(out, b.to_json().as_bytes())?;
     Ok(b)
 }
@@ -381,7 +381,7 @@ mod tests {
         v
     }
 
-    fn check(images: &[ImageResult], base: &Baseline) -> GateReport {
+    fn check(images: &[ImageResult], base: &BaselineFile) -> GateReport {
         compare(
             base,
             Path::new("base.json"),
@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn equal_runs_pass() {
         let r = run();
-        let b = Baseline::from_results("x", "", &r);
+        let b = BaselineFile::from_results("x", "", &r);
         let g = check(&r, &b);
         assert!(!g.failed());
         assert_eq!(exit_code(&g), 0);
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn large_drop_in_one_tag_fails_small_or_noisy_ones_do_not() {
         let r = run();
-        let b = Baseline::from_results("x", "", &r);
+        let b = BaselineFile::from_results("x", "", &r);
         // Tag b: 40 correct images turned incorrect (a drop of 0.25).
         let mut worse = r.clone();
         let mut n = 0;
@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn mismatched_keys_and_prompts_are_errors() {
         let r = run();
-        let b = Baseline::from_results("x", "", &r);
+        let b = BaselineFile::from_results("x", "", &r);
         let fewer = &r[..r.len() - 1];
         let e = compare(
             &b,
@@ -502,15 +502,15 @@ mod tests {
     fn baseline_round_trips_and_bad_files_are_named() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("base.json");
-        let b = Baseline::from_results("runs/x", "orm N=4", &run());
+        let b = BaselineFile::from_results("runs/x", "orm N=4", &run());
         std::fs::write(&p, b.to_json()).unwrap();
-        assert_eq!(Baseline::load(&p).unwrap(), b);
+        assert_eq!(BaselineFile::load(&p).unwrap(), b);
         assert_eq!(b.prompts.len(), 80);
         assert!((b.overall - 0.7).abs() < 1e-12);
 
         let edit = |from: &str, to: &str| {
             std::fs::write(&p, b.to_json().replacen(from, to, 1)).unwrap();
-            Baseline::load(&p).unwrap_err().to_string()
+            BaselineFile::load(&p).unwrap_err().to_string()
         };
         let e = edit("\"correct\":true", "\"correct\":\"yes\"");
         assert!(
@@ -527,7 +527,7 @@ mod tests {
             "{e}"
         );
         std::fs::write(&p, "{\"format\": 1").unwrap();
-        let e = Baseline::load(&p).unwrap_err().to_string();
+        let e = BaselineFile::load(&p).unwrap_err().to_string();
         assert!(e.contains("base.json:1"), "{e}");
     }
 }

@@ -93,8 +93,8 @@ fn sincos_table(text_len: usize, side: usize, d: usize) -> Vec<f32> {
 impl Default for MaskGitConfig {
     fn default() -> Self {
         MaskGitConfig {
-            text_len: world::tokenizer::MAX_LEN,
-            text_vocab: world::tokenizer::vocab_size(),
+            text_len: world::words::MAX_LEN,
+            text_vocab: world::words::vocab_size(),
             image_tokens: 64,
             codebook: 512,
             d_model: 128,

@@ -1,5 +1,6 @@
-//! A word-level prompt tokenizer with a fixed vocabulary, and a parser from prompt text to
-//! GenEval metadata.
+//! Prompt words: a word-level prompt tokenizer with a fixed vocabulary (token ids for the
+//! networks' text input; the image tokenizer, which turns images into codes, is `models::vq`), and a
+//! parser from prompt text to GenEval metadata.
 //!
 //! Every class name is one token, multi-word names included ("tv remote", "hair drier"), and
 //! so are the relations "left of" and "right of"; phrases are matched longest first. A plural is
