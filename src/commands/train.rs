@@ -211,25 +211,7 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
             cfg.init
         );
     }
-    let samples_path = args.out.join("samples.jsonl");
-    let key_path = args.out.join("samples.json");
-    let key = serde_json::to_value(cfg.pairs.sampling_key())?;
-    let cached = std::fs::read_to_string(&key_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|k| k == key)
-        && samples_path.exists();
-    let judged: Vec<JudgedPrompt> = if cached {
-        let text = std::fs::read_to_string(&samples_path)
-            .map_err(|e| harness::Error::io(&samples_path, e))?;
-        text.lines()
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", samples_path.display(), i + 1))
-            })
-            .collect::<anyhow::Result<_>>()?
-    } else {
+    let judged: Vec<JudgedPrompt> = dpo::cached_samples(&args.out, &cfg.pairs, || {
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
         // Pairs are sampled and judged on the CPU on every training device, so that a cached
         // sample file means the same thing wherever it was made.
@@ -250,17 +232,10 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
             &mut |done, _| making.set_position(done as u64),
         )?;
         making.finish_and_clear();
-        write_jsonl(&samples_path, &judged)?;
-        // The key lands after the samples: a key always means whole samples.
-        harness::fsutil::write_atomic(&key_path, serde_json::to_string_pretty(&key)?.as_bytes())?;
-        judged
-    };
+        anyhow::Ok(judged)
+    })?;
     let (pairs, stats) = dpo::select_pairs(&cfg.pairs, &judged);
-    write_jsonl(&args.out.join("pairs.jsonl"), &pairs)?;
-    harness::fsutil::write_atomic(
-        &args.out.join("pairs.json"),
-        serde_json::to_string_pretty(&(&cfg.pairs, &stats))?.as_bytes(),
-    )?;
+    dpo::write_pairs(&args.out, &cfg.pairs, &pairs, &stats)?;
     eprintln!(
         "{} pairs from {} prompts by rule {:?} (dropped: {} all yes, {} all no, {} closer than min_gap)",
         stats.pairs, stats.prompts, cfg.pairs.rule, stats.all_yes, stats.all_no, stats.too_close
@@ -335,17 +310,6 @@ fn finish_dpo_folder(init: &str, out: &Path) -> anyhow::Result<()> {
         out.display(),
         out.display()
     );
-    Ok(())
-}
-
-/// One JSON record per line, written atomically.
-fn write_jsonl<T: serde::Serialize>(path: &Path, records: &[T]) -> anyhow::Result<()> {
-    let mut text = String::new();
-    for r in records {
-        text.push_str(&serde_json::to_string(r)?);
-        text.push('\n');
-    }
-    harness::fsutil::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use harness::judge::{Judge, JudgeRequest, JudgeTask};
 use harness::rng::{derive_seed, Rng};
 use harness::Metadata;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// One preference pair: image tokens of a "yes" and a "no" sample of the same prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,4 +192,64 @@ pub fn select_pairs(cfg: &PairsConfig, judged: &[JudgedPrompt]) -> (Vec<Pair>, P
     }
     stats.pairs = pairs.len();
     (pairs, stats)
+}
+
+/// The judged samples of `cfg` in the training folder `out`: read back from `OUT/samples.jsonl`
+/// when `OUT/samples.json` holds this sampling key (a resumed run or a new pair rule does not
+/// resample), else made by `make` and written — the samples first, then the key, so that a key
+/// always means whole samples.
+pub fn cached_samples<E: From<ModelError>>(
+    out: &Path,
+    cfg: &PairsConfig,
+    make: impl FnOnce() -> Result<Vec<JudgedPrompt>, E>,
+) -> Result<Vec<JudgedPrompt>, E> {
+    let samples_path = out.join("samples.jsonl");
+    let key_path = out.join("samples.json");
+    let key = serde_json::to_value(cfg.sampling_key()).map_err(|e| err(e.to_string()))?;
+    let cached = std::fs::read_to_string(&key_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|k| k == key)
+        && samples_path.exists();
+    if cached {
+        let text = std::fs::read_to_string(&samples_path)
+            .map_err(|e| ModelError::from(harness::Error::io(&samples_path, e)))?;
+        let lines = harness::run::record::json_lines(
+            &text,
+            &samples_path.display().to_string(),
+            false,
+            "a judged prompt",
+        )
+        .map_err(ModelError::from)?;
+        return Ok(lines.into_iter().map(|(_, j)| j).collect());
+    }
+    let judged = make()?;
+    write_jsonl(&samples_path, &judged)?;
+    let key_text = serde_json::to_string_pretty(&key).map_err(|e| err(e.to_string()))?;
+    harness::fsutil::write_atomic(&key_path, key_text.as_bytes()).map_err(ModelError::from)?;
+    Ok(judged)
+}
+
+/// Writes the pairs and what pair building saw: `OUT/pairs.jsonl`, `OUT/pairs.json`.
+pub fn write_pairs(
+    out: &Path,
+    cfg: &PairsConfig,
+    pairs: &[Pair],
+    stats: &PairStats,
+) -> Result<(), ModelError> {
+    write_jsonl(&out.join("pairs.jsonl"), pairs)?;
+    let text = serde_json::to_string_pretty(&(cfg, stats)).map_err(|e| err(e.to_string()))?;
+    harness::fsutil::write_atomic(&out.join("pairs.json"), text.as_bytes())?;
+    Ok(())
+}
+
+/// One JSON line per record, written atomically.
+fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<(), ModelError> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(&serde_json::to_string(r).map_err(|e| err(e.to_string()))?);
+        text.push('\n');
+    }
+    harness::fsutil::write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
