@@ -36,37 +36,29 @@ pub fn path(p: &Path) -> &str {
 
 /// `evalcot world suite --images-per-prompt 1 --seed SEED --out OUT`, asserting success.
 pub fn world_suite_one_image(out: &Path, seed: u64) {
-    let seed = seed.to_string();
-    let o = evalcot(&[
-        "world",
-        "suite",
-        "--images-per-prompt",
-        "1",
-        "--seed",
-        &seed,
-        "--out",
-        path(out),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    world_suite(out, seed, &[]);
 }
 
-/// `evalcot world suite --images-per-prompt 1 --seed SEED --indices INDICES --out OUT`: the
-/// ground-truth renders of a few prompts (the same images as in the whole suite), asserting
-/// success. For tests that need a folder in the layout, not all 553 prompts.
+/// The same for a few prompts (`--indices INDICES`): the same images as in the whole suite. For
+/// tests that need a folder in the layout, not all 553 prompts.
 pub fn world_suite_prompts(out: &Path, seed: u64, indices: &str) {
+    world_suite(out, seed, &["--indices", indices]);
+}
+
+fn world_suite(out: &Path, seed: u64, extra: &[&str]) {
     let seed = seed.to_string();
-    let o = evalcot(&[
+    let mut args = vec![
         "world",
         "suite",
         "--images-per-prompt",
         "1",
         "--seed",
         &seed,
-        "--indices",
-        indices,
         "--out",
         path(out),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let o = evalcot(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
