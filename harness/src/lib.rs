@@ -22,6 +22,7 @@ pub mod rules;
 pub mod run;
 pub mod scoring;
 pub mod suite;
+pub mod summary;
 pub mod testkit;
 pub mod vocab;
 pub mod waves;

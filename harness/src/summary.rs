@@ -2,12 +2,15 @@
 //! image accuracy per tag (tags in order of first appearance), and the overall score as the
 //! unweighted mean of the per-tag accuracies.
 
-use harness::error::{Error, Location};
-use harness::results::{ResultRecord, ResultRow};
+use crate::error::{Error, Location};
+use crate::results::{ResultRecord, ResultRow};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::path::Path;
+
+/// The `summary.json` key that names the detector which scored a run.
+pub const SCORED_BY_KEY: &str = "detector";
 
 /// Correct and total images of one tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +144,7 @@ fn py_percent(x: f64) -> String {
 
 impl Summary {
     /// The summary of scored records; an error naming `source` when there are none.
-    pub fn of_records(records: &[ResultRecord], source: &Path) -> harness::Result<Summary> {
+    pub fn of_records(records: &[ResultRecord], source: &Path) -> crate::Result<Summary> {
         let rows: Vec<ResultRow> = records
             .iter()
             .map(|r| ResultRow {
@@ -159,17 +162,17 @@ impl Summary {
     }
 
     /// Writes `summary.json` (atomically), with the name of the detector that scored the images
-    /// when known (key [`crate::SCORED_BY_KEY`]): scores of different detectors must not be
+    /// when known (key [`SCORED_BY_KEY`]): scores of different detectors must not be
     /// compared.
-    pub fn write(&self, path: &Path, scored_by: Option<&str>) -> harness::Result<()> {
+    pub fn write(&self, path: &Path, scored_by: Option<&str>) -> crate::Result<()> {
         let mut json = self.to_json();
         if let (Some(name), Some(map)) = (scored_by, json.as_object_mut()) {
-            map.insert(crate::SCORED_BY_KEY.into(), name.into());
+            map.insert(SCORED_BY_KEY.into(), name.into());
         }
         let text = serde_json::to_string_pretty(&json).map_err(|e| {
             Error::invalid(Location::file(path.display().to_string()), e.to_string())
         })? + "\n";
-        harness::fsutil::write_atomic(path, text.as_bytes())
+        crate::fsutil::write_atomic(path, text.as_bytes())
     }
 }
 
