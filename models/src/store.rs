@@ -20,6 +20,9 @@ pub enum ModelError {
     /// A run setting this model cannot honour (`field` names the setting).
     #[error("{field}: {message}")]
     Refused { field: String, message: String },
+    /// A step of a longer job that failed, said in full by its message.
+    #[error("{0}")]
+    Failed(String),
     /// A device the backend cannot use here (not built in, or it failed to start).
     #[error("device {device}: {message}")]
     Device { device: String, message: String },

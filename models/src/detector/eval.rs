@@ -8,8 +8,10 @@ use burn::prelude::Backend;
 use harness::detector::{DetectedObject, Detector};
 use harness::results::ResultRow;
 use harness::rules::{self, RuleConfig};
+use harness::summary::Summary;
 use harness::{ClassId, Color, Suite};
 use rayon::prelude::*;
+use std::fmt::Write;
 use world::scene::{random_scene, Scene, Style};
 
 /// Counts for precision/recall of one class or colour.
@@ -249,4 +251,128 @@ pub fn score_suite_with(
         }
     }
     Ok(rows)
+}
+
+/// The Markdown report of a detector validation (`evalcot eval detector`, docs/detector.md):
+/// `summary` is the ground-truth suite's GenEval summary through the detector, `made_by` the
+/// line that says which command made it.
+pub fn markdown(
+    ev: &DetectorEval,
+    summary: &Summary,
+    name: &str,
+    made_by: &str,
+    suite_images: usize,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Detector validation: {name}\n");
+    let _ = writeln!(s, "{made_by}\n");
+    let _ = writeln!(
+        s,
+        "## GenEval score of the ground-truth suite through the detector\n"
+    );
+    let _ = writeln!(s, "553 official prompts × {} renders (suite seed 1234), scored with the exact GenEval rules:\n", suite_images);
+    let _ = writeln!(s, "```\n{}```\n", summary.render_official());
+    let _ = writeln!(
+        s,
+        "| tag | correct | images | accuracy |\n|---|---|---|---|"
+    );
+    for t in &summary.tags {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} |",
+            t.tag,
+            t.correct,
+            t.total,
+            t.accuracy()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **overall** (mean over tags) | | | **{:.4}** |\n",
+        summary.overall()
+    );
+    let _ = writeln!(
+        s,
+        "## Held-out renders: {} images, {} objects (score > 0.3, same class, IoU ≥ 0.5)\n",
+        ev.images, ev.objects
+    );
+    let total = ev.per_class.iter().fold((0, 0, 0), |a, (_, c)| {
+        (a.0 + c.true_pos, a.1 + c.false_pos, a.2 + c.false_neg)
+    });
+    let _ = writeln!(
+        s,
+        "All classes: precision {:.4}, recall {:.4} ({} true positives, {} false positives, {} missed).\n",
+        total.0 as f64 / (total.0 + total.1).max(1) as f64,
+        total.0 as f64 / (total.0 + total.2).max(1) as f64,
+        total.0, total.1, total.2
+    );
+    let _ = writeln!(
+        s,
+        "At GenEval's counting threshold (score > 0.9): precision {:.4}, recall {:.4} ({} true positives, {} false positives, {} missed).\n",
+        ev.strict.precision(),
+        ev.strict.recall(),
+        ev.strict.true_pos, ev.strict.false_pos, ev.strict.false_neg
+    );
+    let _ = writeln!(
+        s,
+        "### Per colour (objects found with the right class; colour predicted right or wrong)\n"
+    );
+    let _ = writeln!(s, "| colour | right | wrong | predicted wrongly as this | precision | recall |\n|---|---|---|---|---|---|");
+    for (c, n) in &ev.per_color {
+        let _ = writeln!(
+            s,
+            "| {c} | {} | {} | {} | {:.3} | {:.3} |",
+            n.true_pos,
+            n.false_neg,
+            n.false_pos,
+            n.precision(),
+            n.recall()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### Calibration (reliability table, all decoded detections)\n"
+    );
+    let _ = writeln!(s, "| score bin | detections | mean score | fraction matched to a true object |\n|---|---|---|---|");
+    for b in &ev.reliability {
+        let frac = if b.count > 0 {
+            format!("{:.3}", b.matched as f64 / b.count as f64)
+        } else {
+            "–".into()
+        };
+        let _ = writeln!(
+            s,
+            "| {:.1}–{:.1} | {} | {:.3} | {} |",
+            b.lo, b.hi, b.count, b.mean_score, frac
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### False positives on {} object-free images\n",
+        ev.empty_images
+    );
+    let _ = writeln!(
+        s,
+        "{} detections with score > 0.3 ({:.4} per image), {} with score > 0.9.\n",
+        ev.empty_fp_03,
+        ev.empty_fp_03 as f64 / ev.empty_images.max(1) as f64,
+        ev.empty_fp_09
+    );
+    let _ = writeln!(s, "### Per class\n");
+    let _ = writeln!(
+        s,
+        "| class | TP | FP | FN | precision | recall |\n|---|---|---|---|---|---|"
+    );
+    for (c, n) in &ev.per_class {
+        let _ = writeln!(
+            s,
+            "| {c} | {} | {} | {} | {:.3} | {:.3} |",
+            n.true_pos,
+            n.false_pos,
+            n.false_neg,
+            n.precision(),
+            n.recall()
+        );
+    }
+    s
 }

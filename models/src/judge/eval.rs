@@ -3,11 +3,13 @@
 //! outputs of held-out (validation-split) training prompts.
 
 use super::data::{self, JudgeSample};
+use crate::store::ModelError;
 use harness::detector::Detector;
 use harness::generator::Generator;
 use harness::judge::{Judge, JudgeRequest, JudgeTask};
 use harness::rng::derive_seed;
 use harness::{Metadata, RuleConfig};
+use std::fmt::Write;
 
 /// Accuracy at 0.5 and AUROC of scores against labels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,6 +183,110 @@ pub fn agreement(judge: &dyn Judge, samples: &[VerdictSample]) -> Result<(Scores
     }
     let s = scores(&pairs);
     Ok((s, s.positives as f64 / s.n.max(1) as f64))
+}
+
+/// What `evalcot eval judge` validates: the judges (comma-separated names or folders) on held-out
+/// prompts, the generator whose samples and trajectories they judge, the annotator that labels
+/// those, and the evaluation detector for GenEval verdicts.
+#[derive(Debug, Clone)]
+pub struct JudgeValidation {
+    pub judges: String,
+    pub generator: String,
+    pub annotator: std::path::PathBuf,
+    pub detector: Option<std::path::PathBuf>,
+    pub images: usize,
+    pub prompts: usize,
+    pub seed: u64,
+    /// The report's path as the command line named it (for the "Command:" line).
+    pub out: String,
+}
+
+/// The Markdown report of a judge validation (docs/judges.md).
+pub fn validate(opts: &JudgeValidation) -> Result<String, ModelError> {
+    let fail = ModelError::Failed;
+
+    let det = crate::open::cpu_detector(opts.detector.as_deref())?;
+    let generator = crate::open::cpu_generator(&opts.generator)?;
+    // Held-out prompts: the validation split of the training prompts (never trained on).
+    let all = world::prompts::training_prompts(world::prompts::DEFAULT_COUNT, opts.seed);
+    let val = world::prompts::split(&all, opts.seed).1;
+    let clean = clean_samples(&val, opts.images, opts.seed).map_err(fail)?;
+    let step = (val.len() / opts.prompts.max(1)).max(1);
+    let sampled: Vec<_> = val
+        .iter()
+        .step_by(step)
+        .take(opts.prompts)
+        .cloned()
+        .collect();
+    let t = std::time::Instant::now();
+    // Held-out trajectories of the generator, labelled exactly as the fine-tuned judge's training
+    // data (annotator detector + GenEval rules; Math-Shepherd rollouts for `step`): every task
+    // scored on the kind of data a judge meets inside a strategy.
+    let annotator =
+        crate::detector::BurnDetector::<crate::Cpu>::load_dir(&opts.annotator, &Default::default())
+            .map_err(|e| fail(format!("--annotator {}: {e}", opts.annotator.display())))?;
+    let collect = super::data::CollectConfig {
+        prompts: opts.prompts,
+        candidates: 2,
+        rollout_every: 6,
+        rollouts: 1,
+        steps: Generator::default_steps(&generator),
+        batch: 16,
+    };
+    let trajectories = super::data::collect(
+        &generator,
+        &annotator,
+        &val,
+        &collect,
+        opts.seed,
+        &mut |_, _| {},
+    )
+    .map_err(|e| fail(format!("labelling held-out generator trajectories: {e}")))?;
+    let verdicts = verdict_samples(&generator, &det, &sampled, 2, opts.seed)
+        .map_err(|e| fail(format!("sampling held-out generator images: {e}")))?;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Judge validation\n");
+    let _ = writeln!(
+        s,
+        "Command: `evalcot eval judge --judges {} --generator {} --images {} --prompts {} --seed {} --out {}`.\n",
+        opts.judges, opts.generator, opts.images, opts.prompts, opts.seed, opts.out
+    );
+    let _ = writeln!(s, "Held-out prompts: the validation split of the training prompts (seed {}), never trained on. *Clean renders*: {} prompts rendered matching or as a near miss (the zero-shot judge's kind of data), asked `final`, plus one `reflect` question per include clause. *Generator samples*: 2 samples of generator `{}` for each of {} prompts; the GenEval verdict comes from the evaluation detector and the rules. *Generator trajectories*: 2 trajectories of `{}` for each of {} prompts drawn from the same split, every step labelled as the fine-tuned judge's training data are (the annotator detector and the GenEval rules; `step` by one fresh rollout every 6 steps, Math-Shepherd style; `clarity` by the measured boundary; `potential` from the final verdict).\n", opts.seed, opts.images, opts.generator, sampled.len(), opts.generator, opts.prompts);
+    let _ = writeln!(
+        s,
+        "| judge | data | task | n | positives | accuracy | AUROC |\n|---|---|---|---|---|---|---|"
+    );
+    for name in opts
+        .judges
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let judge = crate::open::cpu_judge(name)?;
+        let mut row = |data: &str, task: &str, sc: Scores| {
+            let _ = writeln!(
+                s,
+                "| {name} | {data} | {task} | {} | {} | {:.3} | {:.3} |",
+                sc.n, sc.positives, sc.accuracy, sc.auroc
+            );
+        };
+        for (samples, data) in [
+            (&clean, "clean renders"),
+            (&trajectories, "generator trajectories"),
+        ] {
+            for (task, sc) in per_task(&judge, samples).map_err(fail)? {
+                row(data, task.as_str(), sc);
+            }
+        }
+        let (sc, geneval) = agreement(&judge, &verdicts).map_err(fail)?;
+        row(
+            &format!("generator samples (agreement with GenEval; GenEval accuracy {geneval:.3})"),
+            "final",
+            sc,
+        );
+    }
+    let _ = writeln!(s, "\n{:.0} s on this machine.", t.elapsed().as_secs_f64());
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -3,10 +3,13 @@
 
 use super::inference::VqTokenizer;
 use crate::detector::eval::score_suite_with;
+use crate::store::ModelError;
 use burn::prelude::*;
 use harness::detector::Detector;
 use harness::results::ResultRow;
+use harness::summary::Summary;
 use image::RgbImage;
+use std::fmt::Write;
 use world::dataset::{DatasetKind, SampleSource};
 
 pub struct VqEval {
@@ -125,4 +128,101 @@ pub fn evaluate<B: Backend>(
         suite_original,
         suite_reconstructed,
     })
+}
+
+/// The Markdown report of a tokenizer validation (`evalcot eval tokenizer`, docs/tokenizer.md):
+/// `orig` and `recon` are the GenEval summaries of the ground-truth suite and of its
+/// reconstructions, `command` the line that says which command made it.
+#[allow(clippy::too_many_arguments)]
+pub fn markdown(
+    ev: &VqEval,
+    orig: &Summary,
+    recon: &Summary,
+    name: &str,
+    command: &str,
+    seed: u64,
+    suite_images: usize,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Tokenizer validation: {name}\n");
+    let _ = writeln!(s, "{command}\n");
+    let _ = writeln!(s, "## Reconstruction\n");
+    let _ = writeln!(
+        s,
+        "| held-out renders (seed {}) | images | mean PSNR (dB) |\n|---|---|---|",
+        seed
+    );
+    let _ = writeln!(
+        s,
+        "| random scenes (0–5 objects) | {} | {:.2} |",
+        ev.images, ev.psnr_random
+    );
+    let _ = writeln!(
+        s,
+        "| training-prompt scenes | {} | {:.2} |\n",
+        ev.images, ev.psnr_prompts
+    );
+    let _ = writeln!(
+        s,
+        "Codebook: {} of {} codes used on these images, perplexity {:.1}. Token predictability \
+         (what a generator can learn): {:.1} distinct codes per image of {} tokens; a token equals \
+         its left neighbour {:.1}% of the time.\n",
+        ev.codes_used,
+        ev.codebook,
+        ev.perplexity,
+        ev.distinct_per_image,
+        ev.tokens,
+        100.0 * ev.left_agreement
+    );
+    let _ = writeln!(
+        s,
+        "## GenEval of the ground-truth suite, original vs reconstructed\n"
+    );
+    let _ = writeln!(s, "553 official prompts × {} renders (seed 1234), judged by the evaluation detector and the GenEval rules.\n", suite_images);
+    let _ = writeln!(
+        s,
+        "| tag | original | reconstructed | kept |\n|---|---|---|---|"
+    );
+    for (a, b) in orig.tags.iter().zip(&recon.tags) {
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:.1}% |",
+            a.tag,
+            a.accuracy(),
+            b.accuracy(),
+            100.0 * b.accuracy() / a.accuracy().max(1e-9)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **overall** | **{:.3}** | **{:.3}** | {:.1}% |",
+        orig.overall(),
+        recon.overall(),
+        100.0 * recon.overall() / orig.overall().max(1e-9)
+    );
+    s
+}
+
+/// Ground-truth renders of 32 official prompts (odd columns) beside their reconstructions.
+pub fn contact_sheet<B: Backend>(tok: &VqTokenizer<B>) -> Result<RgbImage, ModelError> {
+    let suite = harness::Suite::official();
+    let originals: Vec<_> = (0..32)
+        .map(|k| {
+            let p = &suite.prompts[k * 17 % suite.prompts.len()];
+            world::dataset::suite_scene(p, 1234, 0, tok.meta.train.style).map(|sc| sc.image)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| ModelError::config("contact sheet", e.to_string()))?;
+    let grids = tok.encode(&originals);
+    let refs: Vec<&[u32]> = grids.iter().map(Vec::as_slice).collect();
+    let recon = tok
+        .decode(&refs)
+        .map_err(|e| ModelError::config("contact sheet", e.to_string()))?;
+    let mut sheet = RgbImage::new(8 * 2 * 66, 4 * 66);
+    for (k, (a, b)) in originals.iter().zip(&recon).enumerate() {
+        let (x, y) = ((k % 8) as i64 * 132, (k / 8) as i64 * 66);
+        image::imageops::overlay(&mut sheet, a, x, y);
+        image::imageops::overlay(&mut sheet, b, x + 66, y);
+    }
+    Ok(sheet)
 }
