@@ -21,8 +21,8 @@ pub fn generator(
     };
     if options.batching.is_set() {
         anyhow::bail!(
-            "forward_batch, slice_rows: only evalcot's masked-token generators batch their \
-             steps this way ({spec} is external)"
+            "forward_batch, slice_rows: {} ({spec} is external)",
+            models::open::BATCHING_ONLY
         );
     }
     if options.draws != Draws::Host {

@@ -122,7 +122,8 @@ impl SamplingOptions {
     }
 }
 
-const BATCHING_ONLY: &str = "only evalcot's masked-token generators batch their steps this way";
+/// Why a generator other than the masked-token family refuses batching choices.
+pub const BATCHING_ONLY: &str = "only evalcot's masked-token generators batch their steps this way";
 
 /// A generator by name (shipped in the binary) or folder, its burn models on `device`, with the
 /// guidance scale in use (`cfg_scale` when given, else the generator's default).

@@ -38,7 +38,16 @@ impl<'c> Candidates<'c> {
     /// `n` fresh candidates for each job, from the candidate seeds of [`Job::candidate_seed`].
     pub fn start(cx: &'c Context<'c>, jobs: &'c [Job], n: usize) -> Self {
         let metas = jobs.iter().map(|j| &j.metadata).collect();
-        Self::from_paths(cx, metas, crate::run::start_candidates(cx, jobs, n), n)
+        let paths = jobs
+            .iter()
+            .flat_map(|j| {
+                (0..n).map(move |c| {
+                    cx.generator
+                        .start(&j.metadata.prompt, j.candidate_seed(c), cx.steps)
+                })
+            })
+            .collect();
+        Self::from_paths(cx, metas, paths, n)
     }
 
     /// Candidates given by the caller: `n` per job of `metas`, adjacent.
@@ -169,11 +178,23 @@ impl<'c> Candidates<'c> {
             .decide(p, derive_seed(t.seed, &[salt, t.step as u64]))
     }
 
-    /// Every candidate's GenEval verdict by the evaluation detector, for measurement only (see
-    /// [`crate::run::candidate_correct`]); not counted.
+    /// Every candidate's GenEval verdict by the evaluation detector, or `None` without one;
+    /// `images` are all the candidates' images, in order. For measurement (best-of-N′ curves),
+    /// never for choosing: only the oracle may choose with it. A candidate the detector cannot
+    /// judge (non-finite output) counts as not correct. Not counted as judge calls.
     pub fn verdicts(&self, images: &[RgbImage]) -> Result<Option<Vec<bool>>, ModelFault> {
+        assert_eq!(images.len(), self.len(), "one image per candidate");
+        let Some(detector) = self.cx.detector else {
+            return Ok(None);
+        };
         let metas: Vec<&Metadata> = (0..images.len()).map(|i| self.meta(i)).collect();
-        crate::run::candidate_correct(self.cx, images, &metas)
+        let verdicts = crate::scoring::judge_images(detector, images, &metas, &self.cx.rules)?;
+        Ok(Some(
+            verdicts
+                .iter()
+                .map(|v| v.as_ref().is_ok_and(|j| j.correct))
+                .collect(),
+        ))
     }
 
     /// Counts `calls` judge (or detector) calls against job `j` that were made outside

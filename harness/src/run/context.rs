@@ -63,26 +63,6 @@ pub struct Outcome {
     pub trace: serde_json::Value,
 }
 
-/// Every candidate's GenEval verdict by the evaluation detector, or `None` without one. For
-/// measurement (best-of-N′ curves), never for choosing: only the oracle may choose with it. A
-/// candidate the detector cannot judge (non-finite output) counts as not correct.
-pub fn candidate_correct(
-    cx: &Context<'_>,
-    images: &[RgbImage],
-    metas: &[&Metadata],
-) -> Result<Option<Vec<bool>>, ModelFault> {
-    let Some(detector) = cx.detector else {
-        return Ok(None);
-    };
-    let verdicts = crate::scoring::judge_images(detector, images, metas, &cx.rules)?;
-    Ok(Some(
-        verdicts
-            .iter()
-            .map(|v| v.as_ref().is_ok_and(|j| j.correct))
-            .collect(),
-    ))
-}
-
 /// Models and settings a strategy runs with.
 pub struct Context<'a> {
     pub generator: &'a dyn Generator,
@@ -165,20 +145,4 @@ pub trait Strategy: Send + Sync {
     }
     /// One outcome per job, in order. Jobs arrive in batches only for speed.
     fn run(&self, cx: &Context<'_>, jobs: &[Job]) -> Result<Vec<Outcome>, ModelFault>;
-}
-
-/// Starts one trajectory per `(job, candidate)` pair, candidates of a job adjacent.
-pub fn start_candidates(
-    cx: &Context<'_>,
-    jobs: &[Job],
-    n: usize,
-) -> Vec<crate::generator::Trajectory> {
-    jobs.iter()
-        .flat_map(|j| {
-            (0..n).map(move |c| {
-                cx.generator
-                    .start(&j.metadata.prompt, j.candidate_seed(c), cx.steps)
-            })
-        })
-        .collect()
 }

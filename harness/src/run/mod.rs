@@ -13,6 +13,4 @@ pub mod runner;
 pub mod shard;
 
 pub use config::{Decision, Device, RunConfig, StrategyKind};
-pub use context::{
-    argmax, candidate_correct, start_candidates, Compute, Context, Job, Outcome, Strategy,
-};
+pub use context::{argmax, Compute, Context, Job, Outcome, Strategy};
