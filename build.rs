@@ -12,8 +12,17 @@ fn main() {
     println!("cargo:rustc-env=EVALCOT_COMMIT={commit}");
     // A new commit moves the branch ref (or HEAD itself when detached). Only existing paths are
     // watched: a missing one would rerun this script, and rebuild the binary, on every build.
-    for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        if std::path::Path::new(path).exists() {
+    // A directory is watched by its own mtime, which a commit on an existing branch does not
+    // change, so the checked-out branch's ref file is watched too.
+    let branch = std::fs::read_to_string(".git/HEAD")
+        .ok()
+        .and_then(|h| h.trim().strip_prefix("ref: ").map(|r| format!(".git/{r}")));
+    for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"]
+        .into_iter()
+        .map(String::from)
+        .chain(branch)
+    {
+        if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }

@@ -188,6 +188,13 @@ pub trait Generator: Send + Sync {
     /// hidden by a random cosine-schedule mask drawn from `seed` (DPO's sequence score).
     fn log_prob(&self, prompt: &str, tokens: &[u32], seed: u64) -> Result<f64, ModelFault>;
 
+    /// Whether [`Generator::run_to_end`] is stepping to the end, compute included (the
+    /// default). A generator that finishes in a cheaper pass says `false`, so that a bank also
+    /// records what that pass charges.
+    fn run_to_end_is_stepping(&self) -> bool {
+        true
+    }
+
     /// Runs `batch` to the end of its schedules.
     fn run_to_end(&self, batch: &mut [Trajectory]) -> Result<(), ModelFault> {
         while batch.iter().any(|t| !t.done()) {

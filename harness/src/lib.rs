@@ -4,6 +4,7 @@
 //! Flow: suite → strategy → images → detector → [`rules`] → [`results`] → reports.
 
 pub mod alloc;
+pub mod bank;
 pub mod config;
 pub mod detections_file;
 pub mod detector;

@@ -255,6 +255,9 @@ impl<G: Generator + ?Sized> Generator for Timed<'_, G> {
         let _t = span(Phase::Step);
         self.0.run_to_end(batch)
     }
+    fn run_to_end_is_stepping(&self) -> bool {
+        self.0.run_to_end_is_stepping()
+    }
 }
 
 impl<J: Judge + ?Sized> Judge for Timed<'_, J> {

@@ -38,6 +38,13 @@ pub enum Command {
     /// Generate a suite with a strategy, score it, and write the official layout, results and
     /// summary (resumes an interrupted run in the same --out).
     Run(Box<RunArgs>),
+    /// Make a candidate bank: the N candidates of every image stepped to the end with every
+    /// state kept, each final image judged by the evaluation detector (takes run's flags;
+    /// resumes, shards with --shard K/N). `replay` and `eval judge --bank` use it.
+    Bank(Box<RunArgs>),
+    /// Run baseline, orm, parm or the oracle over a bank's candidates instead of generating:
+    /// writes the run folder `evalcot run` writes with the same settings, compute included.
+    Replay(ReplayArgs),
     /// Join the shards of a sharded run (`run --shard K/N`) into one run folder, after checking
     /// that they are all there, finished, and of the same configuration and build.
     Merge(MergeArgs),
@@ -261,6 +268,34 @@ pub struct RunSettings {
 }
 
 #[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The bank folder (written by `evalcot bank`).
+    #[arg(value_name = "BANK")]
+    pub bank: PathBuf,
+    /// baseline | orm | parm | oracle (prm and parm++ change trajectories: run them live).
+    #[arg(long)]
+    pub strategy: String,
+    /// Judge of orm/parm: zero-shot, fine-tuned, a folder with judge.json, or `ext:CMD`.
+    #[arg(long)]
+    pub judge: Option<String>,
+    /// Candidates per image (N′), at most the bank's N; the bank's N when absent.
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// PARM's decisions: sample or threshold.
+    #[arg(long)]
+    pub decision: Option<harness::run::Decision>,
+    /// Output folder (default runs/replay-<strategy>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do only the K-th of N slices of the images (as `run --shard`).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Time every phase, as `run --profile`.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The shard folders of one run (`OUT.shard-K-of-N`, written by `run --shard`), all N.
     #[arg(value_name = "SHARD_DIR", required = true)]
@@ -470,6 +505,10 @@ pub struct EvalArgs {
     /// Seed of the held-out scenes (training uses other streams).
     #[arg(long, default_value_t = 777)]
     pub seed: u64,
+    /// `eval judge`: rank the candidates of a bank (written by `evalcot bank`) with each judge
+    /// of --judges, against the evaluation detector's verdicts (within-image AUROC, best-of-N′).
+    #[arg(long, value_name = "BANK")]
+    pub bank: Option<PathBuf>,
     /// Markdown report to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

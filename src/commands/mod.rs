@@ -1,5 +1,6 @@
 //! One function per subcommand; each returns the process exit code.
 
+mod bank;
 mod eval;
 mod gate;
 mod merge;
@@ -24,6 +25,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Train(a) => train::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Bank(a) => bank::bank(&a),
+        Command::Replay(a) => bank::replay(&a),
         Command::Merge(a) => merge::run(&a),
         Command::Report(a) => report::run(&a),
         Command::Gate(a) => gate::run(&a),

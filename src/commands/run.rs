@@ -1,10 +1,13 @@
 use crate::cli::RunArgs;
 use anyhow::anyhow;
+use harness::bank::{BankGenerator, BankManifest};
+use harness::detector::Detector;
+use harness::generator::Generator;
 use harness::judge::Judge;
 use harness::profile::{Profile, Timed};
 use harness::run::runner::{self, RunPlan};
 use harness::run::shard::Shard;
-use harness::run::{Context, Device, RunConfig};
+use harness::run::{Context, Device, Job, RunConfig};
 use harness::Suite;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::open::SamplingOptions;
@@ -57,13 +60,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Runs a resolved configuration into `base_out` (or its shard folder): generation, scoring,
-/// `results.jsonl` and `summary.json`. Returns the run folder.
-pub fn execute(
-    mut cfg: RunConfig,
-    base_out: &Path,
-    shard: Option<Shard>,
-) -> anyhow::Result<PathBuf> {
+/// The models and prompts a resolved configuration names, opened; fills in the generator's
+/// defaults (steps, guidance) so that the configuration written is the one that ran.
+pub struct Opened {
+    pub prompts: Vec<harness::PromptEntry>,
+    pub generator: Box<dyn Generator>,
+    pub detector: Box<dyn Detector>,
+}
+
+pub fn open(cfg: &mut RunConfig) -> anyhow::Result<Opened> {
     let suite = match cfg.suite.as_str() {
         "geneval" => Suite::official(),
         path => Suite::load(Path::new(path))?,
@@ -76,10 +81,37 @@ pub fn execute(
     let device = cfg.device.unwrap_or(Device::Cpu);
     models::open::check_device(device)?;
     let (generator, cfg_scale) =
-        crate::open::generator(&cfg.generator, SamplingOptions::of(&cfg), device)?;
+        crate::open::generator(&cfg.generator, SamplingOptions::of(cfg), device)?;
     cfg.cfg_scale = cfg_scale;
-    let steps = *cfg.steps.get_or_insert(generator.default_steps());
+    cfg.steps.get_or_insert(generator.default_steps());
     let detector = crate::open::detector(cfg.detector.as_deref(), device)?;
+    Ok(Opened {
+        prompts,
+        generator,
+        detector,
+    })
+}
+
+/// Runs a resolved configuration into `base_out` (or its shard folder): generation, scoring,
+/// `results.jsonl` and `summary.json`. Returns the run folder.
+pub fn execute(cfg: RunConfig, base_out: &Path, shard: Option<Shard>) -> anyhow::Result<PathBuf> {
+    execute_with(cfg, base_out, shard, None)
+}
+
+/// [`execute`], with the candidates drawn from a bank (`dir`, its manifest) when one is given.
+pub fn execute_with(
+    mut cfg: RunConfig,
+    base_out: &Path,
+    shard: Option<Shard>,
+    bank: Option<(&Path, &BankManifest)>,
+) -> anyhow::Result<PathBuf> {
+    let Opened {
+        prompts,
+        generator,
+        detector,
+    } = open(&mut cfg)?;
+    let steps = cfg.steps.unwrap_or(generator.default_steps());
+    let device = cfg.device.unwrap_or(Device::Cpu);
     let kind = cfg.strategy_kind().map_err(|e| anyhow!(e))?;
     let strategy = strategies::build(kind);
     let judge = if kind.needs_judge() {
@@ -87,28 +119,44 @@ pub fn execute(
     } else {
         None
     };
+    let banked = match bank {
+        Some((dir, have)) => {
+            let jobs = Job::all(&prompts, cfg.images_per_prompt, cfg.seed);
+            let want = super::bank::manifest(
+                have.config.clone(),
+                &prompts,
+                generator.as_ref(),
+                detector.as_ref(),
+                None,
+            );
+            harness::bank::check(dir, &want, &jobs)?;
+            Some(BankGenerator::new(generator.as_ref(), dir, &jobs, cfg.n))
+        }
+        None => None,
+    };
+    let cached = banked.as_ref().map(|b| b.detector(detector.as_ref()));
+    let generator: &dyn Generator = match &banked {
+        Some(b) => b,
+        None => generator.as_ref(),
+    };
+    let detector: &dyn Detector = match &cached {
+        Some(d) => d,
+        None => detector.as_ref(),
+    };
     let out = shard.map_or_else(|| base_out.to_path_buf(), |s| s.folder(base_out));
     let resolved = serde_norway::to_string(&cfg)?;
     // Profiling times every model call through a wrapper (one branch here, none per call).
     let profiling = harness::profile::enabled();
     let timed = (
-        Timed(generator.as_ref()),
-        Timed(detector.as_ref()),
+        Timed(generator),
+        Timed(detector),
         judge.as_deref().map(Timed),
     );
     let cx = Context {
-        generator: if profiling {
-            &timed.0
-        } else {
-            generator.as_ref()
-        },
+        generator: if profiling { &timed.0 } else { generator },
         steps,
         n: cfg.n,
-        detector: Some(if profiling {
-            &timed.1
-        } else {
-            detector.as_ref()
-        }),
+        detector: Some(if profiling { &timed.1 } else { detector }),
         rules: harness::RuleConfig::default(),
         judge: if profiling {
             timed.2.as_ref().map(|j| j as &dyn Judge)
@@ -141,7 +189,7 @@ pub fn execute(
     })?;
     bar.finish_and_clear();
     let gen_seconds = started.elapsed().as_secs_f64();
-    let scorer = cx.detector.unwrap_or(detector.as_ref());
+    let scorer = cx.detector.unwrap_or(detector);
     let (records, compute) = runner::score(&out, scorer, &cx.rules, 64, &|_| {})?;
     if profiling {
         let profile = Profile::snapshot(started.elapsed().as_secs_f64(), runner::workers(&cx));

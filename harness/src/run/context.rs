@@ -24,6 +24,22 @@ pub struct Job {
 }
 
 impl Job {
+    /// The jobs of a run, in run order: every image of every prompt, each seeded from the run
+    /// seed, the prompt index and the image index.
+    pub fn all(prompts: &[crate::PromptEntry], images_per_prompt: usize, seed: u64) -> Vec<Job> {
+        prompts
+            .iter()
+            .flat_map(|p| {
+                (0..images_per_prompt).map(move |k| Job {
+                    prompt_index: p.index,
+                    image_index: k,
+                    metadata: p.metadata.clone(),
+                    seed: derive_seed(seed, &[p.index as u64, k as u64]),
+                })
+            })
+            .collect()
+    }
+
     /// Seed of candidate `c` of this image; every draw of the candidate descends from it.
     pub fn candidate_seed(&self, c: usize) -> u64 {
         derive_seed(self.seed, &[c as u64])

@@ -11,7 +11,6 @@ use crate::detector::Detector;
 use crate::error::{Error, Location, ModelFault};
 use crate::layout::LayoutWriter;
 use crate::results::ResultRecord;
-use crate::rng::derive_seed;
 use crate::run::record::{
     read_generation, GenerationRecord, TimingRecord, GENERATION_FILE, TIMING_FILE,
 };
@@ -70,23 +69,9 @@ pub fn generate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> crate::Result<(usize, usize)> {
     let out = plan.out;
-    let all_jobs = plan.prompts.iter().flat_map(|p| {
-        (0..plan.images_per_prompt).map(move |k| Job {
-            prompt_index: p.index,
-            image_index: k,
-            metadata: p.metadata.clone(),
-            seed: derive_seed(plan.seed, &[p.index as u64, k as u64]),
-        })
-    });
-    let run_images = plan.prompts.len() * plan.images_per_prompt;
-    let mine: Vec<Job> = match plan.shard {
-        Some(s) => all_jobs
-            .enumerate()
-            .filter(|(i, _)| s.owns(*i))
-            .map(|(_, j)| j)
-            .collect(),
-        None => all_jobs.collect(),
-    };
+    let all_jobs = Job::all(plan.prompts, plan.images_per_prompt, plan.seed);
+    let run_images = all_jobs.len();
+    let mine = Shard::select(plan.shard, all_jobs);
     let manifest = plan.shard.map(|s| {
         let images = mine
             .iter()

@@ -71,6 +71,19 @@ impl Shard {
         Ok(())
     }
 
+    /// The items of `all` (a run's jobs in run order) that belong to `shard`; all without one.
+    pub fn select<T>(shard: Option<Shard>, all: Vec<T>) -> Vec<T> {
+        match shard {
+            Some(s) => all
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| s.owns(*i))
+                .map(|(_, j)| j)
+                .collect(),
+            None => all,
+        }
+    }
+
     /// Whether the run's `ordinal`-th image belongs to this shard.
     pub fn owns(&self, ordinal: usize) -> bool {
         ordinal % self.count == self.index

@@ -279,6 +279,11 @@ where
         self.advance(batch, true)
     }
 
+    /// One pass instead of one per step: the same image, fewer forwards.
+    fn run_to_end_is_stepping(&self) -> bool {
+        false
+    }
+
     fn decode(&self, batch: &[Trajectory]) -> Result<Vec<RgbImage>, ModelFault> {
         crate::maskgit::generator::decode_predictions(&self.tokenizer, batch)
     }
