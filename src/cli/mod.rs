@@ -46,7 +46,8 @@ pub enum Command {
     /// writes the run folder `evalcot run` writes with the same settings, compute included.
     Replay(ReplayArgs),
     /// Join the shards of a sharded run (`run --shard K/N`) into one run folder, after checking
-    /// that they are all there, finished, and of the same configuration and build.
+    /// that they are all there, finished, and of the same configuration and build; the shards
+    /// of a bank (`bank --shard K/N`) into one bank.
     Merge(MergeArgs),
     /// Tables (Markdown, CSV, LaTeX) with bootstrap intervals, plots (PNG, SVG) and an offline
     /// HTML page from run folders.

@@ -8,7 +8,6 @@ use harness::profile::{Profile, Timed};
 use harness::run::runner::{self, RunPlan};
 use harness::run::shard::Shard;
 use harness::run::{Context, Device, Job, RunConfig};
-use harness::Suite;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::open::SamplingOptions;
 use reports::Summary;
@@ -69,15 +68,7 @@ pub struct Opened {
 }
 
 pub fn open(cfg: &mut RunConfig) -> anyhow::Result<Opened> {
-    let suite = match cfg.suite.as_str() {
-        "geneval" => Suite::official(),
-        path => Suite::load(Path::new(path))?,
-    };
-    let selection = cfg.selection().map_err(|e| anyhow!(e))?;
-    let prompts: Vec<_> = suite.select(&selection)?.into_iter().cloned().collect();
-    if prompts.is_empty() {
-        anyhow::bail!("the selection matches no prompt of {}", suite.source);
-    }
+    let prompts = cfg.prompts()?;
     let device = cfg.device.unwrap_or(Device::Cpu);
     models::open::check_device(device)?;
     let (generator, cfg_scale) =
@@ -130,6 +121,7 @@ pub fn execute_with(
                 None,
             );
             harness::bank::check(dir, &want, &jobs)?;
+            harness::bank::spot_check(dir, &jobs[0], generator.as_ref(), steps)?;
             Some(BankGenerator::new(generator.as_ref(), dir, &jobs, cfg.n))
         }
         None => None,

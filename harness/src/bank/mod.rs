@@ -198,3 +198,123 @@ pub fn check(dir: &Path, want: &BankManifest, jobs: &[crate::run::Job]) -> Resul
     }
     Ok(())
 }
+
+/// Joins the N shards of one bank (`bank --shard K/N`) into bank `out`: every shard must be
+/// there once, of the same bank (manifest equal but for the shard) and complete. Job files are
+/// copied, each atomically; the manifest is written last, so `out` is a bank only once whole.
+pub fn merge(shards: &[PathBuf], out: &Path) -> Result<BankManifest> {
+    let mut manifests = Vec::new();
+    for dir in shards {
+        let path = dir.join(MANIFEST);
+        let m = read_manifest(dir)?
+            .ok_or_else(|| invalid(&path, "missing: not a bank folder (see evalcot bank)"))?;
+        let [k, n] = m.shard.ok_or_else(|| {
+            invalid(
+                &path,
+                "is a whole bank, not a shard (written by bank --shard K/N)",
+            )
+        })?;
+        manifests.push((dir, path, m, k, n));
+    }
+    let Some((_, first_path, first, _, count)) = manifests.first().cloned() else {
+        return Err(invalid(out, "no shard folders given"));
+    };
+    let whole = BankManifest {
+        shard: None,
+        ..first.clone()
+    };
+    let mut seen = vec![false; count];
+    for (_, path, m, k, n) in &manifests {
+        let unsharded = BankManifest {
+            shard: None,
+            ..m.clone()
+        };
+        if let Some(d) = unsharded.difference(&whole) {
+            return Err(invalid(
+                path,
+                format!("belongs to another bank than {}: {d}", first_path.display()),
+            ));
+        }
+        if *n != count || std::mem::replace(&mut seen[*k], true) {
+            return Err(invalid(
+                path,
+                format!("shard {k} of {n}: expected each of shards 0..{count} once"),
+            ));
+        }
+    }
+    if let Some(k) = seen.iter().position(|s| !s) {
+        return Err(invalid(out, format!("shard {k} of {count} is missing")));
+    }
+    if let Some(have) = read_manifest(out)?.filter(|h| h != &whole) {
+        let d = have
+            .difference(&whole)
+            .unwrap_or_else(|| "another bank".into());
+        return Err(invalid(
+            &out.join(MANIFEST),
+            format!("holds another bank ({d}); use another --out or remove it"),
+        ));
+    }
+    let prompts = whole.config.prompts()?;
+    let all = crate::run::Job::all(&prompts, whole.config.images_per_prompt, whole.config.seed);
+    for (dir, _, _, k, n) in &manifests {
+        let shard = crate::run::shard::Shard {
+            index: *k,
+            count: *n,
+        };
+        let mine = crate::run::shard::Shard::select(Some(shard), all.clone());
+        check(
+            dir,
+            &BankManifest {
+                shard: Some([*k, *n]),
+                ..whole.clone()
+            },
+            &mine,
+        )?;
+        for j in &mine {
+            let from = job_path(dir, j.prompt_index, j.image_index);
+            let bytes = std::fs::read(&from).map_err(|e| Error::io(&from, e))?;
+            crate::fsutil::write_atomic(&job_path(out, j.prompt_index, j.image_index), &bytes)?;
+        }
+    }
+    let text = serde_json::to_string_pretty(&whole)
+        .map_err(|e| invalid(&out.join(MANIFEST), e.to_string()))?;
+    crate::fsutil::write_atomic(&out.join(MANIFEST), format!("{text}\n").as_bytes())?;
+    Ok(whole)
+}
+
+/// Regenerates candidate 0 of `job` with `generator` and checks that every state equals the
+/// banked one: a bank made by another generator, other weights or another build is refused here
+/// rather than replayed as if it were this generator's (one candidate's compute).
+pub fn spot_check(
+    dir: &Path,
+    job: &crate::run::Job,
+    generator: &dyn crate::generator::Generator,
+    steps: usize,
+) -> Result<()> {
+    let banked = read_job(
+        dir,
+        job.prompt_index,
+        job.image_index,
+        &job.metadata.prompt,
+        1,
+    )?;
+    let path = job_path(dir, job.prompt_index, job.image_index);
+    let fault = |e: crate::error::ModelFault| invalid(&path, format!("spot check: {e}"));
+    let mut live = vec![generator.start(&job.metadata.prompt, job.candidate_seed(0), steps)];
+    let mut states = vec![live[0].clone()];
+    while !live[0].done() {
+        generator.step(&mut live).map_err(fault)?;
+        states.push(live[0].clone());
+    }
+    if states != banked.candidates[0].states {
+        return Err(invalid(
+            &path,
+            format!(
+                "does not hold what generator {} draws for its candidate 0: the bank was made by \
+                 another generator, other weights, other settings or another build",
+                generator.name()
+            ),
+        ));
+    }
+    Ok(())
+}

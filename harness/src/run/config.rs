@@ -280,6 +280,25 @@ impl RunConfig {
             .map_err(|e: String| format!("strategy: {e}"))
     }
 
+    /// The prompts of the suite this config names, selected; none selected is an error.
+    pub fn prompts(&self) -> crate::Result<Vec<crate::PromptEntry>> {
+        let suite = match self.suite.as_str() {
+            "geneval" => crate::Suite::official(),
+            path => crate::Suite::load(std::path::Path::new(path))?,
+        };
+        let selection = self
+            .selection()
+            .map_err(|e| crate::Error::invalid(crate::error::Location::file("config"), e))?;
+        let prompts: Vec<_> = suite.select(&selection)?.into_iter().cloned().collect();
+        if prompts.is_empty() {
+            return Err(crate::Error::invalid(
+                crate::error::Location::file(suite.source.clone()),
+                "the selection matches no prompt",
+            ));
+        }
+        Ok(prompts)
+    }
+
     /// The prompt selection this config describes.
     pub fn selection(&self) -> Result<crate::Selection, String> {
         Ok(crate::Selection {

@@ -1,0 +1,229 @@
+//! Banks and replays end to end: a replay writes the run that `evalcot run` writes with the same
+//! settings, byte for byte and compute included; banks resume, shard and merge; bad banks are
+//! refused naming the file and what differs.
+
+mod common;
+
+use common::{evalcot, path, samples, sorted_results, text};
+use std::path::Path;
+use std::process::Output;
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    o
+}
+
+fn refused(o: Output, needles: &[&str]) {
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+}
+
+/// Four prompts of each tag: 24 prompts, one image each, three candidates of four steps.
+const SUITE: [&str; 7] = [
+    "geneval",
+    "--per-tag",
+    "4",
+    "--images-per-prompt",
+    "1",
+    "--steps",
+    "4",
+];
+
+fn bank(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["bank"];
+    args.extend_from_slice(&SUITE);
+    args.extend_from_slice(&["--n", "3", "--out", path(out)]);
+    args.extend_from_slice(extra);
+    evalcot(&args)
+}
+
+/// Every file a run writes except timing.jsonl (wall time), with results' paths made relative.
+fn assert_same_run(live: &Path, replay: &Path, what: &str) {
+    for f in ["config.yaml", "generation.jsonl", "summary.json"] {
+        let (a, b) = (
+            std::fs::read(live.join(f)).unwrap(),
+            std::fs::read(replay.join(f)).unwrap(),
+        );
+        assert!(a == b, "{what}: {f} differs");
+    }
+    assert_eq!(sorted_results(live), sorted_results(replay), "{what}");
+    let (a, b) = (samples(live), samples(replay));
+    assert_eq!(a.len(), 24, "{what}");
+    assert!(a == b, "{what}: the images differ");
+}
+
+#[test]
+fn replays_equal_live_runs_for_every_bankable_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("bank");
+    ok(bank(&b, &[]));
+    for (strategy, n) in [
+        ("baseline", "3"),
+        ("orm", "3"),
+        ("orm", "2"),
+        ("parm", "3"),
+        ("oracle", "3"),
+    ] {
+        let live = dir.path().join(format!("live-{strategy}-{n}"));
+        let replay = dir.path().join(format!("replay-{strategy}-{n}"));
+        let mut args = vec!["run"];
+        args.extend_from_slice(&SUITE);
+        args.extend_from_slice(&["--n", n, "--strategy", strategy, "--judge", "zero-shot"]);
+        args.extend_from_slice(&["--out", path(&live)]);
+        ok(evalcot(&args));
+        ok(evalcot(&[
+            "replay",
+            path(&b),
+            "--strategy",
+            strategy,
+            "--n",
+            n,
+            "--judge",
+            "zero-shot",
+            "--out",
+            path(&replay),
+        ]));
+        assert_same_run(&live, &replay, &format!("{strategy} N={n}"));
+    }
+}
+
+#[test]
+fn banks_resume_shard_merge_and_bad_banks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("bank");
+    ok(bank(&b, &[]));
+    let job = b.join("jobs").join("00000-0000.evb");
+    let whole = std::fs::read(&job).unwrap();
+
+    // A killed bank lacks job files: a replay refuses it, the same command finishes it.
+    std::fs::remove_file(&job).unwrap();
+    let replay = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec!["replay", path(&b), "--strategy", "orm", "--out"];
+        args.push(path(&out));
+        args.extend_from_slice(extra);
+        evalcot(&args)
+    };
+    refused(
+        replay("r1", &[]),
+        &["00000-0000.evb", "incomplete", "1 of 24"],
+    );
+    let o = ok(bank(&b, &[]));
+    assert!(text(&o.stderr).contains("1 images × 3 candidates banked now (23 were there)"));
+    assert_eq!(
+        std::fs::read(&job).unwrap(),
+        whole,
+        "the resumed job is the same"
+    );
+
+    // A corrupt or foreign job file, and a bank of another generator or settings.
+    std::fs::write(&job, &whole[..whole.len() / 2]).unwrap();
+    refused(replay("r2", &[]), &["00000-0000.evb", "gzip"]);
+    std::fs::write(&job, &whole).unwrap();
+    let manifest = b.join("bank.json");
+    let text_of = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text_of.replace("\"base\"", "\"dpo\"")).unwrap();
+    refused(
+        replay("r3", &[]),
+        &["00000-0000.evb", "generator dpo", "another generator"],
+    );
+    std::fs::write(&manifest, &text_of).unwrap();
+    refused(
+        bank(&b, &["--seed", "7"]),
+        &["bank.json", "another bank", "seed"],
+    );
+    refused(replay("r4", &["--n", "4"]), &["3 candidates"]);
+    for live_only in ["prm", "parm++"] {
+        refused(
+            evalcot(&["replay", path(&b), "--strategy", live_only]),
+            &["run it live"],
+        );
+    }
+    refused(
+        evalcot(&["replay", path(dir.path()), "--strategy", "orm"]),
+        &["not a bank"],
+    );
+
+    // Two shards merge into the unsharded bank, job files byte for byte.
+    for k in ["0/2", "1/2"] {
+        ok(bank(&dir.path().join("sharded"), &["--shard", k]));
+    }
+    let shards: Vec<_> = ["sharded.shard-0-of-2", "sharded.shard-1-of-2"]
+        .map(|s| dir.path().join(s))
+        .to_vec();
+    let merged = dir.path().join("merged");
+    refused(
+        evalcot(&["merge", path(&shards[0]), "--out", path(&merged)]),
+        &["shard 1 of 2 is missing"],
+    );
+    ok(evalcot(&[
+        "merge",
+        path(&shards[0]),
+        path(&shards[1]),
+        "--out",
+        path(&merged),
+    ]));
+    assert_eq!(common::files(&merged), common::files(&b));
+    for f in common::files(&b) {
+        assert!(
+            std::fs::read(b.join(&f)).unwrap() == std::fs::read(merged.join(&f)).unwrap(),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn autoregressive_replays_charge_what_the_live_run_charges() {
+    // The AR generator finishes fresh candidates in one cached pass (fewer forwards than
+    // stepping) and PARM's fallback finishes a partly stepped path: both must be charged as live.
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("bank");
+    let suite = [
+        "geneval",
+        "--indices",
+        "0,300",
+        "--images-per-prompt",
+        "1",
+        "--n",
+        "2",
+        "--generator",
+        "ar",
+    ];
+    let mut args = vec!["bank"];
+    args.extend_from_slice(&suite);
+    args.extend_from_slice(&["--out", path(&b)]);
+    ok(evalcot(&args));
+    for strategy in ["orm", "parm"] {
+        let live = dir.path().join(format!("live-{strategy}"));
+        let replay = dir.path().join(format!("replay-{strategy}"));
+        let mut args = vec!["run"];
+        args.extend_from_slice(&suite);
+        args.extend_from_slice(&["--strategy", strategy, "--judge", "zero-shot"]);
+        args.extend_from_slice(&["--out", path(&live)]);
+        ok(evalcot(&args));
+        ok(evalcot(&[
+            "replay",
+            path(&b),
+            "--strategy",
+            strategy,
+            "--judge",
+            "zero-shot",
+            "--out",
+            path(&replay),
+        ]));
+        for f in ["config.yaml", "generation.jsonl", "summary.json"] {
+            assert!(
+                std::fs::read(live.join(f)).unwrap() == std::fs::read(replay.join(f)).unwrap(),
+                "{strategy}: {f} differs"
+            );
+        }
+        assert!(
+            samples(&live) == samples(&replay),
+            "{strategy}: images differ"
+        );
+    }
+}
