@@ -13,6 +13,7 @@ pub mod stats;
 /// The official GenEval summary (`harness::summary`), here too for readers of reports.
 pub use harness::summary;
 pub mod tables;
+pub mod verifier;
 
 pub use gate::{BaselineFile, GateOptions, GateReport};
 

@@ -510,6 +510,9 @@ pub struct EvalArgs {
     /// of --judges, against the evaluation detector's verdicts (within-image AUROC, best-of-N′).
     #[arg(long, value_name = "BANK")]
     pub bank: Option<PathBuf>,
+    /// `eval judge --bank`: bootstrap resamples of prompts for the intervals (seeded by --seed).
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
     /// Markdown report to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

@@ -1,6 +1,6 @@
 //! `evalcot bank` and `evalcot replay`: wiring only; the bank itself is `harness::bank`.
 
-use crate::cli::{ReplayArgs, RunArgs};
+use crate::cli::{EvalArgs, ReplayArgs, RunArgs};
 use anyhow::anyhow;
 use harness::bank::{self, BankManifest};
 use harness::detector::Detector;
@@ -28,6 +28,42 @@ pub fn manifest(
         suite_digest: bank::suite_digest(prompts),
         shard: shard.map(|s| [s.index, s.count]),
     }
+}
+
+/// Checks bank `dir` (manifest `have`) against the models its configuration opened: the same
+/// build, generator, detector and prompts, complete for `jobs`, and candidate 0 of the first job
+/// regenerated equal to the banked one.
+pub fn verify(
+    dir: &Path,
+    have: &BankManifest,
+    prompts: &[harness::PromptEntry],
+    generator: &dyn Generator,
+    detector: &dyn Detector,
+    jobs: &[Job],
+) -> anyhow::Result<()> {
+    let want = manifest(have.config.clone(), prompts, generator, detector, None);
+    bank::check(dir, &want, jobs)?;
+    let steps = have.config.steps.unwrap_or(generator.default_steps());
+    bank::spot_check(dir, &jobs[0], generator, steps)?;
+    Ok(())
+}
+
+/// The manifest of the whole bank in `dir`; a shard or a folder without one is refused.
+pub fn read_whole(dir: &Path) -> anyhow::Result<BankManifest> {
+    let have = bank::read_manifest(dir)?.ok_or_else(|| {
+        anyhow!(
+            "{}: not a bank (no {}); make one with evalcot bank",
+            dir.display(),
+            bank::MANIFEST
+        )
+    })?;
+    if let Some([k, n]) = have.shard {
+        anyhow::bail!(
+            "{}: shard {k} of {n} of a bank; join the shards with evalcot merge first",
+            dir.display()
+        );
+    }
+    Ok(have)
 }
 
 /// `evalcot bank SUITE --n N --images-per-prompt K --generator G --out BANK [--shard K/N]`.
@@ -102,19 +138,7 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
 
 /// `evalcot replay BANK --strategy S [--judge J] [--n N′]`.
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
-    let have = bank::read_manifest(&args.bank)?.ok_or_else(|| {
-        anyhow!(
-            "{}: not a bank (no {}); make one with evalcot bank",
-            args.bank.display(),
-            bank::MANIFEST
-        )
-    })?;
-    if let Some([k, n]) = have.shard {
-        anyhow::bail!(
-            "{}: shard {k} of {n} of a bank; join the shards with evalcot merge first",
-            args.bank.display()
-        );
-    }
+    let have = read_whole(&args.bank)?;
     let cfg = replay_config(&have, args)?;
     let shard = args
         .shard
@@ -167,4 +191,111 @@ fn replay_config(bank: &BankManifest, args: &ReplayArgs) -> anyhow::Result<RunCo
 /// Whether `dir` holds a bank (for commands that take runs or banks).
 pub fn is_bank(dir: &Path) -> bool {
     dir.join(bank::MANIFEST).is_file()
+}
+
+/// `evalcot eval judge --bank BANK --judges J1,J2 --out FILE.md`: every judge ranks the bank's
+/// candidates; writes the report, FILE.csv (per judge and N′), FILE-scores.csv (every P(yes))
+/// and FILE.png/.svg (best-of-N′ curves).
+pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
+    let have = read_whole(dir)?;
+    let mut cfg = have.config.clone();
+    let opened = super::run::open(&mut cfg)?;
+    let jobs = Job::all(&opened.prompts, cfg.images_per_prompt, cfg.seed);
+    verify(
+        dir,
+        &have,
+        &opened.prompts,
+        opened.generator.as_ref(),
+        opened.detector.as_ref(),
+        &jobs,
+    )?;
+    let device = cfg.device.unwrap_or(harness::run::Device::Cpu);
+    let names: Vec<String> = args
+        .judges
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let judges = names
+        .iter()
+        .map(|n| crate::open::judge(n, device))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let refs: Vec<&dyn harness::judge::Judge> = judges.iter().map(|j| j.as_ref()).collect();
+    let bar = ProgressBar::new(jobs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "judging {bar:40} {pos}/{len} images, {elapsed} elapsed, eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let images = bank::judge::judge_bank(
+        dir,
+        &jobs,
+        cfg.n,
+        opened.generator.as_ref(),
+        &refs,
+        cfg.batch_prompts * cfg.images_per_prompt,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let provenance = reports::verifier::Provenance {
+        bank: dir.display().to_string(),
+        generator: have.generator.clone(),
+        detector: have.detector.clone(),
+        build: have.code_version.clone(),
+        seed: cfg.seed,
+        steps: cfg.steps.unwrap_or(0),
+        judges: names.clone(),
+    };
+    let bench =
+        reports::verifier::Bench::compute(provenance, &images, args.resamples, args.seed, 0.95);
+    let out = &args.out;
+    let sibling = |suffix: &str| {
+        let stem = out
+            .file_stem()
+            .map_or("judges".into(), |s| s.to_string_lossy().into_owned());
+        out.with_file_name(format!("{stem}{suffix}"))
+    };
+    let mut scores = String::from("prompt_index,image_index,tag,candidate,correct,judge,p_yes\n");
+    for img in &images {
+        for (j, name) in names.iter().enumerate() {
+            for (c, (&ok, p)) in img.correct.iter().zip(&img.p_yes[j]).enumerate() {
+                scores.push_str(&format!(
+                    "{},{},{},{c},{},{},{p}\n",
+                    img.prompt_index, img.image_index, img.tag, ok as u8, name
+                ));
+            }
+        }
+    }
+    let md = bench.markdown()
+        + &format!(
+            "\nMade by `evalcot eval judge --bank {} --judges {} --out {}` ({seconds:.0} s on this machine). Every P(yes): {}; per N′: {}; plot: {}.\n",
+            dir.display(),
+            args.judges,
+            out.display(),
+            sibling("-scores.csv").display(),
+            sibling(".csv").display(),
+            sibling(".png").display(),
+        );
+    let font = reports::font::font();
+    let text = font.available();
+    let md = md + &font.missing().map_or(String::new(), |m| format!("\n{m}\n"));
+    let scaling = bench.scaling();
+    harness::fsutil::write_atomic(&sibling("-scores.csv"), scores.as_bytes())?;
+    harness::fsutil::write_atomic(&sibling(".csv"), bench.csv().as_bytes())?;
+    let png = sibling(".png");
+    harness::fsutil::write_atomic(
+        &png,
+        &reports::plots::render_scaling_png(&scaling, text, &png)?,
+    )?;
+    let svg = sibling(".svg");
+    harness::fsutil::write_atomic(
+        &svg,
+        reports::plots::render_scaling_svg(&scaling, text, &svg)?.as_bytes(),
+    )?;
+    harness::fsutil::write_atomic(out, md.as_bytes())?;
+    print!("{md}");
+    Ok(0)
 }

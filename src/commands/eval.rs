@@ -105,6 +105,9 @@ fn tokenizer(args: &EvalArgs) -> anyhow::Result<i32> {
 
 /// `evalcot eval judge --judges zero-shot,fine-tuned --out FILE.md`.
 fn judges(args: &EvalArgs) -> anyhow::Result<i32> {
+    if let Some(bank) = &args.bank {
+        return super::bank::judge_bank(args, bank);
+    }
     let s = models::judge::eval::validate(&models::judge::eval::JudgeValidation {
         judges: args.judges.clone(),
         generator: args.generator.clone(),

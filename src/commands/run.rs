@@ -113,15 +113,14 @@ pub fn execute_with(
     let banked = match bank {
         Some((dir, have)) => {
             let jobs = Job::all(&prompts, cfg.images_per_prompt, cfg.seed);
-            let want = super::bank::manifest(
-                have.config.clone(),
+            super::bank::verify(
+                dir,
+                have,
                 &prompts,
                 generator.as_ref(),
                 detector.as_ref(),
-                None,
-            );
-            harness::bank::check(dir, &want, &jobs)?;
-            harness::bank::spot_check(dir, &jobs[0], generator.as_ref(), steps)?;
+                &jobs,
+            )?;
             Some(BankGenerator::new(generator.as_ref(), dir, &jobs, cfg.n))
         }
         None => None,

@@ -11,6 +11,7 @@
 //! the jobs it has, and a job file is always whole.
 
 pub mod codec;
+pub mod judge;
 pub mod serve;
 pub mod write;
 

@@ -1,0 +1,653 @@
+//! The verifier benchmark: judges ranking the candidates of a bank, measured as a strategy uses
+//! them. A judge is asked to pick one of an image's N candidates, so what matters is whether it
+//! orders *that image's* right candidates above its wrong ones (within-image AUROC), and how much
+//! of the gap between plain sampling (candidate 0) and the oracle (any candidate right) its
+//! best-of-N′ pick closes. Pooled AUROC and calibration are shown beside them because they are
+//! what judges are usually reported with, and they can look good while the ranking is chance.
+//!
+//! Intervals: percentile bootstrap over prompts, stratified by tag (the images of one prompt
+//! share its difficulty), as [`crate::stats::bootstrap`].
+
+use crate::scaling::{Curve, Point, Scaling, N_PRIMES};
+use crate::tables::f3;
+use harness::rng::Rng;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One banked image with its verdicts and judges' scores.
+pub use harness::bank::judge::JudgedImage as Image;
+
+/// What the report's header states once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provenance {
+    pub bank: String,
+    pub generator: String,
+    pub detector: String,
+    pub build: String,
+    pub seed: u64,
+    pub steps: usize,
+    pub judges: Vec<String>,
+}
+
+/// An estimate with its interval (NaN where undefined, e.g. no image with mixed outcomes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Est {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Sums over a set of images, from which every measure is a ratio.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Sums {
+    images: f64,
+    /// (right, wrong) pairs of candidates of one image, and the judge's wins among them (ties
+    /// count one half).
+    pairs: f64,
+    won: f64,
+    /// Per N′ of [`Bench::n_primes`]: images right by the judge's pick, by the oracle, and
+    /// candidate 0 (plain sampling).
+    pick: Vec<f64>,
+    oracle: Vec<f64>,
+    first: f64,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.images += o.images;
+        self.pairs += o.pairs;
+        self.won += o.won;
+        self.first += o.first;
+        for (a, b) in self.pick.iter_mut().zip(&o.pick) {
+            *a += b;
+        }
+        for (a, b) in self.oracle.iter_mut().zip(&o.oracle) {
+            *a += b;
+        }
+    }
+}
+
+/// One judge's measures, overall (mean over tags, as GenEval) and per tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeScores {
+    pub judge: String,
+    pub within_auroc: Est,
+    pub pairs: usize,
+    /// Images whose candidates are neither all right nor all wrong.
+    pub mixed_images: usize,
+    pub pooled_auroc: f64,
+    /// Expected calibration error of P(yes) against the verdicts (10 equal-width bins).
+    pub ece: f64,
+    /// Per N′: accuracy of the judge's pick, and the share of the sampling→oracle gap it closes.
+    pub pick: Vec<Est>,
+    pub gap_closed: Vec<Est>,
+    /// Per tag: (tag, within-image AUROC, pairs, accuracy and gap closed at the largest N′).
+    pub tags: Vec<(String, Est, usize, Est, Est)>,
+}
+
+/// The benchmark over one bank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bench {
+    pub provenance: Provenance,
+    /// Candidates per image.
+    pub n: usize,
+    pub images: usize,
+    pub prompts: usize,
+    pub n_primes: Vec<usize>,
+    /// Per N′: oracle and sampling accuracy (judge-independent).
+    pub oracle: Vec<Est>,
+    pub sampling: Est,
+    pub judges: Vec<JudgeScores>,
+    pub resamples: usize,
+}
+
+/// Index of the largest `p` (the first on ties, as the ORM strategy picks).
+fn pick(p: &[f64]) -> usize {
+    harness::run::argmax(p)
+}
+
+fn sums(img: &Image, judge: usize, n_primes: &[usize]) -> Sums {
+    let p = &img.p_yes[judge];
+    let c = &img.correct;
+    let mut s = Sums {
+        images: 1.0,
+        first: c[0] as u8 as f64,
+        ..Sums::default()
+    };
+    for (i, &ri) in c.iter().enumerate() {
+        for (k, &rk) in c.iter().enumerate() {
+            if ri && !rk {
+                s.pairs += 1.0;
+                s.won += match p[i].partial_cmp(&p[k]) {
+                    Some(std::cmp::Ordering::Greater) => 1.0,
+                    Some(std::cmp::Ordering::Equal) => 0.5,
+                    _ => 0.0,
+                };
+            }
+        }
+    }
+    for &n in n_primes {
+        s.pick.push(c[pick(&p[..n])] as u8 as f64);
+        s.oracle.push(c[..n].iter().any(|&x| x) as u8 as f64);
+    }
+    s
+}
+
+/// Measures that are ratios of sums, over tags: overall = mean over tags of per-tag accuracy.
+struct Measures {
+    auroc: f64,
+    tag_auroc: Vec<f64>,
+    pick: Vec<f64>,
+    oracle: Vec<f64>,
+    sampling: f64,
+    tag_pick_last: Vec<f64>,
+    tag_gap_last: Vec<f64>,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        f64::NAN
+    } else {
+        a / b
+    }
+}
+
+fn gap(pick: f64, oracle: f64, sampling: f64) -> f64 {
+    ratio(pick - sampling, oracle - sampling)
+}
+
+fn measures(tags: &[Sums]) -> Measures {
+    let k = tags.len() as f64;
+    let mut all = Sums {
+        pick: vec![0.0; tags[0].pick.len()],
+        oracle: vec![0.0; tags[0].oracle.len()],
+        ..Sums::default()
+    };
+    tags.iter().for_each(|t| all.add(t));
+    let mean_over = |f: &dyn Fn(&Sums) -> f64| tags.iter().map(f).sum::<f64>() / k;
+    let last = tags[0].pick.len() - 1;
+    Measures {
+        auroc: ratio(all.won, all.pairs),
+        tag_auroc: tags.iter().map(|t| ratio(t.won, t.pairs)).collect(),
+        pick: (0..=last)
+            .map(|i| mean_over(&|t| t.pick[i] / t.images))
+            .collect(),
+        oracle: (0..=last)
+            .map(|i| mean_over(&|t| t.oracle[i] / t.images))
+            .collect(),
+        sampling: mean_over(&|t| t.first / t.images),
+        tag_pick_last: tags.iter().map(|t| t.pick[last] / t.images).collect(),
+        tag_gap_last: tags
+            .iter()
+            .map(|t| gap(t.pick[last], t.oracle[last], t.first))
+            .collect(),
+    }
+}
+
+fn interval(value: f64, mut draws: Vec<f64>, level: f64) -> Est {
+    draws.retain(|d| d.is_finite());
+    if draws.is_empty() || !value.is_finite() {
+        return Est {
+            value,
+            low: f64::NAN,
+            high: f64::NAN,
+        };
+    }
+    draws.sort_by(f64::total_cmp);
+    let q = |q: f64| {
+        let pos = q * (draws.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        draws[lo] + (draws[hi] - draws[lo]) * (pos - lo as f64)
+    };
+    let a = (1.0 - level) / 2.0;
+    Est {
+        value,
+        low: q(a),
+        high: q(1.0 - a),
+    }
+}
+
+/// Expected calibration error over 10 equal-width bins of P(yes).
+fn ece(points: &[(f64, bool)]) -> f64 {
+    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
+    for &(p, y) in points {
+        let b = ((p * 10.0) as usize).min(9);
+        bins[b].0 += p;
+        bins[b].1 += y as u8 as f64;
+        bins[b].2 += 1;
+    }
+    let n = points.len().max(1) as f64;
+    bins.iter()
+        .filter(|b| b.2 > 0)
+        .map(|b| (b.0 - b.1).abs() / n)
+        .sum()
+}
+
+/// Pooled AUROC: every (right, wrong) pair of candidates of the whole bank (Mann–Whitney, ties
+/// one half).
+fn pooled_auroc(points: &[(f64, bool)]) -> f64 {
+    let mut sorted: Vec<(f64, bool)> = points.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum, mut pos, mut i) = (0.0, 0.0, 0);
+    while i < sorted.len() {
+        let mut j = i;
+        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+            j += 1;
+        }
+        let mid = (i + j + 1) as f64 / 2.0;
+        for s in &sorted[i..j] {
+            if s.1 {
+                rank_sum += mid;
+                pos += 1.0;
+            }
+        }
+        i = j;
+    }
+    let neg = sorted.len() as f64 - pos;
+    ratio(rank_sum - pos * (pos + 1.0) / 2.0, pos * neg)
+}
+
+impl Bench {
+    /// Measures every judge on `images`; `resamples` bootstrap draws at `level`, seeded.
+    pub fn compute(
+        provenance: Provenance,
+        images: &[Image],
+        resamples: usize,
+        seed: u64,
+        level: f64,
+    ) -> Bench {
+        let n = images.iter().map(|i| i.correct.len()).min().unwrap_or(0);
+        let mut n_primes: Vec<usize> = N_PRIMES.iter().copied().filter(|&k| k < n).collect();
+        n_primes.push(n);
+        // Prompts by tag, each prompt's images together (the bootstrap's unit).
+        let mut by_tag: BTreeMap<&str, BTreeMap<usize, Vec<&Image>>> = BTreeMap::new();
+        for img in images {
+            by_tag
+                .entry(img.tag.as_str())
+                .or_default()
+                .entry(img.prompt_index)
+                .or_default()
+                .push(img);
+        }
+        let tag_names: Vec<String> = by_tag.keys().map(|t| t.to_string()).collect();
+        let prompts = by_tag.values().map(|p| p.len()).sum();
+        let judges = provenance.judges.len();
+        // per judge, per tag, per prompt: sums
+        let prompt_sums: Vec<Vec<Vec<Sums>>> = (0..judges)
+            .map(|j| {
+                by_tag
+                    .values()
+                    .map(|ps| {
+                        ps.values()
+                            .map(|imgs| {
+                                let mut s = Sums {
+                                    pick: vec![0.0; n_primes.len()],
+                                    oracle: vec![0.0; n_primes.len()],
+                                    ..Sums::default()
+                                };
+                                imgs.iter().for_each(|i| s.add(&sums(i, j, &n_primes)));
+                                s
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let total = |per_prompt: &[Sums]| {
+            let mut s = Sums {
+                pick: vec![0.0; n_primes.len()],
+                oracle: vec![0.0; n_primes.len()],
+                ..Sums::default()
+            };
+            per_prompt.iter().for_each(|p| s.add(p));
+            s
+        };
+        // The same resampled prompts for every judge (seeded per draw), so judges compare on
+        // one set of resamples.
+        let draws: Vec<Vec<Vec<usize>>> = {
+            let mut rng = Rng::new(seed);
+            (0..resamples)
+                .map(|_| {
+                    by_tag
+                        .values()
+                        .map(|ps| (0..ps.len()).map(|_| rng.index(ps.len())).collect())
+                        .collect()
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        let mut oracle = Vec::new();
+        let mut sampling = None;
+        for (j, per_tag) in prompt_sums.iter().enumerate() {
+            let point = measures(&per_tag.iter().map(|t| total(t)).collect::<Vec<_>>());
+            let boot: Vec<Measures> = draws
+                .iter()
+                .map(|d| {
+                    measures(
+                        &per_tag
+                            .iter()
+                            .zip(d)
+                            .map(|(t, idx)| {
+                                total(&idx.iter().map(|&i| t[i].clone()).collect::<Vec<_>>())
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect();
+            let est = |v: f64, f: &dyn Fn(&Measures) -> f64| {
+                interval(v, boot.iter().map(f).collect(), level)
+            };
+            if j == 0 {
+                oracle = (0..n_primes.len())
+                    .map(|i| est(point.oracle[i], &|m| m.oracle[i]))
+                    .collect();
+                sampling = Some(est(point.sampling, &|m| m.sampling));
+            }
+            let points: Vec<(f64, bool)> = images
+                .iter()
+                .flat_map(|i| i.p_yes[j].iter().copied().zip(i.correct.iter().copied()))
+                .collect();
+            let whole = total(&per_tag.iter().map(|t| total(t)).collect::<Vec<_>>());
+            let tag_pairs: Vec<usize> = per_tag.iter().map(|t| total(t).pairs as usize).collect();
+            out.push(JudgeScores {
+                judge: provenance.judges[j].clone(),
+                within_auroc: est(point.auroc, &|m| m.auroc),
+                pairs: whole.pairs as usize,
+                mixed_images: images
+                    .iter()
+                    .filter(|i| {
+                        let r = i.correct[..n].iter().filter(|&&c| c).count();
+                        r > 0 && r < n
+                    })
+                    .count(),
+                pooled_auroc: pooled_auroc(&points),
+                ece: ece(&points),
+                pick: (0..n_primes.len())
+                    .map(|i| est(point.pick[i], &|m| m.pick[i]))
+                    .collect(),
+                gap_closed: (0..n_primes.len())
+                    .map(|i| {
+                        est(gap(point.pick[i], point.oracle[i], point.sampling), &|m| {
+                            gap(m.pick[i], m.oracle[i], m.sampling)
+                        })
+                    })
+                    .collect(),
+                tags: tag_names
+                    .iter()
+                    .enumerate()
+                    .map(|(t, name)| {
+                        (
+                            name.clone(),
+                            est(point.tag_auroc[t], &|m| m.tag_auroc[t]),
+                            tag_pairs[t],
+                            est(point.tag_pick_last[t], &|m| m.tag_pick_last[t]),
+                            est(point.tag_gap_last[t], &|m| m.tag_gap_last[t]),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        let nan = Est {
+            value: f64::NAN,
+            low: f64::NAN,
+            high: f64::NAN,
+        };
+        Bench {
+            provenance,
+            n,
+            images: images.len(),
+            prompts,
+            n_primes,
+            oracle,
+            sampling: sampling.unwrap_or(nan),
+            judges: out,
+            resamples,
+        }
+    }
+
+    /// The Markdown report.
+    pub fn markdown(&self) -> String {
+        let p = &self.provenance;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Verifier benchmark on bank `{}`\n", p.bank);
+        let _ = writeln!(
+            s,
+            "{} images of {} prompts, {} candidates each (generator `{}`, {} steps, run seed {}); verdicts by the evaluation detector `{}`; bank written by evalcot {}. Judges: {}. Intervals: 95% percentile bootstrap over prompts stratified by tag, {} resamples.\n",
+            self.images,
+            self.prompts,
+            self.n,
+            p.generator,
+            p.steps,
+            p.seed,
+            p.detector,
+            p.build,
+            p.judges.iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", "),
+            self.resamples
+        );
+        let _ = writeln!(
+            s,
+            "**Within-image AUROC**: over pairs of a right and a wrong candidate *of the same image*, the share the judge orders right (ties ½) — what best-of-N uses. **Gap closed**: (judge's pick − candidate 0) / (oracle − candidate 0), overall accuracies (mean over tags). Pooled AUROC and ECE pool all candidates of all prompts.\n"
+        );
+        let _ = writeln!(s, "## Ranking\n");
+        let _ = writeln!(
+            s,
+            "| judge | within-image AUROC | pairs | images with mixed outcomes | pooled AUROC | ECE |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+        for j in &self.judges {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                j.judge,
+                est(j.within_auroc),
+                j.pairs,
+                j.mixed_images,
+                f3(j.pooled_auroc),
+                f3(j.ece)
+            );
+        }
+        let _ = writeln!(s, "\n## Best-of-N′ accuracy (overall, mean over tags)\n");
+        let heads: Vec<String> = self.n_primes.iter().map(|n| format!("N′={n}")).collect();
+        let _ = writeln!(s, "| pick | {} |", heads.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---|".repeat(heads.len()));
+        let _ = writeln!(
+            s,
+            "| candidate 0 (sampling) | {} |",
+            vec![est(self.sampling); heads.len()].join(" | ")
+        );
+        for j in &self.judges {
+            let cells: Vec<String> = j.pick.iter().map(|e| est(*e)).collect();
+            let _ = writeln!(s, "| {} | {} |", j.judge, cells.join(" | "));
+        }
+        let cells: Vec<String> = self.oracle.iter().map(|e| est(*e)).collect();
+        let _ = writeln!(s, "| oracle (any right) | {} |", cells.join(" | "));
+        let _ = writeln!(s, "\n## Share of the sampling → oracle gap closed\n");
+        let _ = writeln!(s, "| judge | {} |", heads.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---|".repeat(heads.len()));
+        for j in &self.judges {
+            let cells: Vec<String> = j.gap_closed.iter().map(|e| est(*e)).collect();
+            let _ = writeln!(s, "| {} | {} |", j.judge, cells.join(" | "));
+        }
+        let last = self.n_primes.last().copied().unwrap_or(1);
+        let _ = writeln!(s, "\n## Per tag (pick and gap at N′ = {last})\n");
+        let _ = writeln!(
+            s,
+            "| judge | tag | within-image AUROC | pairs | accuracy of the pick | gap closed |"
+        );
+        let _ = writeln!(s, "|---|---|---|---:|---|---|");
+        for j in &self.judges {
+            for (tag, auroc, pairs, acc, gap) in &j.tags {
+                let _ = writeln!(
+                    s,
+                    "| {} | {tag} | {} | {pairs} | {} | {} |",
+                    j.judge,
+                    est(*auroc),
+                    est(*acc),
+                    est(*gap)
+                );
+            }
+        }
+        s
+    }
+
+    /// Long CSV: judge, N′, accuracy of the pick, gap closed (with intervals), oracle, sampling.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "judge,n_prime,pick,pick_low,pick_high,gap_closed,gap_low,gap_high,oracle,sampling,within_auroc,pooled_auroc,ece\n",
+        );
+        for j in &self.judges {
+            for (i, n) in self.n_primes.iter().enumerate() {
+                let (a, g) = (j.pick[i], j.gap_closed[i]);
+                let _ = writeln!(
+                    s,
+                    "{},{n},{},{},{},{},{},{},{},{},{},{},{}",
+                    j.judge,
+                    a.value,
+                    a.low,
+                    a.high,
+                    g.value,
+                    g.low,
+                    g.high,
+                    self.oracle[i].value,
+                    self.sampling.value,
+                    j.within_auroc.value,
+                    j.pooled_auroc,
+                    j.ece
+                );
+            }
+        }
+        s
+    }
+
+    /// Curves for the best-of-N plot: sampling, each judge's pick, the oracle.
+    pub fn scaling(&self) -> Scaling {
+        let point = |n: usize, v: f64| Point {
+            n,
+            tags: Vec::new(),
+            overall: v,
+        };
+        let curve = |run: usize, label: String, values: Vec<f64>| Curve {
+            run,
+            label,
+            dir: self.provenance.bank.clone(),
+            strategy: String::new(),
+            n: self.n,
+            points: self
+                .n_primes
+                .iter()
+                .zip(values)
+                .map(|(&n, v)| point(n, v))
+                .collect(),
+        };
+        let mut curves = vec![curve(
+            0,
+            "candidate 0 (sampling)".into(),
+            vec![self.sampling.value; self.n_primes.len()],
+        )];
+        for (i, j) in self.judges.iter().enumerate() {
+            curves.push(curve(
+                i + 1,
+                j.judge.clone(),
+                j.pick.iter().map(|e| e.value).collect(),
+            ));
+        }
+        curves.push(curve(
+            self.judges.len() + 1,
+            "oracle (any right)".into(),
+            self.oracle.iter().map(|e| e.value).collect(),
+        ));
+        Scaling {
+            curves,
+            notes: Vec::new(),
+        }
+    }
+}
+
+fn est(e: Est) -> String {
+    if !e.value.is_finite() {
+        return "—".into();
+    }
+    if !e.low.is_finite() {
+        return f3(e.value);
+    }
+    format!("{} [{}, {}]", f3(e.value), f3(e.low), f3(e.high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(prompt: usize, tag: &str, correct: &[bool], p: &[f64]) -> Image {
+        Image {
+            prompt_index: prompt,
+            image_index: 0,
+            tag: tag.into(),
+            correct: correct.to_vec(),
+            p_yes: vec![p.to_vec()],
+        }
+    }
+
+    fn prov() -> Provenance {
+        Provenance {
+            bank: "b".into(),
+            generator: "g".into(),
+            detector: "d".into(),
+            build: "x".into(),
+            seed: 1,
+            steps: 4,
+            judges: vec!["j".into()],
+        }
+    }
+
+    #[test]
+    fn a_judge_that_ranks_by_prompt_only_is_at_chance_within_images() {
+        // P(yes) depends only on the prompt: pooled AUROC is high (prompt 1 is easy), the
+        // within-image AUROC is ½ (every pair ties), and the pick closes none of the gap.
+        let imgs = vec![
+            image(0, "a", &[false, true, false, false], &[0.2; 4]),
+            image(1, "a", &[true, true, false, true], &[0.9; 4]),
+            image(2, "b", &[false, false, true, false], &[0.2; 4]),
+            image(3, "b", &[true, false, true, true], &[0.9; 4]),
+        ];
+        let b = Bench::compute(prov(), &imgs, 200, 3, 0.95);
+        let j = &b.judges[0];
+        assert_eq!(j.within_auroc.value, 0.5);
+        assert_eq!(j.pairs, 12); // 1×3 + 3×1 + 1×3 + 3×1
+        assert!(j.pooled_auroc > 0.7, "{}", j.pooled_auroc);
+        assert_eq!(b.n_primes, vec![1, 2, 4]);
+        let last = j.gap_closed.len() - 1;
+        assert_eq!(j.gap_closed[last].value, 0.0);
+        assert_eq!(b.oracle[last].value, 1.0);
+        assert_eq!(b.sampling.value, 0.5);
+    }
+
+    #[test]
+    fn a_judge_that_sees_the_verdict_closes_the_whole_gap() {
+        let imgs: Vec<Image> = (0..12)
+            .map(|i| {
+                let c = [i % 3 == 0, i % 2 == 0, i % 5 == 0];
+                let p: Vec<f64> = c.iter().map(|&x| if x { 0.8 } else { 0.1 }).collect();
+                image(i, ["a", "b"][i % 2], &c, &p)
+            })
+            .collect();
+        let b = Bench::compute(prov(), &imgs, 100, 1, 0.95);
+        let j = &b.judges[0];
+        assert_eq!(j.within_auroc.value, 1.0);
+        for (g, o) in j.gap_closed.iter().zip(&b.oracle).skip(1) {
+            assert!(g.value == 1.0 || o.value == b.sampling.value, "{g:?}");
+        }
+        assert!(j.within_auroc.low <= 1.0 && j.within_auroc.high == 1.0);
+        let md = b.markdown();
+        assert!(md.contains("| j | 1.000"), "{md}");
+        assert!(b.csv().lines().count() == 1 + b.n_primes.len());
+    }
+
+    #[test]
+    fn pooled_auroc_counts_ties_as_half() {
+        assert_eq!(
+            pooled_auroc(&[(0.5, true), (0.5, false), (0.9, true), (0.1, false)]),
+            (1.0 + 1.0 + 1.0 + 0.5) / 4.0
+        );
+        assert!(ece(&[(0.95, true), (0.05, false)]) < 0.06);
+    }
+}
