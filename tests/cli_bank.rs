@@ -88,6 +88,50 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
         ]));
         assert_same_run(&live, &replay, &format!("{strategy} N={n}"));
     }
+
+    // The verifier benchmark's N′ = N pick is ORM's choice, its N′ = N oracle the oracle's and
+    // its candidate 0 the baseline's: the same overall scores as those runs.
+    let report = dir.path().join("judges").join("judges.md");
+    ok(evalcot(&[
+        "eval",
+        "judge",
+        "--bank",
+        path(&b),
+        "--judges",
+        "zero-shot",
+        "--resamples",
+        "50",
+        "--out",
+        path(&report),
+    ]));
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        md.contains("within-image AUROC") && md.contains("24 images of 24 prompts"),
+        "{md}"
+    );
+    let overall = |run: &str| {
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(run).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        s["overall"].as_f64().unwrap()
+    };
+    let csv = std::fs::read_to_string(dir.path().join("judges").join("judges.csv")).unwrap();
+    let row: Vec<f64> = csv
+        .lines()
+        .find(|l| l.starts_with("zero-shot,3,"))
+        .expect("the N′ = 3 row")
+        .split(',')
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+    assert!(close(row[1], overall("replay-orm-3")), "{csv}");
+    assert!(close(row[7], overall("replay-oracle-3")), "{csv}");
+    assert!(close(row[8], overall("replay-baseline-3")), "{csv}");
+    for f in ["judges-scores.csv", "judges.png", "judges.svg"] {
+        assert!(dir.path().join("judges").join(f).is_file(), "{f}");
+    }
 }
 
 #[test]
@@ -125,6 +169,15 @@ fn banks_resume_shard_merge_and_bad_banks_are_refused() {
     std::fs::write(&job, &whole).unwrap();
     let manifest = b.join("bank.json");
     let text_of = std::fs::read_to_string(&manifest).unwrap();
+    // Another build: refused unless --any-build, and then only after the spot check.
+    let built = serde_json::from_str::<serde_json::Value>(&text_of).unwrap()["code_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(&manifest, text_of.replace(&built, "0.0.0 (elsewhere)")).unwrap();
+    refused(replay("r6", &[]), &["bank.json", "build", "--any-build"]);
+    let o = ok(replay("r6", &["--any-build"]));
+    assert!(text(&o.stderr).contains("regenerated and decoded identically"));
     std::fs::write(&manifest, text_of.replace("\"base\"", "\"dpo\"")).unwrap();
     refused(
         replay("r3", &[]),

@@ -294,6 +294,10 @@ pub struct ReplayArgs {
     /// Time every phase, as `run --profile`.
     #[arg(long)]
     pub profile: bool,
+    /// Accept a bank written by another evalcot build when its candidate 0 regenerates and
+    /// decodes identically (a bank is otherwise replayed only by the build that wrote it).
+    #[arg(long)]
+    pub any_build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -513,6 +517,9 @@ pub struct EvalArgs {
     /// `eval judge --bank`: bootstrap resamples of prompts for the intervals (seeded by --seed).
     #[arg(long, default_value_t = 1000)]
     pub resamples: usize,
+    /// `eval judge --bank`: accept a bank of another build (as `replay --any-build`).
+    #[arg(long)]
+    pub any_build: bool,
     /// Markdown report to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

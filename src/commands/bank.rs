@@ -40,11 +40,27 @@ pub fn verify(
     generator: &dyn Generator,
     detector: &dyn Detector,
     jobs: &[Job],
+    any_build: bool,
 ) -> anyhow::Result<()> {
-    let want = manifest(have.config.clone(), prompts, generator, detector, None);
-    bank::check(dir, &want, jobs)?;
+    let want = manifest(
+        have.config.clone(),
+        prompts,
+        generator,
+        detector,
+        have.shard.map(|[k, n]| Shard { index: k, count: n }),
+    );
+    bank::check_but(dir, &want, jobs, any_build)?;
     let steps = have.config.steps.unwrap_or(generator.default_steps());
-    bank::spot_check(dir, &jobs[0], generator, steps)?;
+    bank::spot_check(dir, &jobs[0], generator, steps, detector.input_size())?;
+    if have.code_version != crate::CODE_VERSION {
+        eprintln!(
+            "note: bank {} was written by evalcot {}, this is {}; its candidate 0 regenerated and \
+             decoded identically",
+            dir.display(),
+            have.code_version,
+            crate::CODE_VERSION
+        );
+    }
     Ok(())
 }
 
@@ -153,7 +169,12 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     if args.profile {
         harness::profile::enable();
     }
-    super::run::execute_with(cfg, &base_out, shard, Some((&args.bank, &have)))?;
+    super::run::execute_with(
+        cfg,
+        &base_out,
+        shard,
+        Some((&args.bank, &have, args.any_build)),
+    )?;
     Ok(0)
 }
 
@@ -197,10 +218,22 @@ pub fn is_bank(dir: &Path) -> bool {
 /// candidates; writes the report, FILE.csv (per judge and N′), FILE-scores.csv (every P(yes))
 /// and FILE.png/.svg (best-of-N′ curves).
 pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
-    let have = read_whole(dir)?;
+    // A shard of a bank is a fine sample of images to rank (`bank --images-per-prompt 4
+    // --shard 0/4` holds image 0 of every prompt).
+    let have = bank::read_manifest(dir)?.ok_or_else(|| {
+        anyhow!(
+            "{}: not a bank (no {}); make one with evalcot bank",
+            dir.display(),
+            bank::MANIFEST
+        )
+    })?;
+    let shard = have.shard.map(|[k, n]| Shard { index: k, count: n });
     let mut cfg = have.config.clone();
     let opened = super::run::open(&mut cfg)?;
-    let jobs = Job::all(&opened.prompts, cfg.images_per_prompt, cfg.seed);
+    let jobs = Shard::select(
+        shard,
+        Job::all(&opened.prompts, cfg.images_per_prompt, cfg.seed),
+    );
     verify(
         dir,
         &have,
@@ -208,6 +241,7 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
         opened.generator.as_ref(),
         opened.detector.as_ref(),
         &jobs,
+        args.any_build,
     )?;
     let device = cfg.device.unwrap_or(harness::run::Device::Cpu);
     let names: Vec<String> = args
@@ -241,7 +275,10 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let provenance = reports::verifier::Provenance {
-        bank: dir.display().to_string(),
+        bank: match shard {
+            Some(s) => format!("{} (shard {} of {})", dir.display(), s.index, s.count),
+            None => dir.display().to_string(),
+        },
         generator: have.generator.clone(),
         detector: have.detector.clone(),
         build: have.code_version.clone(),

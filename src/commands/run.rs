@@ -94,7 +94,7 @@ pub fn execute_with(
     mut cfg: RunConfig,
     base_out: &Path,
     shard: Option<Shard>,
-    bank: Option<(&Path, &BankManifest)>,
+    bank: Option<(&Path, &BankManifest, bool)>,
 ) -> anyhow::Result<PathBuf> {
     let Opened {
         prompts,
@@ -111,7 +111,7 @@ pub fn execute_with(
         None
     };
     let banked = match bank {
-        Some((dir, have)) => {
+        Some((dir, have, any_build)) => {
             let jobs = Job::all(&prompts, cfg.images_per_prompt, cfg.seed);
             super::bank::verify(
                 dir,
@@ -120,6 +120,7 @@ pub fn execute_with(
                 generator.as_ref(),
                 detector.as_ref(),
                 &jobs,
+                any_build,
             )?;
             Some(BankGenerator::new(generator.as_ref(), dir, &jobs, cfg.n))
         }

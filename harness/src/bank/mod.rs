@@ -55,6 +55,11 @@ pub struct BankManifest {
 impl BankManifest {
     /// The first field in which `self` (a bank on disk) differs from `want`, as a message.
     pub fn difference(&self, want: &BankManifest) -> Option<String> {
+        self.difference_but(want, false)
+    }
+
+    /// [`BankManifest::difference`], not counting the build when `any_build`.
+    pub fn difference_but(&self, want: &BankManifest, any_build: bool) -> Option<String> {
         let pairs = [
             ("format", self.format.clone(), want.format.clone()),
             (
@@ -76,7 +81,7 @@ impl BankManifest {
             ),
         ];
         for (what, have, wanted) in pairs {
-            if have != wanted {
+            if have != wanted && !(any_build && what == "build") {
                 return Some(format!("{what}: the bank has {have}, expected {wanted}"));
             }
         }
@@ -179,11 +184,28 @@ pub fn missing<'j>(dir: &Path, jobs: &'j [crate::run::Job]) -> Vec<&'j crate::ru
 /// Checks that bank `dir` was made as `want` describes and is complete for `jobs`; the error
 /// names the file and what differs.
 pub fn check(dir: &Path, want: &BankManifest, jobs: &[crate::run::Job]) -> Result<()> {
+    check_but(dir, want, jobs, false)
+}
+
+/// [`check`], accepting a bank of another build when `any_build` (then [`spot_check`] is what
+/// vouches for it).
+pub fn check_but(
+    dir: &Path,
+    want: &BankManifest,
+    jobs: &[crate::run::Job],
+    any_build: bool,
+) -> Result<()> {
     let path = dir.join(MANIFEST);
     let have = read_manifest(dir)?
         .ok_or_else(|| invalid(&path, "missing: not a bank folder (see evalcot bank)"))?;
-    if let Some(d) = have.difference(want) {
-        return Err(invalid(&path, d));
+    if let Some(d) = have.difference_but(want, any_build) {
+        let hint = if d.starts_with("build") {
+            "; replay with the build that wrote it, remake the bank, or pass --any-build to accept \
+             it when its candidate 0 regenerates and decodes identically"
+        } else {
+            ""
+        };
+        return Err(invalid(&path, format!("{d}{hint}")));
     }
     let gone = missing(dir, jobs);
     if let Some(first) = gone.first() {
@@ -284,13 +306,16 @@ pub fn merge(shards: &[PathBuf], out: &Path) -> Result<BankManifest> {
 }
 
 /// Regenerates candidate 0 of `job` with `generator` and checks that every state equals the
-/// banked one: a bank made by another generator, other weights or another build is refused here
-/// rather than replayed as if it were this generator's (one candidate's compute).
+/// banked one and that its final image, as `detector_size` pixels, is the one the bank's
+/// detector saw: a bank made by another generator, other weights or a build that samples or
+/// decodes differently is refused here rather than replayed as if it were this generator's (one
+/// candidate's compute).
 pub fn spot_check(
     dir: &Path,
     job: &crate::run::Job,
     generator: &dyn crate::generator::Generator,
     steps: usize,
+    detector_size: u32,
 ) -> Result<()> {
     let banked = read_job(
         dir,
@@ -307,7 +332,11 @@ pub fn spot_check(
         generator.step(&mut live).map_err(fault)?;
         states.push(live[0].clone());
     }
-    if states != banked.candidates[0].states {
+    let image = generator.decode(&live).map_err(fault)?.remove(0);
+    let seen = crate::scoring::resize_for_detector(&image, detector_size).0;
+    if states != banked.candidates[0].states
+        || codec::image_hash(&seen) != banked.candidates[0].image_hash
+    {
         return Err(invalid(
             &path,
             format!(
