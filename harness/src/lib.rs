@@ -9,6 +9,7 @@ pub mod config;
 pub mod detections_file;
 pub mod detector;
 pub mod error;
+pub mod evidence;
 pub mod fsutil;
 pub mod generator;
 pub mod judge;

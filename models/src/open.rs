@@ -259,7 +259,27 @@ pub fn ar_generator_on<B: Backend>(
 
 /// A judge by name (`zero-shot`, `fine-tuned`) or folder, on `device`.
 pub fn judge(spec: &str, device: Device) -> Result<Box<dyn Judge>, ModelError> {
+    if let Some(dir) = evidence_detector(spec) {
+        return Ok(Box::new(harness::evidence::EvidenceJudge::new(detector(
+            Some(&dir),
+            device,
+        )?)));
+    }
     on_backend!(device, B, dev => Ok(Box::new(judge_on::<B>(spec, &dev)?)))
+}
+
+/// The annotator, whose verdicts the judges are trained on, and the default detector of the
+/// `evidence` judge.
+pub const ANNOTATOR: &str = "models/weights/annotator";
+
+/// `evidence` (the soft GenEval rules over the annotator) or `evidence:DIR` (over the detector
+/// in DIR): the detector folder, or `None` for other judge names.
+pub fn evidence_detector(spec: &str) -> Option<std::path::PathBuf> {
+    match spec.strip_prefix("evidence") {
+        Some("") => Some(ANNOTATOR.into()),
+        Some(rest) => rest.strip_prefix(':').map(Into::into),
+        None => None,
+    }
 }
 
 /// A judge by name or folder, on the CPU.

@@ -230,7 +230,8 @@ pub struct RunSettings {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_prompts: Option<usize>,
-    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, a folder with judge.json, or
+    /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, a folder with judge.json, evidence
+    /// (the soft GenEval rules over the annotator; evidence:DIR over another detector), or
     /// `ext:CMD` (a worker).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -276,7 +277,8 @@ pub struct ReplayArgs {
     /// baseline | orm | parm | oracle (prm and parm++ change trajectories: run them live).
     #[arg(long)]
     pub strategy: String,
-    /// Judge of orm/parm: zero-shot, fine-tuned, a folder with judge.json, or `ext:CMD`.
+    /// Judge of orm/parm: zero-shot, fine-tuned, a folder with judge.json, evidence[:DIR], or
+    /// `ext:CMD`.
     #[arg(long)]
     pub judge: Option<String>,
     /// Candidates per image (N′), at most the bank's N; the bank's N when absent.
@@ -502,7 +504,7 @@ pub struct EvalArgs {
     pub prompts: usize,
     /// Annotator detector folder that labels held-out generator trajectories for the judges
     /// (the one the fine-tuned judge's data were labelled with).
-    #[arg(long, value_name = "DIR", default_value = "models/weights/annotator")]
+    #[arg(long, value_name = "DIR", default_value = models::open::ANNOTATOR)]
     pub annotator: PathBuf,
     /// Tokenizer folder; the embedded tokenizer when omitted.
     #[arg(long, value_name = "DIR")]
