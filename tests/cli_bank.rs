@@ -98,7 +98,7 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
         "--bank",
         path(&b),
         "--judges",
-        "zero-shot",
+        "zero-shot,evidence",
         "--resamples",
         "50",
         "--out",
@@ -129,6 +129,7 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
     assert!(close(row[1], overall("replay-orm-3")), "{csv}");
     assert!(close(row[7], overall("replay-oracle-3")), "{csv}");
     assert!(close(row[8], overall("replay-baseline-3")), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("evidence,3,")), "{csv}");
     for f in ["judges-scores.csv", "judges.png", "judges.svg"] {
         assert!(dir.path().join("judges").join(f).is_file(), "{f}");
     }
