@@ -4,6 +4,7 @@
 pub mod font;
 pub mod gate;
 pub mod html;
+pub mod paired;
 pub mod paper;
 pub mod plots;
 pub mod report;

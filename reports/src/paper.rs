@@ -126,6 +126,8 @@ pub enum Outcome {
         stats: Box<RunStats>,
         dir: String,
         config: String,
+        /// Every scored image, for paired comparisons on the same (prompt, image) keys.
+        images: Vec<crate::run::ImageResult>,
     },
     /// A model it needs is not available (named), or evalcot has no equivalent.
     NotRun(String),
@@ -197,7 +199,9 @@ pub fn render(
                 );
             }
             match outcomes.get(&r.id) {
-                Some(Outcome::Ran { stats, dir, config }) => {
+                Some(Outcome::Ran {
+                    stats, dir, config, ..
+                }) => {
                     let v = ours(stats);
                     let mut cells: Vec<String> = v[..6].iter().map(|x| cell(*x)).collect();
                     cells.push(format!(
@@ -250,15 +254,38 @@ pub fn render(
         let _ = writeln!(s, "\n{}", ordering(t, outcomes));
     }
     let _ = writeln!(s, "## The paper's claims on our numbers\n");
-    let _ = writeln!(s, "| claim | paper | evalcot | verdict |");
-    let _ = writeln!(s, "|---|---|---|---|");
+    let ran = |id: &str| match outcomes.get(id) {
+        Some(Outcome::Ran { stats, images, .. }) => Some((stats.overall, images)),
+        _ => None,
+    };
+    let decided: Vec<Option<crate::paired::PairedDiff>> = matrix
+        .claims
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match (ran(&c.better), ran(&c.than)) {
+            (Some((_, a)), Some((_, b))) => {
+                crate::paired::paired_difference(a, b, CLAIM_RESAMPLES, i as u64, 0.95)
+            }
+            _ => None,
+        })
+        .collect();
+    let tested = decided.iter().filter(|d| d.is_some()).count();
+    let alpha = CLAIM_ALPHA / tested.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "{tested} of {} claims tested, each on the images both rows have: Δ is the overall score of the first row minus the second's with a 95% paired bootstrap interval over prompts (stratified by tag); p is the one-sided paired sign-flip test on the same (prompt, image) keys (per tag, weighted as the overall score). A claim is decided at α = {CLAIM_ALPHA}/{} = {alpha:.4} (Bonferroni); a claim of two rows being level holds when Δ's interval lies within ±{LEVEL_MARGIN}.\n",
+        matrix.claims.len(),
+        tested.max(1)
+    );
+    let _ = writeln!(s, "| claim | paper | evalcot | Δ (paired) | p | verdict |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
     let label = |id: &str| {
         matrix
             .rows()
             .find(|r| r.id == id)
             .map_or(id.to_string(), |r| r.label.clone())
     };
-    for c in &matrix.claims {
+    for (c, d) in matrix.claims.iter().zip(&decided) {
         let paper = |id: &str| {
             matrix
                 .rows()
@@ -266,45 +293,58 @@ pub fn render(
                 .and_then(|r| r.paper)
                 .map(|p| p[6])
         };
-        let ran = |id: &str| match outcomes.get(id) {
-            Some(Outcome::Ran { stats, .. }) => Some(stats.overall),
-            _ => None,
-        };
         let paper_text = match (paper(&c.better), paper(&c.than)) {
             (Some(a), Some(b)) => format!("{a:.2} vs {b:.2}"),
             _ => "–".into(),
         };
-        let (ours_text, verdict) = match (ran(&c.better), ran(&c.than)) {
-            (Some(a), Some(b)) => {
-                let overlap = a.low <= b.high && b.low <= a.high;
-                let v = if c.level {
-                    if overlap {
-                        "holds (intervals overlap)"
-                    } else {
-                        "does not hold (intervals apart)"
-                    }
-                } else if a.low > b.high {
-                    "holds (intervals apart)"
-                } else if b.low > a.high {
-                    "reversed (intervals apart)"
-                } else if a.value > b.value {
-                    "same direction, not significant"
-                } else {
-                    "not seen (intervals overlap)"
-                };
-                (
-                    format!(
-                        "{:.2} [{:.2}, {:.2}] vs {:.2} [{:.2}, {:.2}]",
-                        a.value, a.low, a.high, b.value, b.low, b.high
-                    ),
-                    v.to_string(),
-                )
+        let ours_text = match (ran(&c.better), ran(&c.than)) {
+            (Some((a, _)), Some((b, _))) => format!(
+                "{:.2} [{:.2}, {:.2}] vs {:.2} [{:.2}, {:.2}]",
+                a.value, a.low, a.high, b.value, b.low, b.high
+            ),
+            _ => "–".into(),
+        };
+        let (delta, p, verdict) = match d {
+            None if ours_text == "–" => {
+                ("–".into(), "–".into(), "untested: a row did not run".into())
             }
-            _ => ("–".into(), "untested: a row did not run".into()),
+            None => (
+                "–".into(),
+                "–".into(),
+                "untested: the rows share no image".into(),
+            ),
+            Some(d) => {
+                let delta = format!(
+                    "{:+.3} [{:+.3}, {:+.3}] ({} images, {} discordant)",
+                    d.diff.value, d.diff.low, d.diff.high, d.images, d.discordant
+                );
+                if c.level {
+                    let p2 = d.p_two_sided();
+                    let v = if d.diff.low >= -LEVEL_MARGIN && d.diff.high <= LEVEL_MARGIN {
+                        "holds (level within the margin)"
+                    } else if p2 < alpha {
+                        "does not hold (they differ)"
+                    } else {
+                        "not decided (interval wider than the margin)"
+                    };
+                    (delta, format!("{p2:.3} (two-sided)"), v.to_string())
+                } else {
+                    let v = if d.p_greater < alpha {
+                        "holds"
+                    } else if d.p_less < alpha {
+                        "reversed"
+                    } else if d.diff.value > 0.0 {
+                        "not decided (same direction)"
+                    } else {
+                        "not decided"
+                    };
+                    (delta, format!("{:.3}", d.p_greater), v.to_string())
+                }
+            }
         };
         let _ = writeln!(
             s,
-            "| {} ({} {} {}) | {paper_text} | {ours_text} | {verdict} |",
+            "| {} ({} {} {}) | {paper_text} | {ours_text} | {delta} | {p} | {verdict} |",
             c.text,
             label(&c.better),
             if c.level { "≈" } else { ">" },
@@ -313,6 +353,13 @@ pub fn render(
     }
     s
 }
+
+/// Bootstrap resamples of the paired difference of each claim.
+const CLAIM_RESAMPLES: usize = 2000;
+/// Family-wise level over the claims tested.
+const CLAIM_ALPHA: f64 = 0.05;
+/// How close two rows must be shown to be for a claim that they are level.
+const LEVEL_MARGIN: f64 = 0.03;
 
 /// The rows of a table ordered by overall score, in the paper and in evalcot (rows both have).
 fn ordering(t: &TableSpec, outcomes: &BTreeMap<String, Outcome>) -> String {
@@ -399,6 +446,20 @@ mod tests {
         }
     }
 
+    /// 60 prompts, 10 of each tag, one image each, correct where `right(prompt)`.
+    fn images(right: impl Fn(usize) -> bool) -> Vec<crate::run::ImageResult> {
+        (0..60)
+            .map(|p| crate::run::ImageResult {
+                prompt_index: p,
+                image_index: 0,
+                tag: TAGS[p % 6].to_string(),
+                prompt: String::new(),
+                correct: right(p),
+                reason: String::new(),
+            })
+            .collect()
+    }
+
     #[test]
     fn the_shipped_alignment_grid_loads_with_its_title_and_every_config_present() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/paper");
@@ -428,6 +489,7 @@ mod tests {
                 stats: Box::new(stats(0.50, 0.05)),
                 dir: "runs/b".into(),
                 config: "baseline.yaml".into(),
+                images: images(|p| p % 2 == 0),
             },
         );
         outcomes.insert(
@@ -436,6 +498,7 @@ mod tests {
                 stats: Box::new(stats(0.70, 0.05)),
                 dir: "runs/o".into(),
                 config: "orm-zero-shot.yaml".into(),
+                images: images(|p| p % 2 == 0 || p % 3 == 0 || p % 5 == 0),
             },
         );
         outcomes.insert(
@@ -444,6 +507,7 @@ mod tests {
                 stats: Box::new(stats(0.52, 0.05)),
                 dir: "runs/p".into(),
                 config: "prm-zero-shot.yaml".into(),
+                images: images(|p| p % 2 == 0 || p == 7),
             },
         );
         outcomes.insert(
@@ -472,7 +536,20 @@ mod tests {
         assert!(md.contains("2 of 3 pairs ordered alike"), "{md}");
         let not_run = md.lines().find(|l| l.contains("not run: judge")).unwrap();
         assert_eq!(not_run.matches('|').count(), 12, "11 cells: {not_run}");
-        assert!(md.contains("holds (intervals apart)"), "{md}");
+        // ORM > baseline: 14 gains and no loss over 60 prompts.
+        let orm_line = md
+            .lines()
+            .find(|l| l.contains("(ORM zero-shot > Baseline)"))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(orm_line.ends_with("| holds |"), "{orm_line}");
+        assert!(
+            orm_line.contains("(60 images, 14 discordant)"),
+            "{orm_line}"
+        );
+        assert!(
+            md.contains("claims tested, each on the images both rows have"),
+            "{md}"
+        );
         assert!(md.contains("untested: a row did not run"), "{md}");
     }
 

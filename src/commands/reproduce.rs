@@ -96,6 +96,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
                     stats: Box::new(tables.runs[*i].clone()),
                     dir: dir.display().to_string(),
                     config: base.join(c).display().to_string(),
+                    images: loaded[*i].images.clone(),
                 },
                 (None, Some(Err(why))) => Outcome::NotRun(why.clone()),
                 _ => Outcome::NotRun("not run".into()),
