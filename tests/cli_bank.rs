@@ -221,6 +221,43 @@ fn banks_resume_shard_merge_and_bad_banks_are_refused() {
         path(&merged),
     ]));
     assert_eq!(common::files(&merged), common::files(&b));
+    // A bank shard replays as the same shard of the run.
+    let live = dir.path().join("live");
+    let mut args = vec!["run"];
+    args.extend_from_slice(&SUITE);
+    args.extend_from_slice(&["--n", "3", "--strategy", "orm", "--shard", "1/2"]);
+    args.extend_from_slice(&["--out", path(&live)]);
+    ok(evalcot(&args));
+    let rep = dir.path().join("rep");
+    refused(
+        evalcot(&[
+            "replay",
+            path(&shards[1]),
+            "--strategy",
+            "orm",
+            "--shard",
+            "0/2",
+        ]),
+        &["can replay only shard 1/2"],
+    );
+    ok(evalcot(&[
+        "replay",
+        path(&shards[1]),
+        "--strategy",
+        "orm",
+        "--out",
+        path(&rep),
+    ]));
+    let (l, r) = (
+        dir.path().join("live.shard-1-of-2"),
+        dir.path().join("rep.shard-1-of-2"),
+    );
+    for f in ["config.yaml", "generation.jsonl", "shard.json"] {
+        assert!(
+            std::fs::read(l.join(f)).unwrap() == std::fs::read(r.join(f)).unwrap(),
+            "{f}"
+        );
+    }
     for f in common::files(&b) {
         assert!(
             std::fs::read(b.join(&f)).unwrap() == std::fs::read(merged.join(&f)).unwrap(),

@@ -64,22 +64,15 @@ pub fn verify(
     Ok(())
 }
 
-/// The manifest of the whole bank in `dir`; a shard or a folder without one is refused.
-pub fn read_whole(dir: &Path) -> anyhow::Result<BankManifest> {
-    let have = bank::read_manifest(dir)?.ok_or_else(|| {
+/// The manifest of the bank (or bank shard) in `dir`; a folder without one is refused.
+pub fn read(dir: &Path) -> anyhow::Result<BankManifest> {
+    bank::read_manifest(dir)?.ok_or_else(|| {
         anyhow!(
             "{}: not a bank (no {}); make one with evalcot bank",
             dir.display(),
             bank::MANIFEST
         )
-    })?;
-    if let Some([k, n]) = have.shard {
-        anyhow::bail!(
-            "{}: shard {k} of {n} of a bank; join the shards with evalcot merge first",
-            dir.display()
-        );
-    }
-    Ok(have)
+    })
 }
 
 /// `evalcot bank SUITE --n N --images-per-prompt K --generator G --out BANK [--shard K/N]`.
@@ -154,14 +147,23 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
 
 /// `evalcot replay BANK --strategy S [--judge J] [--n N′]`.
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
-    let have = read_whole(&args.bank)?;
+    let have = read(&args.bank)?;
     let cfg = replay_config(&have, args)?;
-    let shard = args
+    let asked = args
         .shard
         .as_deref()
         .map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
         .transpose()
         .map_err(|e| anyhow!(e))?;
+    // A bank shard replays as the same shard of the run.
+    let banked = have.shard.map(|[k, n]| Shard { index: k, count: n });
+    let shard = match (banked, asked) {
+        (Some(b), Some(a)) if a != b => anyhow::bail!(
+            "{} is shard {b} of a bank: it can replay only shard {b} of the run, not --shard {a}",
+            args.bank.display()
+        ),
+        (b, a) => b.or(a),
+    };
     let base_out = args
         .out
         .clone()
@@ -220,13 +222,7 @@ pub fn is_bank(dir: &Path) -> bool {
 pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
     // A shard of a bank is a fine sample of images to rank (`bank --images-per-prompt 4
     // --shard 0/4` holds image 0 of every prompt).
-    let have = bank::read_manifest(dir)?.ok_or_else(|| {
-        anyhow!(
-            "{}: not a bank (no {}); make one with evalcot bank",
-            dir.display(),
-            bank::MANIFEST
-        )
-    })?;
+    let have = read(dir)?;
     let shard = have.shard.map(|[k, n]| Shard { index: k, count: n });
     let mut cfg = have.config.clone();
     let opened = super::run::open(&mut cfg)?;

@@ -112,7 +112,7 @@ pub fn execute_with(
     };
     let banked = match bank {
         Some((dir, have, any_build)) => {
-            let jobs = Job::all(&prompts, cfg.images_per_prompt, cfg.seed);
+            let jobs = Shard::select(shard, Job::all(&prompts, cfg.images_per_prompt, cfg.seed));
             super::bank::verify(
                 dir,
                 have,
