@@ -563,6 +563,76 @@ impl Bench {
     }
 }
 
+/// One judge's preview answers by step: how well the `potential` P(yes) after step t ranks the
+/// candidates of an image by their final verdicts, and how often the preview's yes/no (at 0.5)
+/// already equals the judge's own yes/no on the final image — the second needs no evaluation
+/// detector, so it can choose where previews become judgeable (PARM's clarity).
+pub fn by_step_markdown(judges: &[String], images: &[Image]) -> String {
+    let mut s = String::new();
+    if images.iter().all(|i| i.p_steps.is_empty()) {
+        return s;
+    }
+    let _ = writeln!(s, "\n## Previews by step (task `potential`)\n");
+    let _ = writeln!(
+        s,
+        "Per step t: within-image AUROC of the preview's P(yes) against the final verdicts; agreement of the preview's yes/no (at 0.5) with the same judge's yes/no on the final image; mean P(yes) of candidates that end right and wrong.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| judge | step | within-image AUROC | agrees with its final answer | mean P(yes), right | mean P(yes), wrong |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for (j, name) in judges.iter().enumerate() {
+        let steps = images
+            .iter()
+            .flat_map(|i| i.p_steps[j].iter().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        for t in 0..steps {
+            let (mut won, mut pairs) = (0.0, 0.0);
+            let (mut agree, mut total) = (0usize, 0usize);
+            let (mut right, mut nr, mut wrong, mut nw) = (0.0, 0usize, 0.0, 0usize);
+            for img in images {
+                let at = |c: usize| img.p_steps[j][c].get(t).copied();
+                for (c, &ok) in img.correct.iter().enumerate() {
+                    let Some(p) = at(c) else { continue };
+                    total += 1;
+                    agree += ((p >= 0.5) == (img.p_yes[j][c] >= 0.5)) as usize;
+                    if ok {
+                        right += p;
+                        nr += 1;
+                    } else {
+                        wrong += p;
+                        nw += 1;
+                    }
+                    for (k, &other) in img.correct.iter().enumerate() {
+                        if let (true, false, Some(q)) = (ok, other, at(k)) {
+                            pairs += 1.0;
+                            won += if p > q {
+                                1.0
+                            } else if p == q {
+                                0.5
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} |",
+                t + 1,
+                f3(ratio(won, pairs)),
+                f3(ratio(agree as f64, total as f64)),
+                f3(ratio(right, nr as f64)),
+                f3(ratio(wrong, nw as f64))
+            );
+        }
+    }
+    s
+}
+
 fn est(e: Est) -> String {
     if !e.value.is_finite() {
         return "—".into();
@@ -579,6 +649,7 @@ mod tests {
 
     fn image(prompt: usize, tag: &str, correct: &[bool], p: &[f64]) -> Image {
         Image {
+            p_steps: Vec::new(),
             prompt_index: prompt,
             image_index: 0,
             tag: tag.into(),

@@ -522,6 +522,10 @@ pub struct EvalArgs {
     /// `eval judge --bank`: accept a bank of another build (as `replay --any-build`).
     #[arg(long)]
     pub any_build: bool,
+    /// `eval judge --bank`: also ask every judge about every preview (PARM's potential
+    /// question, by step).
+    #[arg(long)]
+    pub by_step: bool,
     /// Markdown report to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

@@ -266,6 +266,7 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
         opened.generator.as_ref(),
         &refs,
         cfg.batch_prompts * cfg.images_per_prompt,
+        args.by_step,
         &mut |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
@@ -303,10 +304,12 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
         }
     }
     let md = bench.markdown()
+        + &reports::verifier::by_step_markdown(&names, &images)
         + &format!(
-            "\nMade by `evalcot eval judge --bank {} --judges {} --out {}` ({seconds:.0} s on this machine). Every P(yes): {}; per N′: {}; plot: {}.\n",
+            "\nMade by `evalcot eval judge --bank {} --judges {}{} --out {}` ({seconds:.0} s on this machine). Every P(yes): {}; per N′: {}; plot: {}.\n",
             dir.display(),
             args.judges,
+            if args.by_step { " --by-step" } else { "" },
             out.display(),
             sibling("-scores.csv").display(),
             sibling(".csv").display(),

@@ -17,10 +17,15 @@ pub struct JudgedImage {
     pub correct: Vec<bool>,
     /// `p_yes[j][c]`: judge j's P(yes) (task `final`) for candidate c.
     pub p_yes: Vec<Vec<f64>>,
+    /// With `by_step`: `p_steps[j][c][t]`, judge j's P(yes) of task `potential` on candidate c's
+    /// preview after step t + 1 (the last is the final image); empty otherwise.
+    pub p_steps: Vec<Vec<Vec<f64>>>,
 }
 
 /// Decodes the first `n` final candidates of every job of bank `dir` with `generator` (the
-/// bank's, checked beforehand) and asks every judge about them, `batch_jobs` jobs at a time.
+/// bank's, checked beforehand) and asks every judge about them, `batch_jobs` jobs at a time;
+/// with `by_step`, also about every preview (what PARM's potential question sees).
+#[allow(clippy::too_many_arguments)]
 pub fn judge_bank(
     dir: &Path,
     jobs: &[Job],
@@ -28,6 +33,7 @@ pub fn judge_bank(
     generator: &dyn Generator,
     judges: &[&dyn Judge],
     batch_jobs: usize,
+    by_step: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<JudgedImage>> {
     let chunks: Vec<&[Job]> = jobs.chunks(batch_jobs.max(1)).collect();
@@ -41,7 +47,7 @@ pub fn judge_bank(
     crate::waves::in_order(
         &chunks,
         width,
-        |chunk| judge_chunk(dir, chunk, n, generator, judges),
+        |chunk| judge_chunk(dir, chunk, n, generator, judges, by_step),
         |_, judged| {
             out.extend(judged?);
             progress(out.len(), jobs.len());
@@ -57,6 +63,7 @@ fn judge_chunk(
     n: usize,
     generator: &dyn Generator,
     judges: &[&dyn Judge],
+    by_step: bool,
 ) -> Result<Vec<JudgedImage>> {
     let banked = jobs
         .iter()
@@ -94,11 +101,54 @@ fn judge_chunk(
         crate::judge::check_verdicts(judge.name(), &requests, &verdicts).map_err(fail)?;
         p.push(verdicts.into_iter().map(|v| v.p_yes).collect());
     }
+    // steps[j][i][t]: judge j, candidate i of the chunk, preview after step t + 1.
+    let mut steps: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); finals.len()]; judges.len()];
+    if by_step {
+        let states: Vec<Vec<&crate::generator::Trajectory>> = banked
+            .iter()
+            .flat_map(|b| {
+                b.candidates[..n]
+                    .iter()
+                    .map(|c| c.states.iter().skip(1).collect())
+            })
+            .collect();
+        let longest = states.iter().map(Vec::len).max().unwrap_or(0);
+        for t in 0..longest {
+            let at: Vec<usize> = (0..states.len()).filter(|&i| t < states[i].len()).collect();
+            let batch: Vec<_> = at.iter().map(|&i| states[i][t].clone()).collect();
+            let previews = generator.decode(&batch).map_err(fail)?;
+            let requests: Vec<JudgeRequest<'_>> = previews
+                .iter()
+                .zip(&at)
+                .map(|(image, &i)| JudgeRequest {
+                    task: JudgeTask::Potential,
+                    image,
+                    metadata: &jobs[i / n].metadata,
+                    step: Some((states[i][t].step, states[i][t].steps)),
+                })
+                .collect();
+            for (j, judge) in judges.iter().enumerate() {
+                let verdicts = judge.judge(&requests).map_err(fail)?;
+                crate::judge::check_verdicts(judge.name(), &requests, &verdicts).map_err(fail)?;
+                for (&i, v) in at.iter().zip(verdicts) {
+                    steps[j][i].push(v.p_yes);
+                }
+            }
+        }
+    }
     Ok(jobs
         .iter()
         .zip(&banked)
         .enumerate()
         .map(|(k, (j, b))| JudgedImage {
+            p_steps: if by_step {
+                steps
+                    .iter()
+                    .map(|sj| sj[k * n..(k + 1) * n].to_vec())
+                    .collect()
+            } else {
+                Vec::new()
+            },
             prompt_index: j.prompt_index,
             image_index: j.image_index,
             tag: j.metadata.tag.as_str().to_string(),
