@@ -30,6 +30,9 @@ impl PairedDiff {
     }
 }
 
+/// Per prompt of one tag: (A correct, B correct) of each image.
+type Prompts = BTreeMap<usize, Vec<(bool, bool)>>;
+
 /// Compares runs `a` and `b`; `None` when they share no image or disagree on an image's tag.
 pub fn paired_difference(
     a: &[ImageResult],
@@ -39,8 +42,7 @@ pub fn paired_difference(
     level: f64,
 ) -> Option<PairedDiff> {
     let bs: BTreeMap<_, &ImageResult> = b.iter().map(|r| (r.key(), r)).collect();
-    // tag → prompt → [(a correct, b correct)]
-    let mut tags: BTreeMap<&str, BTreeMap<usize, Vec<(bool, bool)>>> = BTreeMap::new();
+    let mut tags: BTreeMap<&str, Prompts> = BTreeMap::new();
     let mut images = 0;
     for ra in a {
         let Some(rb) = bs.get(&ra.key()) else {
