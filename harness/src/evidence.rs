@@ -25,11 +25,17 @@ const FLOOR: f64 = 0.01;
 /// relation is taken as e⁻¹-far from certain.
 const RELATION_SCALE: f64 = 0.05;
 
+/// The share of a schedule after which a preview counts as clear (PARM's clarity), as the
+/// paper's judge learns to call a step clear from about half-way. Chosen on held-out trajectories
+/// of training-distribution prompts, never on GenEval: docs/verifiers.md, *Clarity*.
+pub const CLARITY_FROM: f64 = 0.5;
+
 /// The soft GenEval rules over a detector's output.
 pub struct EvidenceJudge {
     detector: Box<dyn Detector>,
     name: String,
     rules: RuleConfig,
+    clarity_from: f64,
 }
 
 impl EvidenceJudge {
@@ -39,6 +45,18 @@ impl EvidenceJudge {
             detector,
             name,
             rules: RuleConfig::default(),
+            clarity_from: CLARITY_FROM,
+        }
+    }
+
+    /// Clarity: a preview after step `step` of `steps` is clear when `step ≥ share · steps`
+    /// (the last step always is). Evidence on early previews is not weak but absent — nothing
+    /// is drawn yet — so how decided P(yes) looks says nothing about whether the path will
+    /// end right; the step does.
+    fn clarity(&self, step: Option<(usize, usize)>) -> f64 {
+        match step {
+            Some((s, t)) if (s as f64) < self.clarity_from * t as f64 && s < t => 0.0,
+            _ => 1.0,
         }
     }
 }
@@ -201,8 +219,7 @@ impl Judge for EvidenceJudge {
                 let p: f64 = clauses.iter().map(|c| c.p_pass).product();
                 let p_yes = match r.task {
                     JudgeTask::Final | JudgeTask::Step | JudgeTask::Potential => p,
-                    // Clear once the evidence has decided either way.
-                    JudgeTask::Clarity => (2.0 * p - 1.0).abs(),
+                    JudgeTask::Clarity => self.clarity(r.step),
                     JudgeTask::Reflect => p,
                 };
                 Verdict {
@@ -318,5 +335,17 @@ mod tests {
             colors.metadata.include.len() + colors.metadata.exclude.len()
         );
         assert!(v[2].clauses[0].p_pass < 0.02);
+        // Clarity follows the step, not the evidence.
+        let at = |step| JudgeRequest {
+            task: JudgeTask::Clarity,
+            image: &img,
+            metadata: &colors.metadata,
+            step,
+        };
+        let c = judge
+            .judge(&[at(Some((2, 18))), at(Some((9, 18))), at(None)])
+            .unwrap();
+        let clear: Vec<f64> = c.iter().map(|v| v.p_yes).collect();
+        assert_eq!(clear, vec![0.0, 1.0, 1.0]);
     }
 }
