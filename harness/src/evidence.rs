@@ -198,30 +198,39 @@ impl Judge for EvidenceJudge {
     }
 
     fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, ModelFault> {
+        // Clarity needs no detection (it follows the step); every other task looks.
+        let looks: Vec<usize> = (0..requests.len())
+            .filter(|&i| requests[i].task != JudgeTask::Clarity)
+            .collect();
         let size = self.detector.input_size();
-        let resized: Vec<_> = requests
+        let resized: Vec<_> = looks
             .iter()
-            .map(|r| crate::scoring::resize_for_detector(r.image, size))
+            .map(|&i| crate::scoring::resize_for_detector(requests[i].image, size))
             .collect();
         let inputs: Vec<_> = resized.iter().map(|(i, _, _)| i.clone()).collect();
-        let outputs = self
-            .detector
-            .detect(&inputs)
-            .map_err(|e| e.context(format!("judge {}", self.name)))?;
+        let mut outputs = if inputs.is_empty() {
+            Vec::new()
+        } else {
+            self.detector
+                .detect(&inputs)
+                .map_err(|e| e.context(format!("judge {}", self.name)))?
+        }
+        .into_iter()
+        .zip(&resized);
         Ok(requests
             .iter()
-            .zip(outputs)
-            .zip(&resized)
-            .map(|((r, objects), (_, sx, sy))| {
+            .map(|r| {
+                if r.task == JudgeTask::Clarity {
+                    return Verdict {
+                        p_yes: self.clarity(r.step),
+                        clauses: Vec::new(),
+                    };
+                }
+                let (objects, (_, sx, sy)) = outputs.next().expect("one output per looked image");
                 let objects: Vec<DetectedObject> =
                     objects.into_iter().map(|o| o.rescaled(*sx, *sy)).collect();
                 let clauses = self.clauses(r.metadata, &objects);
-                let p: f64 = clauses.iter().map(|c| c.p_pass).product();
-                let p_yes = match r.task {
-                    JudgeTask::Final | JudgeTask::Step | JudgeTask::Potential => p,
-                    JudgeTask::Clarity => self.clarity(r.step),
-                    JudgeTask::Reflect => p,
-                };
+                let p_yes: f64 = clauses.iter().map(|c| c.p_pass).product();
                 Verdict {
                     p_yes,
                     clauses: if r.task == JudgeTask::Reflect {
