@@ -49,6 +49,13 @@ impl EvidenceJudge {
         }
     }
 
+    /// Previews count as clear from `share` of the schedule on.
+    pub fn with_clarity_from(mut self, share: f64) -> Self {
+        self.clarity_from = share;
+        self.name = format!("{}@{share}", self.name);
+        self
+    }
+
     /// Clarity: a preview after step `step` of `steps` is clear when `step ≥ share · steps`
     /// (the last step always is). Evidence on early previews is not weak but absent — nothing
     /// is drawn yet — so how decided P(yes) looks says nothing about whether the path will

@@ -259,11 +259,12 @@ pub fn ar_generator_on<B: Backend>(
 
 /// A judge by name (`zero-shot`, `fine-tuned`) or folder, on `device`.
 pub fn judge(spec: &str, device: Device) -> Result<Box<dyn Judge>, ModelError> {
-    if let Some(dir) = evidence_detector(spec) {
-        return Ok(Box::new(harness::evidence::EvidenceJudge::new(detector(
-            Some(&dir),
-            device,
-        )?)));
+    if let Some((dir, clarity)) = evidence_spec(spec)? {
+        let judge = harness::evidence::EvidenceJudge::new(detector(Some(&dir), device)?);
+        return Ok(Box::new(match clarity {
+            Some(c) => judge.with_clarity_from(c),
+            None => judge,
+        }));
     }
     on_backend!(device, B, dev => Ok(Box::new(judge_on::<B>(spec, &dev)?)))
 }
@@ -272,14 +273,29 @@ pub fn judge(spec: &str, device: Device) -> Result<Box<dyn Judge>, ModelError> {
 /// `evidence` judge.
 pub const ANNOTATOR: &str = "models/weights/annotator";
 
-/// `evidence` (the soft GenEval rules over the annotator) or `evidence:DIR` (over the detector
-/// in DIR): the detector folder, or `None` for other judge names.
-pub fn evidence_detector(spec: &str) -> Option<std::path::PathBuf> {
-    match spec.strip_prefix("evidence") {
-        Some("") => Some(ANNOTATOR.into()),
-        Some(rest) => rest.strip_prefix(':').map(Into::into),
-        None => None,
-    }
+/// `evidence[:DIR][@SHARE]`: the soft GenEval rules over the annotator (or the detector in
+/// DIR), clear from SHARE of the schedule on (the judge's default when absent). `None` for
+/// other judge names.
+pub fn evidence_spec(spec: &str) -> Result<Option<(std::path::PathBuf, Option<f64>)>, ModelError> {
+    let Some(rest) = spec.strip_prefix("evidence") else {
+        return Ok(None);
+    };
+    let (rest, clarity) = match rest.rsplit_once('@') {
+        Some((r, c)) => {
+            let share: f64 = c.parse().ok().filter(|v: &f64| (0.0..=1.0).contains(v)).ok_or_else(|| {
+                ModelError::config(
+                    format!("judge {spec}"),
+                    format!("@{c}: expected the share of the schedule (0 to 1) from which previews are clear"),
+                )
+            })?;
+            (r, Some(share))
+        }
+        None => (rest, None),
+    };
+    Ok(match rest {
+        "" => Some((ANNOTATOR.into(), clarity)),
+        r => r.strip_prefix(':').map(|d| (d.into(), clarity)),
+    })
 }
 
 /// A judge by name or folder, on the CPU.
