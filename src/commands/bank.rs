@@ -90,12 +90,7 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
     let mut cfg = super::run::resolve(args)?;
     // A bank's verdicts are what the oracle picks with; the strategy is chosen at replay.
     cfg.strategy = StrategyKind::Oracle.as_str().into();
-    let shard = args
-        .shard
-        .as_deref()
-        .map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
-        .transpose()
-        .map_err(|e| anyhow!(e))?;
+    let shard = super::run::shard_flag(args.shard.as_deref())?;
     let opened = super::run::open(&mut cfg)?;
     let out = shard.map_or_else(|| base_out.clone(), |s| s.folder(&base_out));
     let jobs = Shard::select(
@@ -149,12 +144,7 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
 pub fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     let have = read(&args.bank)?;
     let cfg = replay_config(&have, args)?;
-    let asked = args
-        .shard
-        .as_deref()
-        .map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
-        .transpose()
-        .map_err(|e| anyhow!(e))?;
+    let asked = super::run::shard_flag(args.shard.as_deref())?;
     // A bank shard replays as the same shard of the run.
     let banked = have.shard.map(|[k, n]| Shard { index: k, count: n });
     let shard = match (banked, asked) {

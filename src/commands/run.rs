@@ -40,14 +40,16 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
     Ok(cfg)
 }
 
+/// `--shard K/N|auto|auto/N`, with `auto` read from the scheduler's environment.
+pub fn shard_flag(spec: Option<&str>) -> anyhow::Result<Option<Shard>> {
+    spec.map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
+        .transpose()
+        .map_err(|e| anyhow!(e))
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let cfg = resolve(args)?;
-    let shard = args
-        .shard
-        .as_deref()
-        .map(|spec| Shard::parse(spec, &|k| std::env::var(k).ok()))
-        .transpose()
-        .map_err(|e| anyhow!(e))?;
+    let shard = shard_flag(args.shard.as_deref())?;
     let base_out = args
         .out
         .clone()
