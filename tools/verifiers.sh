@@ -34,6 +34,6 @@ replay orm-evidence-n8 --strategy orm --judge evidence --n 8
 replay parm-evidence-n20 --strategy parm --judge evidence@1.0
 replay parm-evidence-half-n20 --strategy parm --judge evidence@0.5
 # 3. The annotator against the evaluation detector on the base generator's samples.
-base=$(ls -d "$OUT"/baseline "$OUT"/baseline.shard-* 2>/dev/null | head -1)
+base=$(ls -d "$OUT"/baseline "$OUT"/baseline.shard-* 2>/dev/null | head -1 || true)
 timed annotator "$EVALCOT" score "$base" --detector models/weights/annotator \
   --out "$OUT/baseline-annotator/results.jsonl" > /dev/null
