@@ -95,9 +95,7 @@ pub fn paired_difference(
         if draws.is_empty() {
             return value;
         }
-        let pos = q * (draws.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        draws[lo] + (draws[hi] - draws[lo]) * (pos - lo as f64)
+        crate::stats::quantile(&draws, q)
     };
     let alpha = (1.0 - level) / 2.0;
     // Strata: one per tag; a pair flipping moves the overall score by 1 / (tags × images).

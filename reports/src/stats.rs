@@ -98,7 +98,7 @@ fn mean(xs: &[f64]) -> f64 {
 }
 
 /// Linear-interpolated quantile of sorted values (numpy's default).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;

@@ -194,11 +194,7 @@ fn interval(value: f64, mut draws: Vec<f64>, level: f64) -> Est {
         };
     }
     draws.sort_by(f64::total_cmp);
-    let q = |q: f64| {
-        let pos = q * (draws.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        draws[lo] + (draws[hi] - draws[lo]) * (pos - lo as f64)
-    };
+    let q = |q: f64| crate::stats::quantile(&draws, q);
     let a = (1.0 - level) / 2.0;
     Est {
         value,
