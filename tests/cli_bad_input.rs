@@ -476,7 +476,7 @@ fn pngs_are_converted_when_possible_and_named_when_not() {
     ];
     for (name, sample) in &accepted {
         let (dir, _) = folder(name, Some(sample));
-        let o = evalcot(&["score", path(&dir)]);
+        let o = evalcot(&["score", path(&dir), "--detector", "embedded"]);
         assert!(o.status.success(), "{name}: {}", text(&o.stderr));
         let results = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
         assert_eq!(results.lines().count(), 3, "{name}");
@@ -488,7 +488,9 @@ fn pngs_are_converted_when_possible_and_named_when_not() {
         (line["correct"].clone(), line["details"].clone())
     };
     let (plain, _) = folder("plain", Some(&bytes));
-    assert!(evalcot(&["score", path(&plain)]).status.success());
+    assert!(evalcot(&["score", path(&plain), "--detector", "embedded"])
+        .status
+        .success());
     for name in ["rgb16", "rgba", "rgba16"] {
         assert_eq!(scored(name), scored("plain"), "{name}");
     }
@@ -517,7 +519,7 @@ fn pngs_are_converted_when_possible_and_named_when_not() {
     ];
     for (name, sample, want) in rejected {
         let (dir, target) = folder(name, Some(&sample));
-        let o = evalcot(&["score", path(&dir)]);
+        let o = evalcot(&["score", path(&dir), "--detector", "embedded"]);
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
         assert!(
@@ -530,7 +532,7 @@ fn pngs_are_converted_when_possible_and_named_when_not() {
     // A directory where a PNG should be.
     let (dir, target) = folder("directory", None);
     std::fs::create_dir_all(&target).unwrap();
-    let o = evalcot(&["score", path(&dir)]);
+    let o = evalcot(&["score", path(&dir), "--detector", "embedded"]);
     assert!(o.status.success());
     assert!(text(&o.stderr).contains("0000.png: skipped, not a sample"));
 
@@ -540,7 +542,7 @@ fn pngs_are_converted_when_possible_and_named_when_not() {
     std::fs::create_dir_all(dir.join("12a")).unwrap();
     std::fs::create_dir_all(dir.join("abc")).unwrap();
     std::fs::write(dir.join("00000/samples/.0001.png.42.tmp"), "half").unwrap();
-    let o = evalcot(&["score", path(&dir)]);
+    let o = evalcot(&["score", path(&dir), "--detector", "embedded"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let warnings: Vec<String> = text(&o.stderr)
         .lines()
@@ -563,7 +565,7 @@ fn pngs_are_converted_when_possible_and_named_when_not() {
     for p in ["00000", "00002"] {
         std::fs::remove_file(dir.join(p).join("samples/0000.png")).unwrap();
     }
-    let o = evalcot(&["score", path(&dir)]);
+    let o = evalcot(&["score", path(&dir), "--detector", "embedded"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("no samples found"));
     assert!(!dir.join("results.jsonl").exists());

@@ -69,6 +69,8 @@ fn embedded_detector_scores_ground_truth_renders_and_mismatched_images_low() {
         let other = gt.join(format!("{:05}/samples/0000.png", (p + 277) % 553));
         std::fs::copy(other, dst.join("samples/0000.png")).unwrap();
     }
+    // Still evalcot's world (its marker copied along), so the embedded detector is the default.
+    std::fs::copy(gt.join("world.json"), shuffled.join("world.json")).unwrap();
     let o = evalcot(&["score", shuffled.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let wrong = overall(&text(&o.stdout));

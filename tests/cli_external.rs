@@ -178,6 +178,8 @@ fn pytorch_adapters_drive_parm_and_parm_plus_deterministically() {
             &judge,
         ];
         args.extend(["--n", "3", "--per-tag", "1", "--images-per-prompt", "1"]);
+        // The tiny model's images are not evalcot's world: the embedded detector only when forced.
+        args.extend(["--detector", "embedded"]);
         let (a, b) = (
             tmp.path().join(format!("{strategy}-a")),
             tmp.path().join(format!("{strategy}-b")),
@@ -219,7 +221,7 @@ fn misbehaving_workers_stop_the_run_cleanly_and_a_rerun_resumes() {
         &judge,
     ];
     args.extend(SMALL);
-    args.extend(["--batch-prompts", "1"]);
+    args.extend(["--batch-prompts", "1", "--detector", "embedded"]);
     let reference = tmp.path().join("reference");
     ok(run(&args, &reference, &[]));
 
@@ -316,7 +318,14 @@ fn misbehaving_workers_stop_the_run_cleanly_and_a_rerun_resumes() {
     );
     refused(
         &run(
-            &["--generator", "ext:/nonexistent/worker", "--limit", "1"],
+            &[
+                "--generator",
+                "ext:/nonexistent/worker",
+                "--detector",
+                "embedded",
+                "--limit",
+                "1",
+            ],
             &out,
             &[],
         ),
@@ -342,4 +351,279 @@ fn misbehaving_workers_stop_the_run_cleanly_and_a_rerun_resumes() {
     assert_eq!(failed.len(), 1, "{results}");
     assert!(failed[0].contains("clocks"), "{}", failed[0]);
     assert_eq!(results.lines().count(), 6);
+}
+
+/// evalcot-ext/2: a generator that hands over an opaque state and a preview image with every
+/// step (as a diffusion worker sends its latents and x0) runs PARM exactly as in process, also
+/// over two worker processes, with the temperature passed as an option; one that makes whole
+/// images only (`generate`) runs ORM exactly as in process and refuses PRM; PARM++ (re-masking
+/// tokens) refuses an opaque state; an evalcot-ext/1 worker refuses options.
+#[test]
+fn protocol_2_opaque_states_whole_images_options_and_worker_pools() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opaque = format!("ext:{} serve generator --state opaque", bin());
+    let whole_images = format!("ext:{} serve generator --state whole", bin());
+    let v1 = format!("ext:{} serve generator", bin());
+    let with = |extra: &[&str]| {
+        let mut a: Vec<String> = ["--judge", "zero-shot", "--temperature", "0.7"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(SMALL.iter().map(|s| s.to_string()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let go = |args: &[String], out: &Path| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&a, out, &[])
+    };
+    let (a, b) = (tmp.path().join("parm-in"), tmp.path().join("parm-opaque"));
+    ok(go(&with(&["--strategy", "parm"]), &a));
+    let ext = ["--generator", opaque.as_str(), "--detector", "embedded"];
+    let mut args = with(&["--strategy", "parm", "--workers", "2"]);
+    args.extend(ext.iter().map(|s| s.to_string()));
+    ok(go(&args, &b));
+    same_run(&a, &b);
+    let config = std::fs::read_to_string(b.join("config.yaml")).unwrap();
+    assert!(config.contains("temperature: 0.7"), "{config}");
+
+    let (c, d) = (tmp.path().join("orm-in"), tmp.path().join("orm-whole"));
+    ok(go(&with(&["--strategy", "orm"]), &c));
+    let mut args = with(&["--strategy", "orm", "--generator", &whole_images]);
+    args.extend(["--detector".to_string(), "embedded".to_string()]);
+    ok(go(&args, &d));
+    same_run(&c, &d);
+
+    let mut args = with(&[
+        "--strategy",
+        "prm",
+        "--generator",
+        &whole_images,
+        "--detector",
+        "embedded",
+    ]);
+    args.extend(["--limit".to_string(), "1".to_string()]);
+    refused(
+        &go(&args, &tmp.path().join("prm")),
+        &["makes whole images only"],
+    );
+    let args = with(&[
+        "--strategy",
+        "parm++",
+        "--generator",
+        &opaque,
+        "--detector",
+        "embedded",
+    ]);
+    refused(
+        &go(&args, &tmp.path().join("pp")),
+        &["parm++", "has no tokens"],
+    );
+    // Faults in the new operations stop the run naming them.
+    let proxy = |inner: &str| {
+        format!(
+            "ext:python3 {} {} serve generator --state {inner}",
+            path(&repo("tests/fixtures/faulty_worker.py")),
+            bin()
+        )
+    };
+    for (state, strategy, fault, needles) in [
+        (
+            "whole",
+            "orm",
+            "crash:generate:0",
+            &["generate request", "boom: injected crash"][..],
+        ),
+        (
+            "opaque",
+            "parm",
+            "badstate:step:1",
+            &["step reply", "batch[0]", "\"state\": not base64"][..],
+        ),
+    ] {
+        let g = proxy(state);
+        let a = with(&[
+            "--strategy",
+            strategy,
+            "--generator",
+            &g,
+            "--detector",
+            "embedded",
+        ]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = tmp.path().join(format!("fault-{state}"));
+        refused(&run(&a, &out, &[("EVALCOT_TEST_FAULT", fault)]), needles);
+        whole(&out);
+    }
+    let args = with(&["--generator", &v1, "--detector", "embedded"]);
+    refused(
+        &go(&args, &tmp.path().join("v1")),
+        &["temperature", "evalcot-ext/1, which carries no temperature"],
+    );
+}
+
+/// The stub endpoint of tests/fixtures/openai_stub.py, started on 127.0.0.1: its port and the
+/// file where it keeps its counts. Killed when dropped.
+struct Stub {
+    child: std::process::Child,
+    port: String,
+    stats: PathBuf,
+}
+
+impl Stub {
+    fn start(dir: &Path, name: &str, flags: &[&str]) -> Stub {
+        use std::io::BufRead;
+        let stats = dir.join(format!("{name}.json"));
+        let mut child = Command::new("python3")
+            .arg(repo("tests/fixtures/openai_stub.py"))
+            .args(["--stats", path(&stats)])
+            .args(flags)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        Stub {
+            child,
+            port: port.trim().to_string(),
+            stats,
+        }
+    }
+
+    fn judge(&self, extra: &str) -> String {
+        format!(
+            "ext:python3 {} --url http://127.0.0.1:{}/v1 --model stub {extra}",
+            path(&repo("examples/ext/http_judge.py")),
+            self.port
+        )
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.stats).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// examples/ext/http_judge.py against an OpenAI-compatible stub: 96 images of one judge request
+/// go out 64 at a time; injected HTTP 500s and replies later than the client's timeout are
+/// retried within the budget and no verdict is lost (the run equals one against a stub without
+/// faults); an endpoint that always fails stops the run naming the attempts and the status.
+#[test]
+fn the_http_judge_holds_64_requests_retries_faults_and_loses_no_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |judge: &str| -> Vec<String> {
+        [
+            "--strategy",
+            "orm",
+            "--judge",
+            judge,
+            "--n",
+            "16",
+            "--steps",
+            "4",
+            "--per-tag",
+            "1",
+            "--images-per-prompt",
+            "1",
+            "--batch-prompts",
+            "6",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let go = |args: &[String], out: &Path| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&a, out, &[])
+    };
+    let faulty = Stub::start(
+        tmp.path(),
+        "faulty",
+        &["--fail-every", "5", "--slow-every", "7", "--slow", "2.5"],
+    );
+    let flags = "--timeout 1.5 --backoff 0.05 --retries 3";
+    let a = tmp.path().join("faulty");
+    ok(go(&args(&faulty.judge(flags)), &a));
+    let s = faulty.stats();
+    assert_eq!(s["max_in_flight"], 64, "{s}");
+    assert!(s["injected_500"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["injected_slow"].as_u64().unwrap() > 0, "{s}");
+    let injected = s["injected_500"].as_u64().unwrap() + s["injected_slow"].as_u64().unwrap();
+    assert_eq!(s["requests"].as_u64().unwrap(), 96 + injected, "{s}");
+
+    let clean = Stub::start(tmp.path(), "clean", &[]);
+    let b = tmp.path().join("clean");
+    ok(go(&args(&clean.judge(flags)), &b));
+    same_run(&a, &b);
+    let gen = std::fs::read_to_string(a.join("generation.jsonl")).unwrap();
+    assert!(gen.contains("\"judge_calls\":16"), "{gen}");
+
+    let down = Stub::start(tmp.path(), "down", &["--always-500", "--delay", "0"]);
+    let mut bad = args(&down.judge("--backoff 0.01 --retries 2"));
+    bad.extend(["--limit".to_string(), "1".to_string()]);
+    refused(
+        &go(&bad, &tmp.path().join("down")),
+        &["ext judge", "no answer after 3 attempts", "HTTP 500"],
+    );
+}
+
+/// The reference workers on tiny random models: examples/ext/diffusers_generator.py (UNet, VAE
+/// and DDIM over evalcot-ext/2, the latents as opaque state and each step's decoded x0 as preview)
+/// drives PARM, which judges the previews, and ORM; examples/ext/transformers_detector.py (a
+/// Mask2Former and CLIP colours, as GenEval's evaluator) scores them. A second run over two
+/// processes of each worker is identical.
+#[test]
+fn diffusers_and_transformers_workers_run_parm_and_orm_deterministically() {
+    let o = Command::new("python3")
+        .args(["-c", "import torch, PIL, diffusers, transformers, scipy"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "the reference workers need torch, pillow, diffusers, transformers and scipy (.ci/run \
+         installs them): {}",
+        text(&o.stderr)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let generator = format!(
+        "ext:python3 {} --tiny",
+        path(&repo("examples/ext/diffusers_generator.py"))
+    );
+    let judge = format!("ext:python3 {}", path(&repo("examples/ext/torch_judge.py")));
+    let detector = format!(
+        "ext:python3 {} --tiny",
+        path(&repo("examples/ext/transformers_detector.py"))
+    );
+    for strategy in ["parm", "orm"] {
+        let mut args = vec!["--strategy", strategy, "--generator", &generator];
+        args.extend(["--judge", &judge, "--detector", &detector]);
+        args.extend(["--n", "3", "--per-tag", "1", "--images-per-prompt", "1"]);
+        let (a, b) = (
+            tmp.path().join(format!("{strategy}-a")),
+            tmp.path().join(format!("{strategy}-b")),
+        );
+        ok(run(&args, &a, &[]));
+        let summary = std::fs::read_to_string(a.join("summary.json")).unwrap();
+        assert!(summary.contains("tiny-mask2former-clip"), "{summary}");
+        args.extend(["--workers", "2"]);
+        ok(run(&args, &b, &[]));
+        same_run(&a, &b);
+        let gen = std::fs::read_to_string(a.join("generation.jsonl")).unwrap();
+        for line in gen.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["generator"], "tiny-diffusers-ddim");
+            // Four DDIM steps with guidance: two UNet passes each, per candidate.
+            assert!(v["forwards"].as_u64().unwrap() >= 8, "{line}");
+            assert!(v["judge_calls"].as_u64().unwrap() > 0, "{line}");
+        }
+    }
 }

@@ -209,6 +209,32 @@ fn gate_passes_equal_runs_fails_a_large_drop_and_refuses_bad_input() {
         out.contains("result: FAIL (single_object, overall"),
         "{out}"
     );
+    // The same verdict for dashboards: JSON and JUnit XML, with the same exit code.
+    let o = gate(&worse, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let j: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert_eq!(j["result"], "FAIL");
+    let single = j["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "single_object")
+        .unwrap();
+    assert_eq!(single["fail"], true);
+    assert_eq!(single["lost"], 12);
+    let o = gate(&worse, &["--format", "junit"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let xml = text(&o.stdout);
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        j["rows"].as_array().unwrap().len()
+    );
+    assert!(xml.contains(r#"name="single_object""#), "{xml}");
+    let o = gate(&same, &["--format", "junit"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!text(&o.stdout).contains("<failure"), "{}", text(&o.stdout));
     // The same drop under a looser max-drop passes.
     let o = gate(&worse, &["--max-drop", "0.8"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));

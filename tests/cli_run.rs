@@ -168,8 +168,12 @@ fn bad_run_settings_are_named_errors() {
             "temperature: must be a finite number ≥ 0",
         ),
         (
-            vec!["--temperature", "0.5", "--generator", "ext:true"],
-            "the evalcot-ext/1 protocol carries no temperature",
+            vec!["--option", "sampler"],
+            "--option \"sampler\": expected KEY=VALUE",
+        ),
+        (
+            vec!["--option", "sampler=ddim", "--limit", "1"],
+            "options: \"sampler\" is for external generators",
         ),
         (
             vec!["--device", "tpu"],

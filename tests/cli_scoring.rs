@@ -237,3 +237,71 @@ fn suite_validates_and_selects() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("matches no prompt"));
 }
+
+/// A GenEval folder from another model (512×512 JPEG and WebP): the embedded detector, trained on
+/// evalcot's 64×64 world, is never chosen silently; `--detector embedded` forces it, and the
+/// summary's first line and `summary.json` say so. A run of an external generator is the same.
+#[test]
+fn images_not_of_evalcots_world_need_an_explicit_detector() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("sdxl");
+    std::fs::create_dir_all(folder.join("00000/samples")).unwrap();
+    std::fs::write(folder.join("00000/metadata.jsonl"), format!("{DOG}\n")).unwrap();
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(512, 512, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    }));
+    img.save(folder.join("00000/samples/0000.jpg")).unwrap();
+    img.save(folder.join("00000/samples/0001.webp")).unwrap();
+
+    let o = evalcot(&["score", path(&folder)]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for needle in [
+        "not images of evalcot's world",
+        "--detector ext:CMD",
+        "evalcot score --detections FILE",
+        "--detector embedded",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(!folder.join("results.jsonl").exists());
+
+    let o = evalcot(&["score", path(&folder), "--detector", "embedded"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with("NOTE: ") && out.contains("not a GenEval score"),
+        "{out}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        summary["detector"].as_str().unwrap().contains("forced"),
+        "{summary}"
+    );
+    let results = std::fs::read_to_string(folder.join("results.jsonl")).unwrap();
+    assert!(
+        results.contains("0000.jpg") && results.contains("0001.webp"),
+        "{results}"
+    );
+
+    let run = dir.path().join("run");
+    let o = evalcot(&[
+        "run",
+        "geneval",
+        "--generator",
+        "ext:true",
+        "--limit",
+        "1",
+        "--out",
+        path(&run),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the images of the external generator `ext:true`"),
+        "{err}"
+    );
+    assert!(!run.join("results.jsonl").exists());
+}

@@ -12,8 +12,6 @@ import io
 import json
 import sys
 
-from PIL import Image
-
 PROTOCOL = "evalcot-ext/1"
 MASK = -1
 
@@ -31,6 +29,8 @@ def image_to_json(image):
 
 def image_from_json(obj):
     """A PIL RGB image from {"png": base64} or {"path": file}."""
+    from PIL import Image  # imported here so that workers without images need no Pillow
+
     if "png" in obj:
         return Image.open(io.BytesIO(base64.b64decode(obj["png"]))).convert("RGB")
     return Image.open(obj["path"]).convert("RGB")

@@ -3,7 +3,7 @@
 
 use crate::generator::hello_name;
 use crate::wire::{excerpt, image_to_json, number};
-use crate::worker::{field, list, Worker};
+use crate::worker::{field, list, Pool};
 use harness::detector::{DetectedObject, Detector};
 use harness::error::ModelFault;
 use harness::{ClassId, Color};
@@ -12,14 +12,14 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 pub struct ExtDetector {
-    worker: Worker,
+    worker: Pool,
     name: String,
     input_size: u32,
 }
 
 impl ExtDetector {
     pub fn start(command: &str, timeout: Duration) -> Result<ExtDetector, String> {
-        let (worker, hello) = Worker::start(command, "detector", timeout)?;
+        let (worker, hello) = Pool::start(command, "detector", timeout)?;
         let bad = |e: String| format!("{}: hello reply: {e}", worker.label());
         let name = hello_name(&hello).map_err(bad)?;
         let input_size = field(&hello, "input_size")
@@ -53,6 +53,10 @@ fn object(v: &Value) -> Result<DetectedObject, String> {
         serde_json::from_value::<[Option<f32>; 4]>(v.get("box").cloned().unwrap_or(Value::Null))
             .map_err(|_| "\"box\": expected [x1, y1, x2, y2]".to_string())?
             .map(|x| x.unwrap_or(f32::NAN));
+    let wide = bbox.map(f64::from);
+    if let Some(why) = harness::detections_file::inverted(&wide) {
+        return Err(format!("\"box\": {why}"));
+    }
     let color_probs = match (v.get("color_probs"), v.get("color").and_then(Value::as_str)) {
         (Some(p), _) => serde_json::from_value::<[Option<f32>; 10]>(p.clone())
             .map_err(|_| {

@@ -2,21 +2,21 @@
 
 use crate::generator::hello_name;
 use crate::wire::{excerpt, image_to_json, number};
-use crate::worker::{list, Worker};
+use crate::worker::{list, Pool};
 use harness::error::ModelFault;
 use harness::judge::{check_verdicts, ClauseVerdict, Judge, JudgeRequest, JudgeTask, Verdict};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 pub struct ExtJudge {
-    worker: Worker,
+    worker: Pool,
     name: String,
     tasks: Vec<JudgeTask>,
 }
 
 impl ExtJudge {
     pub fn start(command: &str, timeout: Duration) -> Result<ExtJudge, String> {
-        let (worker, hello) = Worker::start(command, "judge", timeout)?;
+        let (worker, hello) = Pool::start(command, "judge", timeout)?;
         let bad = |e: String| format!("{}: hello reply: {e}", worker.label());
         let name = hello_name(&hello).map_err(bad)?;
         let tasks: Vec<JudgeTask> = hello
@@ -85,7 +85,8 @@ impl Judge for ExtJudge {
     }
 
     fn concurrent(&self) -> bool {
-        false
+        // One process answers one request at a time; `--workers K` starts K.
+        self.worker.concurrent()
     }
 
     fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, ModelFault> {

@@ -3,7 +3,7 @@
 //! and lets a model run in another process (or behind ssh on another machine).
 
 use crate::wire::{image_from_json, image_to_json, tokens_from_json, tokens_to_json};
-use crate::worker::PROTOCOL;
+use crate::worker::{PROTOCOL, PROTOCOL_2};
 use harness::detector::Detector;
 use harness::error::ModelFault;
 use harness::generator::{Generator, Trajectory, MASK};
@@ -107,10 +107,83 @@ fn text<'a>(v: &'a Value, name: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("\"{name}\": expected a string"))
 }
 
+/// How a served generator hands its candidates to evalcot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServeState {
+    /// evalcot-ext/1: tokens (the reference).
+    #[default]
+    Tokens,
+    /// evalcot-ext/2: an opaque state (here the tokens, packed) and a preview image with every
+    /// step, as a diffusion worker sends its latents and decoded x0.
+    Opaque,
+    /// evalcot-ext/2 without steps: whole images from `generate`.
+    Whole,
+}
+
+/// How the served generator is configured per request: its guidance scale, and one sampling
+/// option (an error names an option it does not know).
+pub struct Configure<'a, G> {
+    pub cfg: &'a dyn Fn(&mut G, f64),
+    pub option: &'a dyn Fn(&mut G, &str, &Value) -> Result<(), String>,
+}
+
 struct GeneratorHandler<'a, G: Generator> {
     generator: &'a mut G,
-    set_cfg: &'a dyn Fn(&mut G, f64),
+    configure: Configure<'a, G>,
     default_cfg: Option<f64>,
+    state: ServeState,
+}
+
+/// An opaque state: the tokens and the prediction, each as a count and little-endian u32s.
+fn pack(t: &Trajectory) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + 4 * (t.tokens.len() + t.prediction.len()));
+    for v in [&t.tokens, &t.prediction] {
+        b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        for x in v.iter() {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    b
+}
+
+fn unpack(b: &[u8]) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let mut words = b
+        .chunks(4)
+        .map(|c| <[u8; 4]>::try_from(c).map(u32::from_le_bytes));
+    let mut take = || -> Result<Vec<u32>, String> {
+        let bad = || "\"state\": not a state this worker wrote".to_string();
+        let n = words.next().ok_or_else(bad)?.map_err(|_| bad())? as usize;
+        (0..n)
+            .map(|_| words.next().ok_or_else(bad)?.map_err(|_| bad()))
+            .collect()
+    };
+    let tokens = take()?;
+    let prediction = take()?;
+    Ok((tokens, prediction))
+}
+
+impl<G: Generator> GeneratorHandler<'_, G> {
+    /// Applies a request's guidance scale and (ext/2) options.
+    fn configure(&mut self, request: &Value) -> Result<(), String> {
+        if let Some(s) = request.get("cfg_scale").and_then(Value::as_f64) {
+            (self.configure.cfg)(self.generator, s);
+        }
+        if let Some(o) = request.get("options").and_then(Value::as_object) {
+            for (k, v) in o {
+                (self.configure.option)(self.generator, k, v)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn image(&self, t: &Trajectory) -> Result<Value, ModelFault> {
+        let images = self.generator.decode(std::slice::from_ref(t))?;
+        Ok(images
+            .first()
+            .map(image_to_json)
+            .transpose()?
+            .unwrap_or(Value::Null))
+    }
 }
 
 impl<G: Generator> Handler for GeneratorHandler<'_, G> {
@@ -120,23 +193,110 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
 
     fn hello(&self) -> Value {
         let (r, c) = self.generator.grid();
-        json!({
+        let common = json!({
             "name": self.generator.name(),
-            "grid": [r, c],
             "default_steps": self.generator.default_steps(),
             "default_cfg_scale": self.default_cfg,
-            "capabilities": ["remask", "log_prob"],
-        })
+        });
+        let mut h = match self.state {
+            ServeState::Tokens => {
+                json!({"grid": [r, c], "capabilities": ["remask", "log_prob"]})
+            }
+            ServeState::Opaque => json!({"protocol": PROTOCOL_2, "state": "opaque"}),
+            ServeState::Whole => json!({
+                "protocol": PROTOCOL_2, "stepwise": false, "capabilities": ["generate"],
+            }),
+        };
+        if let (Some(h), Value::Object(c)) = (h.as_object_mut(), common) {
+            h.extend(c);
+        }
+        h
     }
 
     fn handle(&mut self, op: &str, request: &Value) -> Result<Value, ModelFault> {
         let (r, c) = self.generator.grid();
         let len = r * c;
-        match op {
-            "step" => {
-                if let Some(s) = request.get("cfg_scale").and_then(Value::as_f64) {
-                    (self.set_cfg)(self.generator, s);
+        match (op, self.state) {
+            ("step", ServeState::Opaque) => {
+                self.configure(request)?;
+                let mut batch = items(request, "batch")?
+                    .iter()
+                    .map(|t| {
+                        let mut traj = Trajectory::new(
+                            text(t, "prompt")?,
+                            uint(t, "seed")?,
+                            uint(t, "steps")? as usize,
+                            len,
+                        );
+                        traj.step = uint(t, "step")? as usize;
+                        match t.get("state") {
+                            None | Some(Value::Null) => {}
+                            Some(v) => {
+                                let bytes = crate::wire::bytes_from_json(v)?;
+                                (traj.tokens, traj.prediction) = unpack(&bytes)?;
+                            }
+                        }
+                        Ok(traj)
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                self.generator.step(&mut batch)?;
+                let out = batch
+                    .iter()
+                    .map(|t| {
+                        Ok(json!({
+                            "state": crate::wire::bytes_to_json(&pack(t)),
+                            "preview": self.image(t)?,
+                            "forwards": t.forwards,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, ModelFault>>()?;
+                Ok(json!({ "batch": out }))
+            }
+            ("decode", ServeState::Opaque) => {
+                let images = items(request, "batch")?
+                    .iter()
+                    .map(|t| {
+                        let mut traj = Trajectory::new(text(t, "prompt")?, 0, 1, len);
+                        if let Some(v) = t.get("state").filter(|v| !v.is_null()) {
+                            (traj.tokens, traj.prediction) =
+                                unpack(&crate::wire::bytes_from_json(v)?)?;
+                        }
+                        self.image(&traj)
+                    })
+                    .collect::<Result<Vec<_>, ModelFault>>()?;
+                Ok(json!({ "images": images }))
+            }
+            ("generate", ServeState::Whole) => {
+                self.configure(request)?;
+                let mut batch = items(request, "batch")?
+                    .iter()
+                    .map(|t| {
+                        Ok(Trajectory::new(
+                            text(t, "prompt")?,
+                            uint(t, "seed")?,
+                            uint(t, "steps")? as usize,
+                            len,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                self.generator.run_to_end(&mut batch)?;
+                let out = batch
+                    .iter()
+                    .map(|t| Ok(json!({"image": self.image(t)?, "forwards": t.forwards})))
+                    .collect::<Result<Vec<_>, ModelFault>>()?;
+                Ok(json!({ "batch": out }))
+            }
+            (_, ServeState::Opaque | ServeState::Whole) => Err(format!(
+                "unknown op {op:?} for this generator ({})",
+                if self.state == ServeState::Whole {
+                    "generate"
+                } else {
+                    "step, decode"
                 }
+            )
+            .into()),
+            ("step", ServeState::Tokens) => {
+                self.configure(request)?;
                 let mut batch = items(request, "batch")?
                     .iter()
                     .map(|t| {
@@ -151,6 +311,8 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
                             tokens,
                             prediction: Vec::new(),
                             forwards: 0,
+                            state: None,
+                            preview: None,
                         })
                     })
                     .collect::<Result<Vec<_>, String>>()?;
@@ -161,7 +323,7 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
                     "forwards": t.forwards,
                 })).collect::<Vec<_>>()}))
             }
-            "decode" => {
+            ("decode", ServeState::Tokens) => {
                 let batch = items(request, "batch")?
                     .iter()
                     .map(|t| {
@@ -179,7 +341,7 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
                     json!({"images": images.iter().map(image_to_json).collect::<Result<Vec<_>, _>>()?}),
                 )
             }
-            "log_prob" => {
+            ("log_prob", ServeState::Tokens) => {
                 let tokens = tokens_from_json(request.get("tokens"), "tokens", len, false)?;
                 let lp = self.generator.log_prob(
                     text(request, "prompt")?,
@@ -188,25 +350,28 @@ impl<G: Generator> Handler for GeneratorHandler<'_, G> {
                 )?;
                 Ok(json!({ "log_prob": lp }))
             }
-            other => {
+            (other, ServeState::Tokens) => {
                 Err(format!("unknown op {other:?} for a generator (step, decode, log_prob)").into())
             }
         }
     }
 }
 
-/// Serves `generator`; `set_cfg` applies a request's guidance scale.
+/// Serves `generator`, handing candidates over as `state` says; `configure` applies a
+/// request's guidance scale and sampling options.
 pub fn serve_generator<G: Generator>(
     generator: &mut G,
     default_cfg: Option<f64>,
-    set_cfg: &dyn Fn(&mut G, f64),
+    configure: Configure<'_, G>,
+    state: ServeState,
     input: impl BufRead,
     output: impl Write,
 ) -> std::io::Result<()> {
     let mut h = GeneratorHandler {
         generator,
-        set_cfg,
+        configure,
         default_cfg,
+        state,
     };
     serve(&mut h, input, output)
 }

@@ -41,6 +41,24 @@ pub fn image_from_json(v: &Value) -> Result<RgbImage, String> {
     Ok(image.to_rgb8())
 }
 
+/// A worker's opaque state as JSON: base64 of its bytes (evalcot-ext/2 `state`).
+pub fn bytes_to_json(bytes: &[u8]) -> Value {
+    Value::from(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// An opaque state from JSON: a base64 string.
+pub fn bytes_from_json(v: &Value) -> Result<Vec<u8>, String> {
+    let b64 = v.as_str().ok_or_else(|| {
+        format!(
+            "expected base64 of the state's bytes, found {}",
+            excerpt(&v.to_string())
+        )
+    })?;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("not base64: {e}"))
+}
+
 /// Tokens as JSON integers, [`MASK`] as -1.
 pub fn tokens_to_json(tokens: &[u32]) -> Value {
     Value::Array(

@@ -14,8 +14,122 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The protocol this evalcot speaks.
+/// The protocol every worker speaks; a worker that answers hello with `"protocol":
+/// PROTOCOL_2` speaks its extensions too (opaque generator states, previews, `generate`,
+/// sampling options).
 pub const PROTOCOL: &str = "evalcot-ext/1";
+/// The extended protocol (see PROTOCOL.md); offered in every hello's `"protocols"`.
+pub const PROTOCOL_2: &str = "evalcot-ext/2";
+
+/// Worker processes per external model (`--workers K`); 1 until set.
+static WORKERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Starts `k` (≥ 1) processes for every external model opened from now on. Results do not
+/// depend on it: every draw comes from the request's seeds, never from which process answers.
+pub fn set_workers(k: usize) {
+    WORKERS.store(k.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The processes each external model gets.
+pub fn workers() -> usize {
+    WORKERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `K` processes of one worker command, all answering the same hello, each request served by
+/// whichever is free.
+pub struct Pool {
+    workers: Vec<Worker>,
+    free: Mutex<Vec<usize>>,
+    ready: std::sync::Condvar,
+}
+
+impl Pool {
+    /// Starts [`workers()`] processes of `command` and returns the pool and their hello reply.
+    /// Processes that introduce themselves differently (another model, another grid) are an
+    /// error: requests go to any of them.
+    pub fn start(
+        command: &str,
+        role: &'static str,
+        timeout: Duration,
+    ) -> Result<(Pool, Value), String> {
+        let k = workers();
+        // Started in parallel: each may load weights in its hello.
+        let started: Vec<Result<(Worker, Value), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..k)
+                .map(|_| s.spawn(|| Worker::start(command, role, timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(format!(
+                            "ext {role} `{command}`: the starting thread panicked"
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut workers = Vec::with_capacity(k);
+        let mut hello: Option<Value> = None;
+        for r in started {
+            let (w, mut h) = r?;
+            if let Some(o) = h.as_object_mut() {
+                o.remove("id");
+            }
+            match &hello {
+                Some(first) if *first != h => {
+                    return Err(format!(
+                        "{}: the {k} processes introduce themselves differently ({} against {}); --workers needs identical workers",
+                        w.label(),
+                        excerpt(&first.to_string()),
+                        excerpt(&h.to_string())
+                    ))
+                }
+                Some(_) => {}
+                None => hello = Some(h),
+            }
+            workers.push(w);
+        }
+        let hello = hello.ok_or_else(|| format!("ext {role} `{command}`: no worker started"))?;
+        Ok((
+            Pool {
+                free: Mutex::new((0..workers.len()).rev().collect()),
+                workers,
+                ready: std::sync::Condvar::new(),
+            },
+            hello,
+        ))
+    }
+
+    /// Whether requests may come from several threads at once (more than one process).
+    pub fn concurrent(&self) -> bool {
+        self.workers.len() > 1
+    }
+
+    pub fn label(&self) -> String {
+        self.workers[0].label()
+    }
+
+    /// [`Worker::request`] on a free process (waiting for one).
+    pub fn request(&self, op: &str, body: Value) -> Result<Value, ModelFault> {
+        let poisoned = || ModelFault::from(format!("{}: worker pool lock poisoned", self.label()));
+        let i = {
+            let mut free = self.free.lock().map_err(|_| poisoned())?;
+            loop {
+                if let Some(i) = free.pop() {
+                    break i;
+                }
+                free = self.ready.wait(free).map_err(|_| poisoned())?;
+            }
+        };
+        let result = self.workers[i].request(op, body);
+        if let Ok(mut free) = self.free.lock() {
+            free.push(i);
+        }
+        self.ready.notify_one();
+        result
+    }
+}
 /// Lines of a worker's standard error kept for error messages.
 const STDERR_TAIL: usize = 20;
 
@@ -115,7 +229,7 @@ impl Worker {
         };
         let hello = worker.request(
             "hello",
-            serde_json::json!({"protocol": PROTOCOL, "role": role}),
+            serde_json::json!({"protocol": PROTOCOL, "protocols": [PROTOCOL, PROTOCOL_2], "role": role}),
         )?;
         Ok((worker, hello))
     }

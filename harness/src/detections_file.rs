@@ -136,6 +136,12 @@ fn parse_detection(value: &Value) -> Result<Detection, FieldError> {
         )
     })?;
     let score = finite(obj.get("score"), "score")?;
+    if !(0.0..=1.0).contains(&score) {
+        return Err(FieldError::new(
+            "score",
+            format!("{score} is not a probability; expected a number in [0, 1]"),
+        ));
+    }
     let bbox = obj
         .get("box")
         .and_then(Value::as_array)
@@ -144,6 +150,9 @@ fn parse_detection(value: &Value) -> Result<Detection, FieldError> {
     let mut b = [0.0; 4];
     for (k, v) in bbox.iter().enumerate() {
         b[k] = finite(Some(v), &format!("box[{k}]"))?;
+    }
+    if let Some(why) = inverted(&b) {
+        return Err(FieldError::new("box", why));
     }
     let color = match obj.get("color") {
         None | Some(Value::Null) => None,
@@ -167,6 +176,18 @@ fn parse_detection(value: &Value) -> Result<Detection, FieldError> {
         score,
         bbox: b,
         color,
+    })
+}
+
+/// Why a finite box `[x1, y1, x2, y2]` is inverted (x2 < x1 or y2 < y1), if it is: such a box
+/// comes from another corner convention (x, y, w, h) or a bug, and GenEval's overlap tests on it
+/// would silently be wrong. A degenerate box (x1 = x2) is accepted, as the official code does.
+pub fn inverted(b: &[f64; 4]) -> Option<String> {
+    (b[2] < b[0] || b[3] < b[1]).then(|| {
+        format!(
+            "[{}, {}, {}, {}] is inverted; expected [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2",
+            b[0], b[1], b[2], b[3]
+        )
     })
 }
 
@@ -270,6 +291,24 @@ mod tests {
             (
                 line(r#"[{"class": "dog", "score": 0.9, "box": [0, 0, 1, 1], "mask": 1}]"#),
                 "detections[0].mask",
+            ),
+            (
+                line(r#"[{"class": "dog", "score": 1.5, "box": [0, 0, 1, 1]}]"#),
+                "detections[0].score",
+            ),
+            (
+                line(r#"[{"class": "dog", "score": -0.1, "box": [0, 0, 1, 1]}]"#),
+                "detections[0].score",
+            ),
+            (
+                line(r#"[{"class": "dog", "score": 0.9, "box": [10, 0, 1, 1]}]"#),
+                "detections[0].box",
+            ),
+            (
+                line(
+                    r#"[{"class": "dog", "score": 0.9, "box": [0, 0, 1, 1]}, {"class": "dog", "score": 0.9, "box": [0, 5, 1, 1]}]"#,
+                ),
+                "detections[1].box",
             ),
             (line(r#"{}"#), "detections"),
         ];

@@ -11,6 +11,7 @@ use crate::error::ModelFault;
 use crate::rng::derive_seed;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A token position that is not decided yet.
 pub const MASK: u32 = u32::MAX;
@@ -36,6 +37,14 @@ pub struct Trajectory {
     pub schedule_masked: usize,
     /// Generator forward passes spent on this candidate so far (a CFG pair counts two).
     pub forwards: u64,
+    /// A worker's own state of this candidate (evalcot-ext/2 `state`: a diffusion model's
+    /// latents, say), opaque to evalcot and sent back with the next step; `None` for token
+    /// generators. Shared, so that forks cost nothing until they step.
+    pub state: Option<Arc<Vec<u8>>>,
+    /// The image of the current state when the generator hands one back with each step (a
+    /// diffusion model's decoded x0 prediction) or makes whole images (`generate`):
+    /// [`Generator::decode`] returns it without asking again.
+    pub preview: Option<Arc<RgbImage>>,
 }
 
 impl Trajectory {
@@ -50,6 +59,8 @@ impl Trajectory {
             prediction: Vec::new(),
             schedule_masked: len,
             forwards: 0,
+            state: None,
+            preview: None,
         }
     }
 
@@ -193,6 +204,12 @@ pub trait Generator: Send + Sync {
     /// records what that pass charges.
     fn run_to_end_is_stepping(&self) -> bool {
         true
+    }
+
+    /// Whether trajectories carry the generator's own opaque state (and previews) instead of
+    /// tokens: such candidates cannot be banked (a bank stores token states) or re-masked.
+    fn opaque_state(&self) -> bool {
+        false
     }
 
     /// Runs `batch` to the end of its schedules.

@@ -51,16 +51,40 @@ pub fn sample_key(filename: &str) -> Option<(usize, usize)> {
     let [.., folder, samples, image] = parts.as_slice() else {
         return None;
     };
-    let stem = image.strip_suffix(".png")?;
+    let stem = image_stem(image)?;
     if *samples != "samples" || !all_digits(folder) || !all_digits(stem) {
         return None;
     }
     Some((folder.parse().ok()?, stem.parse().ok()?))
 }
 
-/// `<digits>.png`, the sample names the layout accepts.
+/// The image formats a sample may have, by file extension (any case): PNG as GenEval writes, and
+/// JPEG and WebP as Janus and API models often do.
+pub const IMAGE_FORMATS: [(&str, image::ImageFormat); 4] = [
+    ("png", image::ImageFormat::Png),
+    ("jpg", image::ImageFormat::Jpeg),
+    ("jpeg", image::ImageFormat::Jpeg),
+    ("webp", image::ImageFormat::WebP),
+];
+
+/// The format of an image file by its extension, if it is one the layout accepts.
+pub fn image_format(name: &str) -> Option<image::ImageFormat> {
+    let (_, ext) = name.rsplit_once('.')?;
+    IMAGE_FORMATS
+        .iter()
+        .find(|(e, _)| ext.eq_ignore_ascii_case(e))
+        .map(|(_, f)| *f)
+}
+
+/// `0003` of `0003.png`, `0003.jpg`, `0003.webp`: the name without an accepted image extension.
+fn image_stem(name: &str) -> Option<&str> {
+    image_format(name)?;
+    name.rsplit_once('.').map(|(stem, _)| stem)
+}
+
+/// `<digits>.png` (or `.jpg`, `.jpeg`, `.webp`), the sample names the layout accepts.
 pub fn is_sample_name(name: &str) -> bool {
-    name.strip_suffix(".png").is_some_and(all_digits)
+    image_stem(name).is_some_and(all_digits)
 }
 
 /// Sort key: numeric value first (so `10` follows `9`), then the name (so `007` and `7` are
@@ -82,6 +106,31 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// The file `evalcot world suite` writes beside its images: the folder holds evalcot's world.
+pub const WORLD_MARKER: &str = "world.json";
+
+/// What wrote the images of `dir` when it was evalcot's own world — `evalcot world suite` (its
+/// [`WORLD_MARKER`]) or a run of one of evalcot's generators (a `config.yaml` naming a generator
+/// that is not `ext:`) — or `None`: images made elsewhere, or by an external generator. The
+/// embedded detector was trained on that world only, so it may score only those images.
+pub fn world_source(dir: &Path) -> Result<Option<String>> {
+    if dir.join(WORLD_MARKER).is_file() {
+        return Ok(Some("evalcot world suite".into()));
+    }
+    let config = dir.join("config.yaml");
+    if !config.is_file() {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct Generator {
+        generator: Option<String>,
+    }
+    let g: Generator = crate::config::load_yaml(&config)?;
+    Ok(g.generator
+        .filter(|g| !g.starts_with("ext:"))
+        .map(|g| format!("a run of evalcot's generator {g}")))
+}
+
 /// Reads an image folder in the official layout, in deterministic order (folders and samples
 /// by numeric name). A digit folder without a readable `metadata.jsonl` is an error; anything
 /// else outside the layout is listed in `warnings`.
@@ -91,7 +140,7 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageDir> {
     for (name, path) in list_dir(dir)? {
         if path.is_dir() && all_digits(&name) {
             folders.push((name, path));
-        } else if !name.starts_with('.') {
+        } else if !name.starts_with('.') && name != WORLD_MARKER {
             warnings.push(format!(
                 "{}: skipped, not a prompt folder (expected a folder named with digits only)",
                 path.display()
@@ -117,7 +166,7 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageDir> {
                 images.push((name, p));
             } else if !name.starts_with('.') {
                 warnings.push(format!(
-                    "{}: skipped, not a sample (expected a file named <digits>.png)",
+                    "{}: skipped, not a sample (expected a file named <digits>.png, .jpg or .webp)",
                     p.display()
                 ));
             }
@@ -126,6 +175,19 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageDir> {
             warnings.push(format!("{}: no samples", samples_dir.display()));
         }
         images.sort_by_key(|(n, _)| numeric_key(n));
+        // 0000.png beside 0000.jpg: two images for one sample, and no way to tell which counts.
+        for pair in images.windows(2) {
+            if image_stem(&pair[0].0) == image_stem(&pair[1].0) {
+                return Err(Error::invalid(
+                    Location::file(pair[1].1.display().to_string()),
+                    format!(
+                        "a second image for sample {} (beside {})",
+                        image_stem(&pair[0].0).unwrap_or_default(),
+                        pair[0].0
+                    ),
+                ));
+            }
+        }
         for (image, p) in images {
             samples.push(SampleEntry {
                 folder: folder.clone(),
@@ -310,5 +372,42 @@ mod tests {
         assert!(!is_sample_name("grid.png"));
         assert!(!is_sample_name(".png"));
         assert!(!is_sample_name("0001.png.tmp"));
+        for name in ["0001.jpg", "0001.JPEG", "0001.webp"] {
+            assert!(is_sample_name(name), "{name}");
+        }
+        assert!(!is_sample_name("0001.gif"));
+        assert_eq!(sample_key("00012/samples/0003.jpg"), Some((12, 3)));
+        assert_eq!(sample_key("00012/samples/0003.bmp"), None);
+    }
+
+    #[test]
+    fn two_formats_of_one_sample_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = LayoutWriter::create(dir.path()).unwrap();
+        let suite = crate::suite::Suite::official();
+        w.write_metadata(0, &suite.prompts[0].metadata).unwrap();
+        w.write_sample(0, 0, &image::RgbImage::new(4, 4)).unwrap();
+        std::fs::write(dir.path().join("00000/samples/0000.webp"), b"x").unwrap();
+        let err = read_image_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a second image for sample 0000"), "{err}");
+    }
+
+    #[test]
+    fn world_source_names_the_suite_and_runs_of_evalcots_generators_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(world_source(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            "generator: ext:python3 w.py\n",
+        )
+        .unwrap();
+        assert_eq!(world_source(dir.path()).unwrap(), None);
+        std::fs::write(dir.path().join("config.yaml"), "generator: base\nn: 4\n").unwrap();
+        assert!(world_source(dir.path()).unwrap().unwrap().contains("base"));
+        std::fs::write(dir.path().join("config.yaml"), "generator: [\n").unwrap();
+        let err = world_source(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("config.yaml"), "{err}");
+        std::fs::write(dir.path().join(WORLD_MARKER), "{}").unwrap();
+        assert!(world_source(dir.path()).unwrap().is_some());
     }
 }

@@ -12,17 +12,27 @@ use image::RgbImage;
 use rayon::prelude::*;
 use std::path::Path;
 
-/// Reads a PNG as 8-bit RGB. Grey, grey+alpha, 16-bit and palette images are converted (alpha is
-/// dropped, as PIL's `convert("RGB")` does); anything unreadable is an error naming the file.
+/// Reads a PNG, JPEG or WebP (by its extension; PNG otherwise) as 8-bit RGB. Grey, grey+alpha,
+/// 16-bit and palette images are converted (alpha is dropped, as PIL's `convert("RGB")` does);
+/// anything unreadable is an error naming the file.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let img =
-        image::load_from_memory_with_format(&bytes, image::ImageFormat::Png).map_err(|e| {
-            Error::invalid(
-                Location::file(path.display().to_string()),
-                format!("not a readable PNG: {e}"),
-            )
-        })?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let format = crate::layout::image_format(name).unwrap_or(image::ImageFormat::Png);
+    let img = image::load_from_memory_with_format(&bytes, format).map_err(|e| {
+        let kind = match format {
+            image::ImageFormat::Jpeg => "JPEG",
+            image::ImageFormat::WebP => "WebP",
+            _ => "PNG",
+        };
+        Error::invalid(
+            Location::file(path.display().to_string()),
+            format!("not a readable {kind}: {e}"),
+        )
+    })?;
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::invalid(
             Location::file(path.display().to_string()),

@@ -272,7 +272,18 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     // x = log10(forwards per image), labelled with the forwards.
-    let xs: Vec<f64> = t.runs.iter().map(|r| r.forwards.max(1.0).log10()).collect();
+    // Runs whose compute is unknown (a results file alone) have no place on this axis; the
+    // colours stay those of the other plots (by run index).
+    let shown: Vec<(usize, &crate::tables::RunStats)> = t
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.forwards.is_finite())
+        .collect();
+    let xs: Vec<f64> = shown
+        .iter()
+        .map(|(_, r)| r.forwards.max(1.0).log10())
+        .collect();
     let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = if xs.is_empty() {
@@ -290,18 +301,17 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
     )?;
     let mut ticks = log_ticks(lo, hi);
     if ticks.len() < 2 {
-        ticks.extend(t.runs.iter().map(|r| r.forwards.max(1.0).round()));
+        ticks.extend(shown.iter().map(|(_, r)| r.forwards.max(1.0).round()));
         ticks.sort_by(f64::total_cmp);
         ticks.dedup();
     }
     for v in ticks {
         x_tick(root, &mut chart, v.log10(), &num_label(v), text)?;
     }
-    let points: Vec<(f64, f64)> = t
-        .runs
+    let points: Vec<(f64, f64)> = shown
         .iter()
         .zip(&xs)
-        .map(|(r, x)| (*x, r.overall.value))
+        .map(|((_, r), x)| (*x, r.overall.value))
         .collect();
     let front = pareto_front(&points);
     let front_line: Vec<(f64, f64)> = front.iter().map(|&i| points[i]).collect();
@@ -333,8 +343,8 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
             PathElement::new(vec![(x, y), (x + 14, y)], grey.stroke_width(2))
         });
     }
-    for (j, (r, p)) in t.runs.iter().zip(&points).enumerate() {
-        let c = color(j);
+    for (k, ((j, r), p)) in shown.iter().zip(&points).enumerate() {
+        let c = color(*j);
         let x = p.0;
         chart
             .draw_series([PathElement::new(
@@ -349,7 +359,7 @@ pub fn accuracy_vs_compute<DB: DrawingBackend>(
             s.label(r.label.clone())
                 .legend(move |(x, y)| Circle::new((x + 6, y), 5, c.filled()));
         }
-        if front.contains(&j) {
+        if front.contains(&k) {
             chart
                 .draw_series([Circle::new(*p, 10, BLACK.stroke_width(2))])
                 .map_err(e)?;

@@ -64,6 +64,17 @@ pub fn write_report(
     }
     notes.extend(scaling.notes.iter().cloned());
     notes.extend(detector_note(&runs));
+    let unknown: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.compute.is_empty())
+        .map(|r| r.label.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        notes.push(format!(
+            "{}: a results.jsonl alone (no generation.jsonl), so compute is unknown (—) and the run is left out of the accuracy-against-compute plot",
+            unknown.join(", ")
+        ));
+    }
 
     let mut files = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -243,6 +254,63 @@ pub(crate) mod tests {
         std::fs::remove_file(a.join("summary.json")).unwrap();
         let note = differ(&report()).expect("a note");
         assert!(note.contains("not recorded"), "{note}");
+    }
+
+    /// The official evaluator's output (a results.jsonl, absolute image paths, nothing else)
+    /// reports beside an evalcot run: intervals and per-tag tables, compute unknown.
+    #[test]
+    fn a_results_file_alone_reports_with_compute_unknown() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("runs/base");
+        fake_run(&a, "baseline", 1, 36, PROMPTS, 2, |p, i| (p + i) % 2 == 0);
+        let official = d.path().join("sdxl-official");
+        std::fs::create_dir_all(&official).unwrap();
+        // The official results lines: filename, tag, prompt, correct, reason, metadata, details.
+        let lines: String = std::fs::read_to_string(a.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let keep = [
+                    "filename", "tag", "prompt", "correct", "reason", "metadata", "details",
+                ];
+                v.as_object_mut()
+                    .unwrap()
+                    .retain(|k, _| keep.contains(&k.as_str()));
+                v["correct"] = (!v["correct"].as_bool().unwrap()).into();
+                format!("{v}\n")
+            })
+            .collect();
+        std::fs::write(official.join("results.jsonl"), &lines).unwrap();
+        let out = d.path().join("report");
+        let w = write_report(&[a, official.clone()], &out, BootstrapOptions::default()).unwrap();
+        let run = &w.tables.runs[1];
+        assert_eq!(run.label, "sdxl-official");
+        assert!(run.forwards.is_nan());
+        assert!(run.overall.low <= run.overall.value && run.overall.value <= run.overall.high);
+        assert_eq!(run.tags.len(), 2);
+        assert!(
+            w.notes.iter().any(|n| n.contains("compute is unknown")),
+            "{:?}",
+            w.notes
+        );
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with("sdxl-official,") && l.contains(",,,,")),
+            "{csv}"
+        );
+        assert!(out.join("accuracy_vs_compute.svg").exists());
+        // The file itself is accepted as well, labelled by its stem when renamed.
+        let renamed = d.path().join("janus.jsonl");
+        std::fs::write(&renamed, &lines).unwrap();
+        let w = write_report(
+            &[renamed],
+            &d.path().join("r2"),
+            BootstrapOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(w.tables.runs[0].label, "janus");
     }
 
     #[test]

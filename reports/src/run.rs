@@ -71,6 +71,9 @@ impl RunMeta {
     }
 }
 
+/// The strategy shown for a run known only by its `results.jsonl`.
+pub const RESULTS_ONLY: &str = "results only";
+
 /// One run folder, read.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -141,8 +144,18 @@ pub fn refuse_shard(dir: &Path) -> Result<()> {
 }
 
 impl Run {
-    /// Reads `dir/config.yaml`, `dir/results.jsonl` and `dir/generation.jsonl`.
+    /// Reads `dir/config.yaml`, `dir/results.jsonl` and `dir/generation.jsonl`; or, for a
+    /// `results.jsonl` alone (a file, or a folder without `config.yaml` — the official
+    /// evaluator's output, another harness's), its verdicts with the compute unknown.
     pub fn load(dir: &Path) -> Result<Run> {
+        if dir.is_file() {
+            return Run::results_only(dir);
+        }
+        if dir.is_dir() && !dir.join("config.yaml").exists() && dir.join("results.jsonl").is_file()
+        {
+            refuse_shard(dir)?;
+            return Run::results_only(&dir.join("results.jsonl"));
+        }
         if !dir.is_dir() {
             return Err(Error::invalid(
                 Location::file(dir.display().to_string()),
@@ -190,6 +203,34 @@ impl Run {
         })
     }
 
+    /// A run known only by its `results.jsonl`: labelled by its folder (or the file's stem when
+    /// it is not `results.jsonl`); no strategy, compute or candidates.
+    fn results_only(path: &Path) -> Result<Run> {
+        let images = read_results(path)?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let stem = path
+            .file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+        let label = match dir.file_name() {
+            Some(d) if stem == "results" => d.to_string_lossy().into_owned(),
+            _ => stem,
+        };
+        Ok(Run {
+            scored_by: scored_by(&dir),
+            dir,
+            label,
+            meta: RunMeta {
+                strategy: RESULTS_ONLY.into(),
+                ..RunMeta::default()
+            },
+            images,
+            compute: BTreeMap::new(),
+            failed: 0,
+            candidates: BTreeMap::new(),
+            seconds: BTreeMap::new(),
+        })
+    }
+
     /// Mean wall seconds per output image over the images that have a timing record, or `None`
     /// when none has.
     pub fn seconds_per_image(&self) -> Option<f64> {
@@ -201,9 +242,12 @@ impl Run {
         (!timed.is_empty()).then(|| timed.iter().sum::<f64>() / timed.len() as f64)
     }
 
-    /// Mean compute per output image.
+    /// Mean compute per output image; NaN when unknown (a results file alone).
     pub fn compute_per_image(&self) -> [f64; 4] {
-        let n = self.compute.len().max(1) as f64;
+        if self.compute.is_empty() {
+            return [f64::NAN; 4];
+        }
+        let n = self.compute.len() as f64;
         let mut sum = [0.0; 4];
         for c in self.compute.values() {
             sum[0] += c.forwards as f64;

@@ -216,10 +216,10 @@ impl Tables {
                     format!("{:.6}", e.value),
                     format!("{:.6}", e.low),
                     format!("{:.6}", e.high),
-                    format!("{:.4}", r.forwards),
-                    format!("{:.4}", r.judge_calls),
-                    format!("{:.4}", r.candidates),
-                    format!("{:.4}", r.truncated),
+                    csv_num(r.forwards),
+                    csv_num(r.judge_calls),
+                    csv_num(r.candidates),
+                    csv_num(r.truncated),
                     r.failed.to_string(),
                     r.seconds.map_or(String::new(), |t| format!("{t:.4}")),
                 ];
@@ -337,6 +337,15 @@ fn run_stats(r: &Run, tags: &[String], options: BootstrapOptions) -> RunStats {
     }
 }
 
+/// A mean for the CSV: empty when unknown.
+fn csv_num(x: f64) -> String {
+    if x.is_nan() {
+        String::new()
+    } else {
+        format!("{x:.4}")
+    }
+}
+
 pub(crate) fn f3(x: f64) -> String {
     format!("{x:.3}")
 }
@@ -346,8 +355,11 @@ pub(crate) fn interval(e: &Estimate) -> String {
 }
 
 /// Compute numbers: integers as integers, otherwise one decimal.
+/// A count or mean for a table; `—` when unknown (NaN: a run without generation records).
 pub(crate) fn num(x: f64) -> String {
-    if (x - x.round()).abs() < 1e-9 {
+    if x.is_nan() {
+        "—".into()
+    } else if (x - x.round()).abs() < 1e-9 {
         format!("{}", x.round() as i64)
     } else {
         format!("{x:.1}")

@@ -101,6 +101,18 @@ pub struct ServeArgs {
     /// evaluation detector when omitted).
     #[arg(long, value_name = "NAME|DIR")]
     pub model: Option<String>,
+    /// How a served generator hands candidates over: `tokens` (evalcot-ext/1), `opaque`
+    /// (evalcot-ext/2: an opaque state and a preview image with every step, as a diffusion
+    /// worker would) or `whole` (evalcot-ext/2: whole images from `generate`, no steps).
+    #[arg(long, value_enum, default_value = "tokens")]
+    pub state: ServeStateArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ServeStateArg {
+    Tokens,
+    Opaque,
+    Whole,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -112,8 +124,10 @@ pub enum ServeRole {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run folders written by `evalcot run`.
-    #[arg(value_name = "RUN", required = true)]
+    /// Run folders written by `evalcot run`, or any GenEval `results.jsonl` (the official
+    /// evaluator's, another harness's; a file or a folder holding one): those report their
+    /// accuracy with intervals, compute unknown.
+    #[arg(value_name = "RUN|RESULTS", required = true)]
     pub runs: Vec<PathBuf>,
     /// Report folder (created).
     #[arg(long, value_name = "DIR")]
@@ -146,6 +160,17 @@ pub struct GateArgs {
     /// Write the baseline of --run to FILE instead of checking.
     #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
     pub write_baseline: Option<PathBuf>,
+    /// How the report is printed: a text table, one JSON object, or JUnit XML (one test case
+    /// per tag and overall) for CI dashboards. The exit code is the same for all three.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: GateFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GateFormatArg {
+    Text,
+    Json,
+    Junit,
 }
 
 /// `evalcot run`: a run configuration's settings given on the command line. Every field is a
@@ -168,6 +193,10 @@ pub struct RunArgs {
     /// threads: printed at the end and written to OUT/profile.json. Changes no result.
     #[arg(long)]
     pub profile: bool,
+    /// Processes started for each external (`ext:`) model, serving requests side by side.
+    /// Changes no result: every draw comes from the request's seeds.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -175,6 +204,11 @@ pub struct RunArgs {
 /// The run configuration's fields as flags; `None` keeps the YAML's (or the default) value.
 #[derive(Debug, Default, Args, serde::Serialize)]
 pub struct RunSettings {
+    /// A sampling option for an external generator, KEY=VALUE (VALUE read as JSON when it
+    /// parses, as a string otherwise); repeatable; added to the configuration's `options`.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    #[serde(skip)]
+    pub option: Vec<String>,
     /// `geneval` (the official 553 prompts) or a metadata JSONL file.
     #[arg(value_name = "SUITE")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,8 +275,9 @@ pub struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<harness::run::Decision>,
     /// Evaluation detector: a folder, `first-stage` (the embedded one without its second
-    /// stage), or `ext:CMD` (a worker); the embedded one when omitted.
-    #[arg(long, value_name = "DIR|ext:CMD")]
+    /// stage), `ext:CMD` (a worker) or `embedded`; the embedded one when omitted, for evalcot's
+    /// own generators only (an `ext:` generator needs this flag).
+    #[arg(long, value_name = "DIR|ext:CMD|embedded")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detector: Option<String>,
     /// Where the burn models compute: cpu, cuda (f32), cuda-f16 or cuda-bf16 (binary built with
@@ -325,9 +360,11 @@ pub struct ScoreArgs {
     #[arg(long, value_name = "FILE")]
     pub detections: Option<PathBuf>,
     /// Detector folder (detector.json + detector.bpk), `first-stage` (the embedded evaluation
-    /// detector without its second stage) or `ext:CMD` (a worker, see external/PROTOCOL.md);
-    /// the embedded evaluation detector when omitted.
-    #[arg(long, value_name = "DIR|ext:CMD")]
+    /// detector without its second stage), `ext:CMD` (a worker, see external/PROTOCOL.md) or
+    /// `embedded`. When omitted, the embedded evaluation detector scores folders of evalcot's
+    /// world (`world suite`, runs of its generators) and any other folder is refused: the
+    /// embedded detector knows 64×64 glyph scenes only.
+    #[arg(long, value_name = "DIR|ext:CMD|embedded")]
     pub detector: Option<String>,
     /// Images per detector batch.
     #[arg(long, default_value_t = 64)]

@@ -87,11 +87,19 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
         .out
         .clone()
         .ok_or_else(|| anyhow!("--out BANK is required: where the bank goes"))?;
+    external::set_workers(args.workers.into());
     let mut cfg = super::run::resolve(args)?;
     // A bank's verdicts are what the oracle picks with; the strategy is chosen at replay.
     cfg.strategy = StrategyKind::Oracle.as_str().into();
     let shard = super::run::shard_flag(args.shard.as_deref())?;
     let opened = super::run::open(&mut cfg)?;
+    if opened.generator.opaque_state() {
+        anyhow::bail!(
+            "generator {}: its candidates carry the worker's own state (evalcot-ext/2 `state`), \
+             which a bank, made of token states, cannot hold; run the strategies live",
+            opened.generator.name()
+        );
+    }
     let out = shard.map_or_else(|| base_out.clone(), |s| s.folder(&base_out));
     let jobs = Shard::select(
         shard,

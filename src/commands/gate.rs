@@ -1,4 +1,4 @@
-use crate::cli::GateArgs;
+use crate::cli::{GateArgs, GateFormatArg};
 use anyhow::bail;
 use reports::gate::{self, GateOptions};
 
@@ -29,7 +29,12 @@ pub fn run(args: &GateArgs) -> anyhow::Result<i32> {
         max_drop: args.max_drop,
         alpha: args.alpha,
     };
-    let (report, text) = gate::gate(baseline, &args.run, options)?;
+    let format = match args.format {
+        GateFormatArg::Text => gate::GateFormat::Text,
+        GateFormatArg::Json => gate::GateFormat::Json,
+        GateFormatArg::Junit => gate::GateFormat::Junit,
+    };
+    let (report, text) = gate::gate(baseline, &args.run, options, format)?;
     print!("{text}");
     Ok(gate::exit_code(&report))
 }

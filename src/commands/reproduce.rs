@@ -146,7 +146,7 @@ fn unavailable(cfg: &RunConfig) -> anyhow::Result<Option<String>> {
         temperature: None,
         ..models::open::SamplingOptions::of(cfg)
     };
-    if let Err(e) = crate::open::generator(&cfg.generator, options, device) {
+    if let Err(e) = crate::open::generator(&cfg.generator, options, &cfg.options, device) {
         return missing(e);
     }
     if cfg.strategy_kind().map_or(true, |k| k.needs_judge()) {

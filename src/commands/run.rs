@@ -30,6 +30,14 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         fields.extend(flags);
     }
     let mut cfg: RunConfig = serde_norway::from_value(merged)?;
+    for kv in &args.settings.option {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| anyhow!("--option {kv:?}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::from(v));
+        cfg.options.insert(k.trim().to_string(), value);
+    }
     cfg.normalise();
     let source = args
         .config
@@ -54,6 +62,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.strategy));
+    external::set_workers(args.workers.into());
     if args.profile {
         harness::profile::enable();
     }
@@ -67,21 +76,33 @@ pub struct Opened {
     pub prompts: Vec<harness::PromptEntry>,
     pub generator: Box<dyn Generator>,
     pub detector: Box<dyn Detector>,
+    /// The summary's first line when the embedded detector was forced on images it cannot judge.
+    pub caveat: Option<String>,
 }
 
 pub fn open(cfg: &mut RunConfig) -> anyhow::Result<Opened> {
     let prompts = cfg.prompts()?;
     let device = cfg.device.unwrap_or(Device::Cpu);
     models::open::check_device(device)?;
-    let (generator, cfg_scale) =
-        crate::open::generator(&cfg.generator, SamplingOptions::of(cfg), device)?;
+    // evalcot's own generators draw its world; an external one draws anything. Checked before
+    // a worker starts, so a refusal costs nothing.
+    let world = (!cfg.generator.starts_with("ext:")).then_some(cfg.generator.as_str());
+    let what = format!("the images of the external generator `{}`", cfg.generator);
+    let (detector, caveat) =
+        crate::open::evaluation_detector(cfg.detector.as_deref(), world, &what, "", device)?;
+    let (generator, cfg_scale) = crate::open::generator(
+        &cfg.generator,
+        SamplingOptions::of(cfg),
+        &cfg.options,
+        device,
+    )?;
     cfg.cfg_scale = cfg_scale;
     cfg.steps.get_or_insert(generator.default_steps());
-    let detector = crate::open::detector(cfg.detector.as_deref(), device)?;
     Ok(Opened {
         prompts,
         generator,
         detector,
+        caveat,
     })
 }
 
@@ -102,10 +123,18 @@ pub fn execute_with(
         prompts,
         generator,
         detector,
+        caveat,
     } = open(&mut cfg)?;
     let steps = cfg.steps.unwrap_or(generator.default_steps());
     let device = cfg.device.unwrap_or(Device::Cpu);
     let kind = cfg.strategy_kind().map_err(|e| anyhow!(e))?;
+    if kind == harness::run::StrategyKind::ParmPlus && generator.opaque_state() {
+        anyhow::bail!(
+            "parm++ corrects an image by re-masking token positions; generator {} has no tokens \
+             (evalcot-ext/2 opaque state or whole images)",
+            generator.name()
+        );
+    }
     let strategy = strategies::build(kind);
     let judge = if kind.needs_judge() {
         Some(crate::open::judge(&cfg.judge, device)?)
@@ -199,7 +228,11 @@ pub fn execute_with(
         }
     }
     let summary = Summary::of_records(&records, &out)?;
-    summary.write(&out.join("summary.json"), Some(scorer.name()))?;
+    let name = crate::open::scored_by(scorer.name(), caveat.as_ref());
+    summary.write(&out.join("summary.json"), Some(&name))?;
+    if let Some(c) = &caveat {
+        println!("{c}");
+    }
     print!("{}", summary.render_official());
     let images = records.len().max(1) as f64;
     eprintln!(

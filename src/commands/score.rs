@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
     let cfg = args.rules.to_config().map_err(|e| anyhow!(e))?;
     // Detections files come from a detector evalcot does not know: nothing to record.
-    let (records, scored_by, default_out) = match (&args.detections, &args.images) {
-        (Some(dets), _) => (score_detections(dets, &cfg)?, None, None),
+    let (records, scored_by, default_out, caveat) = match (&args.detections, &args.images) {
+        (Some(dets), _) => (score_detections(dets, &cfg)?, None, None, None),
         (None, Some(dir)) => {
-            let (records, name) = score_images(dir, args, &cfg)?;
-            (records, Some(name), Some(dir.join("results.jsonl")))
+            let (records, name, caveat) = score_images(dir, args, &cfg)?;
+            (records, Some(name), Some(dir.join("results.jsonl")), caveat)
         }
         (None, None) => return Err(anyhow!("give an IMAGEDIR or --detections FILE")),
     };
@@ -28,6 +28,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<i32> {
     write_results(&results_path, &records)?;
     let summary = Summary::of_records(&records, &results_path)?;
     summary.write(&summary_path, scored_by.as_deref())?;
+    if let Some(c) = caveat {
+        println!("{c}");
+    }
     print!("{}", summary.render_official());
     eprintln!(
         "wrote {} and {}",
@@ -46,14 +49,25 @@ fn score_detections(path: &Path, cfg: &RuleConfig) -> anyhow::Result<Vec<ResultR
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// The records and the name of the detector that scored them.
+/// The records, the name of the detector that scored them and the caveat to print first.
 fn score_images(
     dir: &Path,
     args: &ScoreArgs,
     cfg: &RuleConfig,
-) -> anyhow::Result<(Vec<ResultRecord>, String)> {
+) -> anyhow::Result<(Vec<ResultRecord>, String, Option<String>)> {
     models::open::check_device(args.device)?;
-    let detector = crate::open::detector(args.detector.as_deref(), args.device)?;
+    let world = harness::layout::world_source(dir)?;
+    let what = format!("the images of {}", dir.display());
+    let (detector, caveat) = crate::open::evaluation_detector(
+        args.detector.as_deref(),
+        world.as_deref(),
+        &what,
+        &format!(
+            " (no {} from `evalcot world suite`, no config.yaml of a run of evalcot's generators)",
+            harness::layout::WORLD_MARKER
+        ),
+        args.device,
+    )?;
     let total = harness::layout::read_image_dir(dir)?.samples.len();
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
@@ -73,7 +87,8 @@ fn score_images(
     for f in &scored.failures {
         eprintln!("failed: {f}");
     }
-    Ok((scored.records, detector.name().to_string()))
+    let name = crate::open::scored_by(detector.name(), caveat.as_ref());
+    Ok((scored.records, name, caveat))
 }
 
 /// `--out x.jsonl` writes x.jsonl and summary.json beside it; any other path is a folder.

@@ -1,4 +1,5 @@
-use crate::cli::{ServeArgs, ServeRole};
+use crate::cli::{ServeArgs, ServeRole, ServeStateArg};
+use external::serve::{Configure, ServeState};
 use models::open::{cpu_detector, cpu_generator, cpu_judge};
 use std::path::Path;
 
@@ -9,10 +10,29 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         ServeRole::Generator => {
             let mut g = cpu_generator(args.model.as_deref().unwrap_or("base"))?;
             let default = g.sampling.cfg_scale;
+            let state = match args.state {
+                ServeStateArg::Tokens => ServeState::Tokens,
+                ServeStateArg::Opaque => ServeState::Opaque,
+                ServeStateArg::Whole => ServeState::Whole,
+            };
+            type G = models::maskgit::generator::inference::BurnGenerator<models::Cpu>;
+            let configure = Configure {
+                cfg: &|g: &mut G, s| g.sampling.cfg_scale = s,
+                option: &|g: &mut G, k, v| match (k, v.as_f64()) {
+                    ("temperature", Some(t)) if t.is_finite() && t >= 0.0 => {
+                        g.sampling.temperature = t;
+                        Ok(())
+                    }
+                    _ => Err(format!(
+                        "option {k}: {v}: this worker reads only \"temperature\" (a number ≥ 0)"
+                    )),
+                },
+            };
             external::serve::serve_generator(
                 &mut g,
                 Some(default),
-                &|g, s| g.sampling.cfg_scale = s,
+                configure,
+                state,
                 input,
                 output,
             )?;

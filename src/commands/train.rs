@@ -215,8 +215,12 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
         // Pairs are sampled and judged on the CPU on every training device, so that a cached
         // sample file means the same thing wherever it was made.
-        let (sampler, _) =
-            crate::open::generator(sampler_spec, SamplingOptions::default(), Device::Cpu)?;
+        let (sampler, _) = crate::open::generator(
+            sampler_spec,
+            SamplingOptions::default(),
+            &Default::default(),
+            Device::Cpu,
+        )?;
         let labeller = open_judge(&cfg.pairs.judge, Device::Cpu)?;
         let making = ProgressBar::new(cfg.pairs.prompts as u64);
         making.set_style(

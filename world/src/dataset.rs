@@ -120,6 +120,17 @@ pub fn write_suite(
     bar.finish_and_clear();
     let path = dir.join("detections.jsonl");
     write_atomic(&path, (lines.join("\n") + "\n").as_bytes())?;
+    // The marker that lets `evalcot score` use the embedded detector, which knows this world only.
+    let marker = json!({
+        "written_by": "evalcot world suite",
+        "seed": seed,
+        "images_per_prompt": images_per_prompt,
+        "style": style,
+    });
+    write_atomic(
+        &dir.join(harness::layout::WORLD_MARKER),
+        (marker.to_string() + "\n").as_bytes(),
+    )?;
     Ok(SuiteReport {
         images: jobs.len(),
         prompts: chosen.len(),

@@ -171,6 +171,8 @@ impl In<'_> {
             prediction,
             schedule_masked,
             forwards,
+            state: None,
+            preview: None,
         })
     }
     fn tokens(&mut self, before: &[u32]) -> Result<Vec<u32>, String> {

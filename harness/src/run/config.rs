@@ -199,6 +199,11 @@ pub struct RunConfig {
     /// larger slices only cost memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slice_rows: Option<usize>,
+    /// Sampling options an external generator reads (evalcot-ext/2 `options`: a sampler, eta,
+    /// a negative prompt, any key its worker knows), passed through with every request and
+    /// recorded here; absent when empty, so that older runs resume unchanged.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub options: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for RunConfig {
@@ -225,6 +230,7 @@ impl Default for RunConfig {
             draws: None,
             forward_batch: None,
             slice_rows: None,
+            options: Default::default(),
         }
     }
 }

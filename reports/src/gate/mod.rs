@@ -145,6 +145,104 @@ impl GateReport {
     }
 }
 
+impl GateReport {
+    /// The report as JSON for dashboards: options, verdict, one object per row.
+    pub fn to_json(&self, baseline: &str, run: &str) -> serde_json::Value {
+        let o = &self.options;
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "images": r.images,
+                    "baseline": r.baseline,
+                    "run": r.run,
+                    "change": r.change(),
+                    "lost": r.lost,
+                    "gained": r.gained,
+                    "p": r.p,
+                    "fail": r.fail,
+                    "verdict": r.verdict(o),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "baseline": baseline,
+            "run": run,
+            "max_drop": o.max_drop,
+            "alpha": o.alpha,
+            "result": if self.failed() { "FAIL" } else { "PASS" },
+            "rows": rows,
+        })
+    }
+
+    /// The report as a JUnit XML test suite: one test case per row (a tag or `overall`), a
+    /// failure for each row that dropped significantly, so CI dashboards list regressions.
+    pub fn to_junit(&self, baseline: &str, run: &str) -> String {
+        let o = &self.options;
+        let failures = self.rows.iter().filter(|r| r.fail).count();
+        let mut s = String::new();
+        let _ = writeln!(s, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+        let _ = writeln!(
+            s,
+            r#"<testsuites name="evalcot gate" tests="{}" failures="{failures}">"#,
+            self.rows.len()
+        );
+        let _ = writeln!(
+            s,
+            r#"  <testsuite name="{}" tests="{}" failures="{failures}">"#,
+            xml(&format!("{run} against {baseline}")),
+            self.rows.len()
+        );
+        for r in &self.rows {
+            let summary = format!(
+                "{}: {:.4} against {:.4} ({:+.4}; {} lost, {} gained; one-sided paired p {}) on {} images; {}",
+                r.name,
+                r.run,
+                r.baseline,
+                r.change(),
+                r.lost,
+                r.gained,
+                p_value(r.p),
+                r.images,
+                r.verdict(o)
+            );
+            let _ = write!(
+                s,
+                r#"    <testcase classname="evalcot.gate" name="{}""#,
+                xml(&r.name)
+            );
+            if r.fail {
+                let _ = writeln!(s, ">");
+                let _ = writeln!(
+                    s,
+                    r#"      <failure message="{}" type="regression">dropped by more than {} with p &lt; {}</failure>"#,
+                    xml(&summary),
+                    o.max_drop,
+                    o.alpha
+                );
+                let _ = writeln!(s, "    </testcase>");
+            } else {
+                let _ = writeln!(s, ">");
+                let _ = writeln!(s, "      <system-out>{}</system-out>", xml(&summary));
+                let _ = writeln!(s, "    </testcase>");
+            }
+        }
+        let _ = writeln!(s, "  </testsuite>");
+        let _ = writeln!(s, "</testsuites>");
+        s
+    }
+}
+
+/// Text escaped for an XML attribute or element.
+fn xml(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 fn p_value(p: f64) -> String {
     if p >= 0.001 {
         format!("{p:.4}")
@@ -312,21 +410,39 @@ pub fn exit_code(report: &GateReport) -> i32 {
     }
 }
 
+/// How the gate prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GateFormat {
+    /// A plain-text table and a verdict line.
+    #[default]
+    Text,
+    /// One JSON object.
+    Json,
+    /// A JUnit XML test suite (one test case per row).
+    Junit,
+}
+
 /// The whole gate on files: `baseline_path` against the `results.jsonl` of `run` (a run folder or
-/// a results file). Returns the report and its rendered table.
+/// a results file). Returns the report and its rendering in `format`.
 pub fn gate(
     baseline_path: &Path,
     run: &Path,
     options: GateOptions,
+    format: GateFormat,
 ) -> Result<(GateReport, String)> {
     let baseline = BaselineFile::load(baseline_path)?;
     let results = results_path(run)?;
     let images = read_results(&results)?;
     let report = compare(&baseline, baseline_path, &images, &results, options)?;
-    let text = report.render(
-        &baseline_path.display().to_string(),
-        &run.display().to_string(),
+    let (b, r) = (
+        baseline_path.display().to_string(),
+        run.display().to_string(),
     );
+    let text = match format {
+        GateFormat::Text => report.render(&b, &r),
+        GateFormat::Json => format!("{:#}\n", report.to_json(&b, &r)),
+        GateFormat::Junit => report.to_junit(&b, &r),
+    };
     Ok((report, text))
 }
 
