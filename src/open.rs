@@ -94,11 +94,11 @@ pub fn evaluation_detector(
         (None, None) => anyhow::bail!(
             "{what} are not images of evalcot's world{why}, and the embedded detector, trained \
              on that world's 64×64 glyph scenes, cannot judge them. Choose the evaluation detector: \
-             `--detector ext:CMD` (a detector worker: a COCO detector with CLIP colours, as \
-             GenEval's evaluate_images.py, behind external/PROTOCOL.md's `detect`), or run a \
+             `--detector ext:CMD` (a detector worker: examples/ext/transformers_detector.py runs \
+             Mask2Former with CLIP colours as GenEval's evaluate_images.py does), or run a \
              detector elsewhere and score its detections with `evalcot score --detections FILE` \
-             (one line per image: folder, image, metadata, detections). `--detector embedded` \
-             forces the embedded detector anyway."
+             (examples/ext/official_to_detections.py makes FILE from the official evaluator's \
+             results.jsonl). `--detector embedded` forces the embedded detector anyway."
         ),
         (spec, _) => Ok((detector(spec, device)?, None)),
     }

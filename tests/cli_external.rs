@@ -146,28 +146,34 @@ fn served_models_score_exactly_as_in_process() {
     );
 }
 
-fn torch_available() {
+/// `ext:python3 examples/ext/SCRIPT FLAGS`: a reference worker's model spec.
+fn worker(script: &str, flags: &str) -> String {
+    let script = repo(&format!("examples/ext/{script}"));
+    format!("ext:python3 {} {flags}", path(&script))
+        .trim_end()
+        .to_string()
+}
+
+/// Fails (with how to fix it) unless python3 imports `modules` (comma-separated).
+fn python_has(modules: &str) {
     let o = Command::new("python3")
-        .args(["-c", "import torch, PIL"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .expect("python3 runs");
     assert!(
         o.status.success(),
-        "the PyTorch adapters need python3 with torch and pillow (`pip install torch pillow`; \
-         .ci/run installs them): {}",
+        "the reference workers need python3 with {modules} (`pip install …`; .ci/run installs \
+         them): {}",
         text(&o.stderr)
     );
 }
 
 #[test]
 fn pytorch_adapters_drive_parm_and_parm_plus_deterministically() {
-    torch_available();
+    python_has("torch, PIL");
     let tmp = tempfile::tempdir().unwrap();
-    let generator = format!(
-        "ext:python3 {}",
-        path(&repo("examples/ext/torch_generator.py"))
-    );
-    let judge = format!("ext:python3 {}", path(&repo("examples/ext/torch_judge.py")));
+    let generator = worker("torch_generator.py", "");
+    let judge = worker("torch_judge.py", "");
     for strategy in ["parm", "parm++"] {
         let mut args = vec![
             "--strategy",
@@ -494,10 +500,10 @@ impl Stub {
     }
 
     fn judge(&self, extra: &str) -> String {
-        format!(
-            "ext:python3 {} --url http://127.0.0.1:{}/v1 --model stub {extra}",
-            path(&repo("examples/ext/http_judge.py")),
-            self.port
+        let url = format!("http://127.0.0.1:{}/v1", self.port);
+        worker(
+            "http_judge.py",
+            &format!("--url {url} --model stub {extra}"),
         )
     }
 
@@ -578,31 +584,17 @@ fn the_http_judge_holds_64_requests_retries_faults_and_loses_no_verdict() {
 
 /// The reference workers on tiny random models: examples/ext/diffusers_generator.py (UNet, VAE
 /// and DDIM over evalcot-ext/2, the latents as opaque state and each step's decoded x0 as preview)
-/// drives PARM, which judges the previews, and ORM; examples/ext/transformers_detector.py (a
-/// Mask2Former and CLIP colours, as GenEval's evaluator) scores them. A second run over two
-/// processes of each worker is identical.
+/// drives PARM, which judges the previews, and ORM, both judged by examples/ext/transformers_judge.py
+/// (a LLaVA's P("yes")); examples/ext/transformers_detector.py (a Mask2Former and CLIP colours,
+/// as GenEval's evaluator) scores them. A second run over two processes of each worker is
+/// identical.
 #[test]
 fn diffusers_and_transformers_workers_run_parm_and_orm_deterministically() {
-    let o = Command::new("python3")
-        .args(["-c", "import torch, PIL, diffusers, transformers, scipy"])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        o.status.success(),
-        "the reference workers need torch, pillow, diffusers, transformers and scipy (.ci/run \
-         installs them): {}",
-        text(&o.stderr)
-    );
+    python_has("torch, PIL, diffusers, transformers, scipy");
     let tmp = tempfile::tempdir().unwrap();
-    let generator = format!(
-        "ext:python3 {} --tiny",
-        path(&repo("examples/ext/diffusers_generator.py"))
-    );
-    let judge = format!("ext:python3 {}", path(&repo("examples/ext/torch_judge.py")));
-    let detector = format!(
-        "ext:python3 {} --tiny",
-        path(&repo("examples/ext/transformers_detector.py"))
-    );
+    let generator = worker("diffusers_generator.py", "--tiny");
+    let judge = worker("transformers_judge.py", "--tiny");
+    let detector = worker("transformers_detector.py", "--tiny");
     for strategy in ["parm", "orm"] {
         let mut args = vec!["--strategy", strategy, "--generator", &generator];
         args.extend(["--judge", &judge, "--detector", &detector]);
@@ -626,4 +618,59 @@ fn diffusers_and_transformers_workers_run_parm_and_orm_deterministically() {
             assert!(v["judge_calls"].as_u64().unwrap() > 0, "{line}");
         }
     }
+}
+
+/// examples/ext/official_to_detections.py turns an official-format results.jsonl (here the
+/// embedded detector's, whose `details` are GenEval's) into `score --detections` input: every
+/// verdict without a colour clause comes back the same; colour clauses are classified again (a
+/// tiny random CLIP here) and score without error.
+#[test]
+fn official_results_become_detections_that_rescore_the_same() {
+    python_has("torch, PIL, transformers");
+    let tmp = tempfile::tempdir().unwrap();
+    let gt = tmp.path().join("gt");
+    common::world_suite_prompts(&gt, 5, "0-30,100-130,200-230,300-330,400-430,500-530");
+    let scored = gt.join("results.jsonl");
+    ok(Command::new(bin())
+        .args(["score", path(&gt), "--out", path(&scored)])
+        .output()
+        .unwrap());
+    let dets = tmp.path().join("dets.jsonl");
+    ok(Command::new("python3")
+        .arg(repo("examples/ext/official_to_detections.py"))
+        .args([path(&scored), "--out", path(&dets), "--tiny"])
+        .output()
+        .unwrap());
+    let again = tmp.path().join("again.jsonl");
+    ok(Command::new(bin())
+        .args(["score", "--detections", path(&dets), "--out", path(&again)])
+        .output()
+        .unwrap());
+    let verdicts = |p: &Path| -> std::collections::BTreeMap<String, (bool, bool)> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let f = v["filename"].as_str().unwrap();
+                let key: Vec<&str> = f.rsplit('/').take(3).collect();
+                let colour = v["metadata"].as_str().unwrap().contains("\"color\"");
+                (key.join("/"), (v["correct"].as_bool().unwrap(), colour))
+            })
+            .collect()
+    };
+    let (before, after) = (verdicts(&scored), verdicts(&again));
+    assert_eq!(before.len(), 186);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    let mut compared = 0;
+    for (k, (correct, colour)) in &before {
+        if !colour {
+            assert_eq!(after[k].0, *correct, "{k}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 100, "{compared}");
 }

@@ -51,8 +51,8 @@ def features(out):
 
 
 def tiny_models(names):
-    from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, Mask2FormerConfig,
-                              Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor, SwinConfig)
+    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation,
+                              Mask2FormerImageProcessor, SwinConfig)
 
     torch.manual_seed(0)
     swin = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
@@ -66,6 +66,55 @@ def tiny_models(names):
     segmenter = Mask2FormerForUniversalSegmentation(cfg)
     seg_proc = Mask2FormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}, size_divisor=32,
                                          ignore_index=255, do_reduce_labels=False)
+    clip, clip_proc = tiny_clip()
+    return "tiny-mask2former-clip", segmenter, seg_proc, clip, clip_proc, hashed_tokens, 64
+
+
+def pretrained(model, clip_name, device, size):
+    from transformers import AutoImageProcessor, Mask2FormerForUniversalSegmentation
+
+    segmenter = Mask2FormerForUniversalSegmentation.from_pretrained(model).to(device)
+    seg_proc = AutoImageProcessor.from_pretrained(model)
+    clip, clip_proc, tokens = pretrained_clip(clip_name, device)
+    return f"{model}+{clip_name}", segmenter, seg_proc, clip, clip_proc, tokens, size
+
+
+class ColourClassifier:
+    """GenEval's colour step: CLIP zero-shot over the ten colours, per class one text classifier
+    (the normalised mean of the three templates' unit embeddings), on the object's crop
+    composited over #999 with its mask (without a mask, the crop as it is: GenEval's
+    bgcolor=original)."""
+
+    def __init__(self, clip, image_processor, tokens, device):
+        self.clip, self.proc, self.tokens, self.device = clip, image_processor, tokens, device
+        self.weights = {}
+
+    @torch.no_grad()
+    def text(self, cls):
+        if cls not in self.weights:
+            texts = [t.format(c=c, o=cls) for c in COLORS for t in TEMPLATES]
+            batch = {k: v.to(self.device) for k, v in self.tokens(texts).items()}
+            e = features(self.clip.get_text_features(**batch))
+            e = torch.nn.functional.normalize(e, dim=-1).reshape(len(COLORS), len(TEMPLATES), -1).mean(1)
+            self.weights[cls] = torch.nn.functional.normalize(e, dim=-1)
+        return self.weights[cls]
+
+    @torch.no_grad()
+    def probs(self, image, mask, box, cls):
+        from PIL import Image
+
+        if mask is not None:
+            grey = Image.new("RGB", image.size, (153, 153, 153))
+            image = Image.composite(image, grey, Image.fromarray(mask.numpy().astype("uint8") * 255))
+        pixels = self.proc(images=image.crop(box), return_tensors="pt")["pixel_values"].to(self.device)
+        f = torch.nn.functional.normalize(features(self.clip.get_image_features(pixel_values=pixels)), dim=-1)
+        return torch.softmax(100 * f @ self.text(cls).T, dim=-1)[0].tolist()
+
+
+def tiny_clip():
+    """A tiny random CLIP and its image processor (tests; words tokenized by `hashed_tokens`)."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
     clip = CLIPModel(CLIPConfig(
         text_config=dict(vocab_size=1000, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, max_position_embeddings=77, pad_token_id=0, bos_token_id=1,
@@ -74,23 +123,18 @@ def tiny_models(names):
                            num_hidden_layers=1, num_attention_heads=2),
         projection_dim=16,
     ))
-    clip_proc = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    return "tiny-mask2former-clip", segmenter, seg_proc, clip, clip_proc, hashed_tokens, 64
+    return clip, CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
 
 
-def pretrained(model, clip_name, device, size):
-    from transformers import (AutoImageProcessor, CLIPModel, CLIPProcessor,
-                              Mask2FormerForUniversalSegmentation)
+def pretrained_clip(name, device):
+    from transformers import CLIPModel, CLIPProcessor
 
-    segmenter = Mask2FormerForUniversalSegmentation.from_pretrained(model).to(device)
-    seg_proc = AutoImageProcessor.from_pretrained(model)
-    clip = CLIPModel.from_pretrained(clip_name).to(device)
-    processor = CLIPProcessor.from_pretrained(clip_name)
+    processor = CLIPProcessor.from_pretrained(name)
 
     def tokens(texts):
         return processor.tokenizer(texts, padding=True, return_tensors="pt")
 
-    return f"{model}+{clip_name}", segmenter, seg_proc, clip, processor.image_processor, tokens, size
+    return CLIPModel.from_pretrained(name).to(device), processor.image_processor, tokens
 
 
 def main():
@@ -120,28 +164,7 @@ def main():
     unknown = sorted({labels[i] for i in labels} - set(names))
     if unknown:
         log(f"transformers_detector: labels outside GenEval's 80 are dropped: {unknown}")
-    text_weights = {}
-
-    @torch.no_grad()
-    def colour_weights(cls):
-        # One classifier per class: the mean of the three templates' unit text embeddings.
-        if cls not in text_weights:
-            texts = [t.format(c=c, o=cls) for c in COLORS for t in TEMPLATES]
-            batch = {k: v.to(device) for k, v in tokens(texts).items()}
-            e = features(clip.get_text_features(**batch))
-            e = torch.nn.functional.normalize(e, dim=-1).reshape(len(COLORS), len(TEMPLATES), -1).mean(1)
-            text_weights[cls] = torch.nn.functional.normalize(e, dim=-1)
-        return text_weights[cls]
-
-    @torch.no_grad()
-    def colour_probs(image, mask, box, cls):
-        from PIL import Image
-
-        grey = Image.new("RGB", image.size, (153, 153, 153))
-        crop = Image.composite(image, grey, Image.fromarray(mask.numpy().astype("uint8") * 255)).crop(box)
-        pixels = clip_proc(images=crop, return_tensors="pt")["pixel_values"].to(device)
-        f = torch.nn.functional.normalize(features(clip.get_image_features(pixel_values=pixels)), dim=-1)
-        return torch.softmax(100 * f @ colour_weights(cls).T, dim=-1)[0].tolist()
+    colours = ColourClassifier(clip, clip_proc, tokens, device)
 
     @torch.no_grad()
     def detect(request):
@@ -163,7 +186,7 @@ def main():
                     continue
                 box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
                 dets.append({"class": cls, "score": float(seg["score"]), "box": box,
-                             "color_probs": colour_probs(image, mask, box, cls)})
+                             "color_probs": colours.probs(image, mask, box, cls)})
             out.append(dets)
         return {"detections": out}
 
