@@ -108,3 +108,121 @@ fn reproduce_paper_runs_the_matrix_and_writes_the_comparison() {
         text(&o.stderr)
     );
 }
+
+/// `reproduce paper --bank B`: the rows a bank can serve are replayed from it — the same bytes
+/// as the live run — and the header says so; rows it cannot serve (PRM) run live with the
+/// scale's `live` overrides; a bank of other settings serves nothing.
+#[test]
+fn reproduce_replays_the_rows_a_bank_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("paper");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/paper");
+    for f in [
+        "baseline.yaml",
+        "orm-zero-shot.yaml",
+        "oracle.yaml",
+        "parm-zero-shot.yaml",
+        "prm-zero-shot.yaml",
+    ] {
+        std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
+    }
+    let matrix = dir.join("matrix.yaml");
+    std::fs::write(
+        &matrix,
+        r#"scales:
+  small: {per_tag: 1, images_per_prompt: 1, n: 3, steps: 3, live: {n: 2}}
+  more: {per_tag: 1, images_per_prompt: 1, n: 4, steps: 3}
+tables:
+  - title: "T"
+    rows:
+      - {id: b, label: Baseline, config: baseline.yaml}
+      - {id: o, label: ORM, config: orm-zero-shot.yaml}
+      - {id: x, label: Oracle, config: oracle.yaml}
+      - {id: p, label: PARM, config: parm-zero-shot.yaml}
+      - {id: r, label: PRM, config: prm-zero-shot.yaml}
+claims:
+  - {text: "ORM beats sampling", better: o, than: b}
+"#,
+    )
+    .unwrap();
+    let bank = tmp.path().join("bank");
+    let o = evalcot(&[
+        "bank",
+        "geneval",
+        "--per-tag",
+        "1",
+        "--images-per-prompt",
+        "1",
+        "--n",
+        "3",
+        "--steps",
+        "3",
+        "--out",
+        path(&bank),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let reproduce = |runs: &std::path::Path, out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "reproduce",
+            "paper",
+            "--matrix",
+            path(&matrix),
+            "--runs",
+            path(runs),
+            "--out",
+            path(out),
+            "--resamples",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        let o = evalcot(&args);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        (std::fs::read_to_string(out).unwrap(), text(&o.stderr))
+    };
+    let (live, banked) = (tmp.path().join("live"), tmp.path().join("banked"));
+    let (md_live, _) = reproduce(&live, &tmp.path().join("live.md"), &[]);
+    let (md, err) = reproduce(
+        &banked,
+        &tmp.path().join("banked.md"),
+        &["--bank", path(&bank)],
+    );
+    assert_eq!(err.matches("replayed from").count(), 4, "{err}");
+    for stem in [
+        "baseline",
+        "orm-zero-shot",
+        "oracle",
+        "parm-zero-shot",
+        "prm-zero-shot",
+    ] {
+        for f in ["results.jsonl", "generation.jsonl"] {
+            let read = |root: &std::path::Path| {
+                std::fs::read_to_string(root.join(stem).join(f))
+                    .unwrap()
+                    .replace(path(root), "ROOT")
+            };
+            assert_eq!(read(&live), read(&banked), "{stem}/{f}");
+        }
+    }
+    assert!(md.contains("## Runs"), "{md}");
+    assert!(md.contains(&format!("bank `{}`", bank.display())), "{md}");
+    let prm = md
+        .lines()
+        .find(|l| l.starts_with("| `") && l.contains("prm-zero-shot.yaml"))
+        .unwrap();
+    assert!(
+        prm.contains("| 6 × 1 | 2 |") && prm.ends_with("| live |"),
+        "{prm}"
+    );
+    assert!(!md_live.contains("bank `"), "{md_live}");
+    // A bank with fewer candidates than a scale's N serves nothing: every row runs live.
+    let (md, err) = reproduce(
+        &tmp.path().join("other"),
+        &tmp.path().join("other.md"),
+        &["--bank", path(&bank), "--scale", "more"],
+    );
+    assert!(
+        !err.contains("replayed from") && !md.contains("bank `"),
+        "{err}"
+    );
+}

@@ -47,6 +47,10 @@ pub struct ScaleOverrides {
     pub n: Option<usize>,
     /// Generation steps (the generator's default when absent).
     pub steps: Option<usize>,
+    /// Further overrides for the rows a bank cannot serve (PRM and PARM++ change
+    /// trajectories), where their live cost needs a smaller scale; the header says which rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<Box<ScaleOverrides>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,9 +132,118 @@ pub enum Outcome {
         config: String,
         /// Every scored image, for paired comparisons on the same (prompt, image) keys.
         images: Vec<crate::run::ImageResult>,
+        /// Seed, detector and where the candidates came from, for the report's header.
+        provenance: Provenance,
     },
     /// A model it needs is not available (named), or evalcot has no equivalent.
     NotRun(String),
+}
+
+/// What the header says of a run beside its statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    pub seed: u64,
+    /// The detector that scored it (`summary.json`).
+    pub detector: String,
+    /// `live`, or the bank its candidates were replayed from.
+    pub candidates: String,
+}
+
+/// The header: every run once, with its n, N, seed, models and where its candidates came from.
+fn runs_header(matrix: &Matrix, outcomes: &BTreeMap<String, Outcome>) -> String {
+    let mut s = String::new();
+    let mut seen = Vec::new();
+    for r in matrix.rows() {
+        let Some(Outcome::Ran {
+            stats,
+            config,
+            provenance: p,
+            ..
+        }) = outcomes.get(&r.id)
+        else {
+            continue;
+        };
+        if seen.contains(config) {
+            continue;
+        }
+        if seen.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Runs
+"
+            );
+            let _ = writeln!(
+                s,
+                "| configuration | prompts × images | N | seed | generator | judge | detector | candidates |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        }
+        seen.push(config.clone());
+        let per = stats.images / stats.prompts.max(1);
+        let _ = writeln!(
+            s,
+            "| `{config}` | {} × {per} | {} | {} | {} | {} | {} | {} |",
+            stats.prompts,
+            stats.n,
+            p.seed,
+            stats.generator,
+            if stats.judge.is_empty() {
+                "–"
+            } else {
+                &stats.judge
+            },
+            p.detector,
+            p.candidates
+        );
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+/// Every run by its cost: generator forwards per output image against the overall score, the
+/// runs on the Pareto front (no run is both cheaper and better) marked — the comparison at
+/// matched compute that a row-by-row table hides.
+fn compute_section(matrix: &Matrix, outcomes: &BTreeMap<String, Outcome>) -> String {
+    let mut runs: Vec<(&str, &RunStats)> = Vec::new();
+    let mut seen = Vec::new();
+    for r in matrix.rows() {
+        if let Some(Outcome::Ran { stats, config, .. }) = outcomes.get(&r.id) {
+            if !seen.contains(config) {
+                seen.push(config.clone());
+                runs.push((r.label.as_str(), stats));
+            }
+        }
+    }
+    if runs.len() < 2 {
+        return String::new();
+    }
+    let points: Vec<(f64, f64)> = runs
+        .iter()
+        .map(|(_, st)| (st.forwards, st.overall.value))
+        .collect();
+    let front = crate::stats::pareto_front(&points);
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| points[a].0.total_cmp(&points[b].0));
+    let mut s = String::from(
+        "## Accuracy against compute\n\nEach run once, cheapest first; ◆ marks the Pareto front \
+         (no other run is both cheaper and better).\n\n| run | forwards/img | overall | front |\n|---|---|---|---|\n",
+    );
+    for i in order {
+        let (label, st) = runs[i];
+        let _ = writeln!(
+            s,
+            "| {label} | {:.0} | {:.3} [{:.3}, {:.3}] | {} |",
+            st.forwards,
+            st.overall.value,
+            st.overall.low,
+            st.overall.high,
+            if front.contains(&i) { "◆" } else { "" }
+        );
+    }
+    s.push('\n');
+    s
 }
 
 fn cell(x: Option<f64>) -> String {
@@ -178,6 +291,7 @@ pub fn render(
     if let Some(intro) = &matrix.intro {
         let _ = writeln!(s, "{}\n", intro.trim());
     }
+    s.push_str(&runs_header(matrix, outcomes));
     for t in &matrix.tables {
         let _ = writeln!(s, "## {}\n", t.title);
         let _ = writeln!(
@@ -253,6 +367,7 @@ pub fn render(
         }
         let _ = writeln!(s, "\n{}", ordering(t, outcomes));
     }
+    s.push_str(&compute_section(matrix, outcomes));
     let _ = writeln!(s, "## The paper's claims on our numbers\n");
     let ran = |id: &str| match outcomes.get(id) {
         Some(Outcome::Ran { stats, images, .. }) => Some((stats.overall, images)),
@@ -490,6 +605,7 @@ mod tests {
                 dir: "runs/b".into(),
                 config: "baseline.yaml".into(),
                 images: images(|p| p % 2 == 0),
+                provenance: Provenance::default(),
             },
         );
         outcomes.insert(
@@ -499,6 +615,7 @@ mod tests {
                 dir: "runs/o".into(),
                 config: "orm-zero-shot.yaml".into(),
                 images: images(|p| p % 2 == 0 || p % 3 == 0 || p % 5 == 0),
+                provenance: Provenance::default(),
             },
         );
         outcomes.insert(
@@ -508,6 +625,11 @@ mod tests {
                 dir: "runs/p".into(),
                 config: "prm-zero-shot.yaml".into(),
                 images: images(|p| p % 2 == 0 || p == 7),
+                provenance: Provenance {
+                    seed: 1234,
+                    detector: "det".into(),
+                    candidates: "live".into(),
+                },
             },
         );
         outcomes.insert(
@@ -525,6 +647,15 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**0.70** [0.65, 0.75]"), "{md}");
+        assert!(md.contains("## Accuracy against compute"), "{md}");
+        // The header states each run's settings once.
+        assert!(md.contains("## Runs"), "{md}");
+        assert!(
+            md.contains("| `prm-zero-shot.yaml` |")
+                && md.contains("| 1234 |")
+                && md.contains("| live |"),
+            "{md}"
+        );
         assert!(
             md.contains("not run: judge \"fine-tuned\" is not shipped"),
             "{md}"

@@ -85,6 +85,14 @@ pub struct ReproduceArgs {
     /// GPU job). Written into each run's config.yaml.
     #[arg(long)]
     pub device: Option<harness::run::Device>,
+    /// A candidate bank (`evalcot bank`, repeatable): every row it can serve — baseline, ORM,
+    /// PARM or the oracle with the bank's generator and settings, N ≤ the bank's — is replayed
+    /// from it (the same bytes as running it live) instead of generated.
+    #[arg(long, value_name = "BANK")]
+    pub bank: Vec<PathBuf>,
+    /// Accept banks written by another evalcot build (as `replay --any-build`).
+    #[arg(long)]
+    pub any_build: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -197,6 +205,10 @@ pub struct RunArgs {
     /// Changes no result: every draw comes from the request's seeds.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// A sampling option for an external generator, KEY=VALUE (VALUE read as JSON when it
+    /// parses, as a string otherwise); repeatable; added to the configuration's `options`.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    pub option: Vec<String>,
     #[command(flatten)]
     pub settings: RunSettings,
 }
@@ -204,11 +216,6 @@ pub struct RunArgs {
 /// The run configuration's fields as flags; `None` keeps the YAML's (or the default) value.
 #[derive(Debug, Default, Args, serde::Serialize)]
 pub struct RunSettings {
-    /// A sampling option for an external generator, KEY=VALUE (VALUE read as JSON when it
-    /// parses, as a string otherwise); repeatable; added to the configuration's `options`.
-    #[arg(long = "option", value_name = "KEY=VALUE")]
-    #[serde(skip)]
-    pub option: Vec<String>,
     /// `geneval` (the official 553 prompts) or a metadata JSONL file.
     #[arg(value_name = "SUITE")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,8 +1,9 @@
 use crate::cli::ReproduceArgs;
-use crate::commands::run::execute;
+use crate::commands::run::{execute, execute_with};
 use anyhow::{anyhow, Context};
-use harness::run::RunConfig;
-use reports::paper::{Matrix, Outcome};
+use harness::bank::BankManifest;
+use harness::run::{RunConfig, StrategyKind};
+use reports::paper::{Matrix, Outcome, Provenance, ScaleOverrides};
 use reports::{BootstrapOptions, Run, Tables};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,21 +34,22 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
             }
         }
     }
+    let banks = args
+        .bank
+        .iter()
+        .map(|b| Ok((b.clone(), super::bank::read(b)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut done: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
+    let mut sources: BTreeMap<String, String> = BTreeMap::new();
     for (i, file) in configs.iter().enumerate() {
         let path = base.join(file);
         let mut cfg: RunConfig = harness::config::load_yaml(&path)?;
-        if overrides.per_tag.is_some() {
-            cfg.per_tag = overrides.per_tag;
-        }
-        if let Some(k) = overrides.images_per_prompt {
-            cfg.images_per_prompt = k;
-        }
-        if let Some(n) = overrides.n {
-            cfg.n = n;
-        }
-        if overrides.steps.is_some() {
-            cfg.steps = overrides.steps;
+        apply(&mut cfg, overrides);
+        // Rows no bank can serve may run smaller (the matrix says so; the header shows it).
+        if let (Some(live), Ok(kind)) = (&overrides.live, cfg.strategy_kind()) {
+            if !bankable(kind) {
+                apply(&mut cfg, live);
+            }
         }
         if args.device.is_some() {
             cfg.device = args.device;
@@ -64,8 +66,24 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
         let stem = Path::new(file)
             .file_stem()
             .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
-        let out = execute(cfg, &runs_dir.join(stem), None)
-            .with_context(|| format!("{}", path.display()))?;
+        let bank = banks.iter().find(|(_, m)| serves(m, &cfg));
+        let out = match bank {
+            Some((dir, m)) => {
+                eprintln!("  replayed from {}", dir.display());
+                execute_with(
+                    cfg,
+                    &runs_dir.join(stem),
+                    None,
+                    Some((dir, m, args.any_build)),
+                )
+            }
+            None => execute(cfg, &runs_dir.join(stem), None),
+        }
+        .with_context(|| format!("{}", path.display()))?;
+        sources.insert(
+            file.clone(),
+            bank.map_or("live".into(), |(d, _)| format!("bank `{}`", d.display())),
+        );
         done.insert(file.clone(), Ok(out));
     }
     let ran: Vec<(String, PathBuf)> = done
@@ -97,6 +115,14 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
                     dir: dir.display().to_string(),
                     config: base.join(c).display().to_string(),
                     images: loaded[*i].images.clone(),
+                    provenance: Provenance {
+                        seed: loaded[*i].meta.seed,
+                        detector: loaded[*i]
+                            .scored_by
+                            .clone()
+                            .unwrap_or_else(|| "not recorded".into()),
+                        candidates: sources.get(c).cloned().unwrap_or_default(),
+                    },
                 },
                 (None, Some(Err(why))) => Outcome::NotRun(why.clone()),
                 _ => Outcome::NotRun("not run".into()),
@@ -117,6 +143,12 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     if let Some(device) = args.device.filter(|d| *d != harness::run::Device::Cpu) {
         command += &format!(" --device {device}");
     }
+    for b in &args.bank {
+        command += &format!(" --bank {}", b.display());
+    }
+    if args.any_build {
+        command += " --any-build";
+    }
     command += &format!(" --out {}", args.out.display());
     let text = reports::paper::render(&matrix, &outcomes, &args.scale, &command);
     harness::fsutil::write_atomic(&args.out, text.as_bytes())?;
@@ -127,6 +159,53 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
         args.out.display()
     );
     Ok(0)
+}
+
+/// A scale's overrides on a configuration.
+fn apply(cfg: &mut RunConfig, o: &ScaleOverrides) {
+    if o.per_tag.is_some() {
+        cfg.per_tag = o.per_tag;
+    }
+    if let Some(k) = o.images_per_prompt {
+        cfg.images_per_prompt = k;
+    }
+    if let Some(n) = o.n {
+        cfg.n = n;
+    }
+    if o.steps.is_some() {
+        cfg.steps = o.steps;
+    }
+}
+
+/// Strategies a bank can serve: those that only stop or pick among independent candidates.
+fn bankable(kind: StrategyKind) -> bool {
+    matches!(
+        kind,
+        StrategyKind::Baseline | StrategyKind::Orm | StrategyKind::Parm | StrategyKind::Oracle
+    )
+}
+
+/// Whether `bank` (a whole bank, not a shard) holds the candidates `cfg` would draw: its
+/// generation settings with this row's strategy, judge, N and decision are `cfg`'s, N at most
+/// the bank's. Steps and guidance left to the generator's default match the bank's resolved
+/// values (the bank was resolved from the same default). `replay`'s checks still run.
+fn serves(bank: &BankManifest, cfg: &RunConfig) -> bool {
+    let Ok(kind) = cfg.strategy_kind() else {
+        return false;
+    };
+    let mut want = bank.config.clone();
+    want.strategy = cfg.strategy.clone();
+    want.judge = cfg.judge.clone();
+    want.n = cfg.n;
+    want.decision = cfg.decision;
+    want.device = cfg.device;
+    if cfg.steps.is_none() {
+        want.steps = None;
+    }
+    if cfg.cfg_scale.is_none() {
+        want.cfg_scale = None;
+    }
+    bankable(kind) && bank.shard.is_none() && cfg.n <= bank.config.n && want == *cfg
 }
 
 /// Why a configuration cannot run here: a model it names is not available. Other errors (a

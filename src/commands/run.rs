@@ -30,7 +30,7 @@ pub fn resolve(args: &RunArgs) -> anyhow::Result<RunConfig> {
         fields.extend(flags);
     }
     let mut cfg: RunConfig = serde_norway::from_value(merged)?;
-    for kv in &args.settings.option {
+    for kv in &args.option {
         let (k, v) = kv
             .split_once('=')
             .filter(|(k, _)| !k.trim().is_empty())
