@@ -84,11 +84,13 @@ pub fn evaluation_detector(
 ) -> anyhow::Result<(Box<dyn Detector>, Option<String>)> {
     match (spec, world) {
         (Some(EMBEDDED), Some(_)) => Ok((detector(None, device)?, None)),
-        (Some(EMBEDDED), None) => Ok((
-            detector(None, device)?,
+        // evalcot's own detectors (the embedded one, its first stage, a trained folder) all
+        // know the glyph world only: allowed when named, and said so.
+        (Some(s), None) if external::command_of(s).is_none() => Ok((
+            detector((s != EMBEDDED).then_some(s), device)?,
             Some(format!(
-                "NOTE: {what} scored by evalcot's embedded detector (trained on its 64×64 glyph \
-                 world), forced by --detector embedded: not a GenEval score"
+                "NOTE: {what} scored by an evalcot detector ({s}, trained on its 64×64 glyph \
+                 world), forced by --detector {s}: not a GenEval score"
             )),
         )),
         (None, None) => anyhow::bail!(

@@ -554,9 +554,19 @@ fn the_http_judge_holds_64_requests_retries_faults_and_loses_no_verdict() {
     let faulty = Stub::start(
         tmp.path(),
         "faulty",
-        &["--fail-every", "5", "--slow-every", "7", "--slow", "2.5"],
+        &[
+            "--fail-every",
+            "5",
+            "--slow-every",
+            "7",
+            "--slow",
+            "5",
+            "--delay",
+            "1",
+        ],
     );
-    let flags = "--timeout 1.5 --backoff 0.05 --retries 3";
+    // Each reply takes a second, so the first 64 requests overlap even on a loaded machine.
+    let flags = "--timeout 3 --backoff 0.05 --retries 3";
     let a = tmp.path().join("faulty");
     ok(go(&args(&faulty.judge(flags)), &a));
     let s = faulty.stats();

@@ -215,6 +215,29 @@ claims:
         "{prm}"
     );
     assert!(!md_live.contains("bank `"), "{md_live}");
+    // A bank of other steps serves nothing (it would replay other images under this config).
+    let steps4 = tmp.path().join("bank-steps4");
+    let o = evalcot(&[
+        "bank",
+        "geneval",
+        "--per-tag",
+        "1",
+        "--images-per-prompt",
+        "1",
+        "--n",
+        "3",
+        "--steps",
+        "4",
+        "--out",
+        path(&steps4),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let (_, err) = reproduce(
+        &live,
+        &tmp.path().join("steps4.md"),
+        &["--bank", path(&steps4)],
+    );
+    assert!(!err.contains("replayed from"), "{err}");
     // A bank with fewer candidates than a scale's N serves nothing: every row runs live.
     let (md, err) = reproduce(
         &tmp.path().join("other"),

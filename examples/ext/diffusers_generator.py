@@ -14,8 +14,10 @@ function of (latents, timestep) alone, so evalcot can hold, fork and resume cand
 the worker keeping anything. SDXL (added time and text embeddings), DiT and flow models (SD3,
 FLUX, PixArt) need their own `denoise()`; the protocol side stays as it is.
 
-Every random draw comes from the request: the initial latents from `seed`, DDIM's noise (eta > 0)
-from (seed, step). Options (`--option KEY=VALUE`): `eta` (DDIM η, default 0), `negative_prompt`.
+Every random draw comes from the request: the initial latents from `seed`, DDIM's noise from
+(seed, step). Options (`--option KEY=VALUE`): `eta` (DDIM η, default 1: each step draws fresh
+noise, so PRM's branches of one state differ — at η = 0 sampling is deterministic after the
+initial latents and every branch would be the same path), `negative_prompt`.
 `generate` runs all steps at once (the same image as stepping).
 """
 
@@ -126,7 +128,7 @@ def main():
 
     def options(request):
         o = dict(request.get("options") or {})
-        eta = float(o.pop("eta", 0.0))
+        eta = float(o.pop("eta", 1.0))
         negative = str(o.pop("negative_prompt", ""))
         if o:
             raise ValueError(f"unknown options {sorted(o)} (this worker reads eta, negative_prompt)")

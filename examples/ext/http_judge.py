@@ -94,7 +94,13 @@ def complete(args, r):
         request = urllib.request.Request(args.url.rstrip("/") + "/chat/completions", data, headers)
         try:
             with urllib.request.urlopen(request, timeout=args.timeout) as resp:
-                return p_yes(json.loads(resp.read()))
+                body = resp.read()
+            try:
+                reply = json.loads(body)
+            except ValueError as e:  # a proxy's error page, a cut-off body: try again
+                last = f"HTTP 200 with a body that is not JSON ({e}): {body[:200]!r}"
+            else:
+                return p_yes(reply)
         except urllib.error.HTTPError as e:
             last = f"HTTP {e.code}: {e.read()[:200]!r}"
             if e.code not in RETRY_STATUS:

@@ -163,7 +163,7 @@ impl ExtGenerator {
             let at = |e: String| self.bad("generate", format!("batch[{k}]: {e}"));
             let image = image_from_json(field(r, "image").map_err(at)?).map_err(at)?;
             let t = &mut batch[i];
-            t.forwards += forwards(r).map_err(at)?;
+            t.forwards = t.forwards.saturating_add(forwards(r).map_err(at)?);
             t.preview = Some(Arc::new(image));
             t.step = t.steps;
         }
@@ -306,7 +306,7 @@ impl Generator for ExtGenerator {
             }
             t.preview = preview;
             t.step += 1;
-            t.forwards += spent;
+            t.forwards = t.forwards.saturating_add(spent);
         }
         Ok(())
     }

@@ -176,15 +176,13 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageDir> {
         }
         images.sort_by_key(|(n, _)| numeric_key(n));
         // 0000.png beside 0000.jpg: two images for one sample, and no way to tell which counts.
-        for pair in images.windows(2) {
-            if image_stem(&pair[0].0) == image_stem(&pair[1].0) {
+        let mut stems: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (name, p) in &images {
+            let stem = image_stem(name).unwrap_or_default();
+            if let Some(first) = stems.insert(stem, name) {
                 return Err(Error::invalid(
-                    Location::file(pair[1].1.display().to_string()),
-                    format!(
-                        "a second image for sample {} (beside {})",
-                        image_stem(&pair[0].0).unwrap_or_default(),
-                        pair[0].0
-                    ),
+                    Location::file(p.display().to_string()),
+                    format!("a second image for sample {stem} (beside {first})"),
                 ));
             }
         }
@@ -387,6 +385,8 @@ mod tests {
         let suite = crate::suite::Suite::official();
         w.write_metadata(0, &suite.prompts[0].metadata).unwrap();
         w.write_sample(0, 0, &image::RgbImage::new(4, 4)).unwrap();
+        // Not adjacent in name order (0000.png, 0001.png, 0000.webp): still found.
+        w.write_sample(0, 1, &image::RgbImage::new(4, 4)).unwrap();
         std::fs::write(dir.path().join("00000/samples/0000.webp"), b"x").unwrap();
         let err = read_image_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("a second image for sample 0000"), "{err}");

@@ -163,7 +163,7 @@ impl Tables {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 md_escape(&r.label),
                 md_escape(&r.strategy),
-                if r.strategy == "baseline" {
+                if r.strategy == "baseline" || r.strategy == crate::run::RESULTS_ONLY {
                     "—".to_string()
                 } else {
                     r.n.to_string()

@@ -93,6 +93,9 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
     cfg.strategy = StrategyKind::Oracle.as_str().into();
     let shard = super::run::shard_flag(args.shard.as_deref())?;
     let opened = super::run::open(&mut cfg)?;
+    if let Some(c) = &opened.caveat {
+        eprintln!("{c}");
+    }
     if opened.generator.opaque_state() {
         anyhow::bail!(
             "generator {}: its candidates carry the worker's own state (evalcot-ext/2 `state`), \

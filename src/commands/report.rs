@@ -12,13 +12,14 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
     options.validate().map_err(|e| anyhow!("--{e}"))?;
     let written = reports::write_report(&args.runs, &args.out, options)?;
     for r in &written.tables.runs {
+        let compute = if r.forwards.is_nan() {
+            "compute unknown".to_string()
+        } else {
+            format!("{} forwards/image", r.forwards.round())
+        };
         println!(
-            "{:<32} overall {:.3} [{:.3}, {:.3}]  {} forwards/image",
-            r.label,
-            r.overall.value,
-            r.overall.low,
-            r.overall.high,
-            r.forwards.round()
+            "{:<32} overall {:.3} [{:.3}, {:.3}]  {compute}",
+            r.label, r.overall.value, r.overall.low, r.overall.high
         );
     }
     for n in &written.notes {

@@ -66,7 +66,13 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
         let stem = Path::new(file)
             .file_stem()
             .map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
-        let bank = banks.iter().find(|(_, m)| serves(m, &cfg));
+        let bank = match banks.is_empty() {
+            true => None,
+            false => {
+                let resolved = resolve(&cfg)?;
+                banks.iter().find(|(_, m)| serves(m, &resolved))
+            }
+        };
         let out = match bank {
             Some((dir, m)) => {
                 eprintln!("  replayed from {}", dir.display());
@@ -185,10 +191,26 @@ fn bankable(kind: StrategyKind) -> bool {
     )
 }
 
-/// Whether `bank` (a whole bank, not a shard) holds the candidates `cfg` would draw: its
-/// generation settings with this row's strategy, judge, N and decision are `cfg`'s, N at most
-/// the bank's. Steps and guidance left to the generator's default match the bank's resolved
-/// values (the bank was resolved from the same default). `replay`'s checks still run.
+/// `cfg` with the steps and guidance its generator would fill in (as `run` resolves them), so
+/// that it compares with a bank's resolved settings.
+fn resolve(cfg: &RunConfig) -> anyhow::Result<RunConfig> {
+    let mut r = cfg.clone();
+    let device = r.device.unwrap_or(harness::run::Device::Cpu);
+    let (g, scale) = crate::open::generator(
+        &r.generator,
+        models::open::SamplingOptions::of(&r),
+        &r.options,
+        device,
+    )?;
+    r.cfg_scale = scale;
+    r.steps.get_or_insert(g.default_steps());
+    Ok(r)
+}
+
+/// Whether `bank` (a whole bank, not a shard) holds the candidates the resolved row `cfg` would
+/// draw: the bank's settings with this row's strategy, judge, N and decision — and its
+/// speed-only batching, which changes no number — are `cfg`'s, N at most the bank's. The device
+/// counts (verdicts agree across devices only within a tolerance). `replay`'s checks still run.
 fn serves(bank: &BankManifest, cfg: &RunConfig) -> bool {
     let Ok(kind) = cfg.strategy_kind() else {
         return false;
@@ -198,13 +220,9 @@ fn serves(bank: &BankManifest, cfg: &RunConfig) -> bool {
     want.judge = cfg.judge.clone();
     want.n = cfg.n;
     want.decision = cfg.decision;
-    want.device = cfg.device;
-    if cfg.steps.is_none() {
-        want.steps = None;
-    }
-    if cfg.cfg_scale.is_none() {
-        want.cfg_scale = None;
-    }
+    want.batch_prompts = cfg.batch_prompts;
+    want.forward_batch = cfg.forward_batch;
+    want.slice_rows = cfg.slice_rows;
     bankable(kind) && bank.shard.is_none() && cfg.n <= bank.config.n && want == *cfg
 }
 

@@ -56,7 +56,11 @@ fn score_images(
     cfg: &RuleConfig,
 ) -> anyhow::Result<(Vec<ResultRecord>, String, Option<String>)> {
     models::open::check_device(args.device)?;
-    let world = harness::layout::world_source(dir)?;
+    // An external detector scores any images; only evalcot's own need to know where they came from.
+    let world = match args.detector.as_deref().and_then(external::command_of) {
+        Some(_) => None,
+        None => harness::layout::world_source(dir)?,
+    };
     let what = format!("the images of {}", dir.display());
     let (detector, caveat) = crate::open::evaluation_detector(
         args.detector.as_deref(),
