@@ -146,22 +146,27 @@ claims:
 "#,
     )
     .unwrap();
-    let bank = tmp.path().join("bank");
-    let o = evalcot(&[
-        "bank",
-        "geneval",
-        "--per-tag",
-        "1",
-        "--images-per-prompt",
-        "1",
-        "--n",
-        "3",
-        "--steps",
-        "3",
-        "--out",
-        path(&bank),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A bank of 6 prompts × 1 image × N = 3 with `steps` steps.
+    let make_bank = |name: &str, steps: &str| {
+        let out = tmp.path().join(name);
+        let o = evalcot(&[
+            "bank",
+            "geneval",
+            "--per-tag",
+            "1",
+            "--images-per-prompt",
+            "1",
+            "--n",
+            "3",
+            "--steps",
+            steps,
+            "--out",
+            path(&out),
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        out
+    };
+    let bank = make_bank("bank", "3");
     let reproduce = |runs: &std::path::Path, out: &std::path::Path, extra: &[&str]| {
         let mut args = vec![
             "reproduce",
@@ -216,22 +221,7 @@ claims:
     );
     assert!(!md_live.contains("bank `"), "{md_live}");
     // A bank of other steps serves nothing (it would replay other images under this config).
-    let steps4 = tmp.path().join("bank-steps4");
-    let o = evalcot(&[
-        "bank",
-        "geneval",
-        "--per-tag",
-        "1",
-        "--images-per-prompt",
-        "1",
-        "--n",
-        "3",
-        "--steps",
-        "4",
-        "--out",
-        path(&steps4),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let steps4 = make_bank("bank-steps4", "4");
     let (_, err) = reproduce(
         &live,
         &tmp.path().join("steps4.md"),
