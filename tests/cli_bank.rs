@@ -101,10 +101,15 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
         "zero-shot,evidence",
         "--resamples",
         "50",
+        "--ablations",
         "--out",
         path(&report),
     ]));
     let md = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        md.contains("## Ablations") && md.contains("## Calibration"),
+        "{md}"
+    );
     assert!(
         md.contains("within-image AUROC") && md.contains("24 images of 24 prompts"),
         "{md}"
@@ -130,6 +135,17 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
     assert!(close(row[7], overall("replay-oracle-3")), "{csv}");
     assert!(close(row[8], overall("replay-baseline-3")), "{csv}");
     assert!(csv.lines().any(|l| l.starts_with("evidence,3,")), "{csv}");
+    // With a blank image every candidate of an image gets the same P(yes) from a deterministic
+    // judge: every within-image pair ties.
+    for judge in ["zero-shot,3,", "evidence,3,"] {
+        let blank: f64 = csv
+            .lines()
+            .find(|l| l.starts_with(judge))
+            .and_then(|l| l.split(',').nth(13))
+            .and_then(|v| v.parse().ok())
+            .expect("blank_within_auroc");
+        assert_eq!(blank, 0.5, "{csv}");
+    }
     for f in ["judges-scores.csv", "judges.png", "judges.svg"] {
         assert!(dir.path().join("judges").join(f).is_file(), "{f}");
     }

@@ -83,6 +83,33 @@ pub struct JudgeScores {
     pub gap_closed: Vec<Est>,
     /// Per tag: (tag, within-image AUROC, pairs, accuracy and gap closed at the largest N′).
     pub tags: Vec<(String, Est, usize, Est, Est)>,
+    /// P(yes) against the verdicts in 10 equal-width bins (the ECE's bins; empty ones left out).
+    pub reliability: Vec<Bin>,
+    /// The judge with the image taken away, where the bank was judged with ablations.
+    pub ablations: Option<Ablations>,
+}
+
+/// One bin of a reliability table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bin {
+    pub low: f64,
+    pub high: f64,
+    pub candidates: usize,
+    pub mean_p_yes: f64,
+    /// Share of the bin's candidates the evaluation detector finds right.
+    pub right: f64,
+}
+
+/// A judge's measures when it cannot see the candidate's own image: with a blank image, and
+/// with another candidate's image of the same job. Both must be at chance within images for a
+/// judge whose ranking comes from the image; their pooled AUROC is what the prompt alone (blank)
+/// or the prompt's difficulty (shuffled) carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ablations {
+    pub blank_within: Est,
+    pub blank_pooled: f64,
+    pub shuffled_within: Est,
+    pub shuffled_pooled: f64,
 }
 
 /// The benchmark over one bank.
@@ -217,6 +244,26 @@ fn ece(points: &[(f64, bool)]) -> f64 {
         .filter(|b| b.2 > 0)
         .map(|b| (b.0 - b.1).abs() / n)
         .sum()
+}
+
+/// The reliability table over the ECE's bins.
+fn reliability(points: &[(f64, bool)]) -> Vec<Bin> {
+    (0..10)
+        .filter_map(|b| {
+            let inside: Vec<&(f64, bool)> = points
+                .iter()
+                .filter(|(p, _)| ((p * 10.0) as usize).min(9) == b)
+                .collect();
+            let k = inside.len() as f64;
+            (!inside.is_empty()).then(|| Bin {
+                low: b as f64 / 10.0,
+                high: (b + 1) as f64 / 10.0,
+                candidates: inside.len(),
+                mean_p_yes: inside.iter().map(|x| x.0).sum::<f64>() / k,
+                right: inside.iter().filter(|x| x.1).count() as f64 / k,
+            })
+        })
+        .collect()
 }
 
 /// Pooled AUROC: every (right, wrong) pair of candidates of the whole bank (Mann–Whitney, ties
@@ -358,6 +405,8 @@ impl Bench {
                     .count(),
                 pooled_auroc: pooled_auroc(&points),
                 ece: ece(&points),
+                reliability: reliability(&points),
+                ablations: None,
                 pick: (0..n_primes.len())
                     .map(|i| est(point.pick[i], &|m| m.pick[i]))
                     .collect(),
@@ -388,6 +437,34 @@ impl Bench {
             low: f64::NAN,
             high: f64::NAN,
         };
+        // The ablations measured as the judge itself, on the same resamples.
+        let ablated = |field: fn(&Image) -> &Vec<Vec<f64>>| -> Option<Vec<JudgeScores>> {
+            if images.is_empty() || images.iter().any(|i| field(i).len() != judges) {
+                return None;
+            }
+            let swapped: Vec<Image> = images
+                .iter()
+                .map(|i| Image {
+                    p_yes: field(i).clone(),
+                    p_blank: Vec::new(),
+                    p_shuffled: Vec::new(),
+                    p_steps: Vec::new(),
+                    ..i.clone()
+                })
+                .collect();
+            Some(Bench::compute(provenance.clone(), &swapped, resamples, seed, level).judges)
+        };
+        if let (Some(blank), Some(shuffled)) = (ablated(|i| &i.p_blank), ablated(|i| &i.p_shuffled))
+        {
+            for ((j, b), s) in out.iter_mut().zip(blank).zip(shuffled) {
+                j.ablations = Some(Ablations {
+                    blank_within: b.within_auroc,
+                    blank_pooled: b.pooled_auroc,
+                    shuffled_within: s.within_auroc,
+                    shuffled_pooled: s.pooled_auroc,
+                });
+            }
+        }
         Bench {
             provenance,
             n,
@@ -442,6 +519,59 @@ impl Bench {
                 f3(j.ece)
             );
         }
+        if self.judges.iter().any(|j| j.ablations.is_some()) {
+            let _ = writeln!(
+                s,
+                "\n## Ablations: the judge without the candidate's image\n"
+            );
+            let _ = writeln!(
+                s,
+                "*Blank*: every candidate shown as a uniform #999 image, the prompt and task unchanged. *Shuffled*: each candidate shown another candidate's image of the same image job (a seeded derangement). A judge whose ranking comes from the image is at 0.5 within images with both; the pooled AUROC that remains is what the prompt alone (blank) or the prompt's difficulty (shuffled) carries.\n"
+            );
+            let _ = writeln!(
+                s,
+                "| judge | within-image AUROC | blank: within-image | blank: pooled | shuffled: within-image | shuffled: pooled |"
+            );
+            let _ = writeln!(s, "|---|---|---|---:|---|---:|");
+            for j in &self.judges {
+                if let Some(a) = j.ablations {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        j.judge,
+                        est(j.within_auroc),
+                        est(a.blank_within),
+                        f3(a.blank_pooled),
+                        est(a.shuffled_within),
+                        f3(a.shuffled_pooled)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\n## Calibration (reliability of P(yes), all candidates)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| judge | P(yes) bin | candidates | mean P(yes) | share right |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|");
+        for j in &self.judges {
+            for b in &j.reliability {
+                let _ = writeln!(
+                    s,
+                    "| {} | [{:.1}, {:.1}{} | {} | {} | {} |",
+                    j.judge,
+                    b.low,
+                    b.high,
+                    if b.high >= 1.0 { "]" } else { ")" },
+                    b.candidates,
+                    f3(b.mean_p_yes),
+                    f3(b.right)
+                );
+            }
+        }
         let _ = writeln!(s, "\n## Best-of-N′ accuracy (overall, mean over tags)\n");
         let heads: Vec<String> = self.n_primes.iter().map(|n| format!("N′={n}")).collect();
         let _ = writeln!(s, "| pick | {} |", heads.join(" | "));
@@ -489,14 +619,14 @@ impl Bench {
     /// Long CSV: judge, N′, accuracy of the pick, gap closed (with intervals), oracle, sampling.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "judge,n_prime,pick,pick_low,pick_high,gap_closed,gap_low,gap_high,oracle,sampling,within_auroc,pooled_auroc,ece\n",
+            "judge,n_prime,pick,pick_low,pick_high,gap_closed,gap_low,gap_high,oracle,sampling,within_auroc,pooled_auroc,ece,blank_within_auroc,shuffled_within_auroc\n",
         );
         for j in &self.judges {
             for (i, n) in self.n_primes.iter().enumerate() {
                 let (a, g) = (j.pick[i], j.gap_closed[i]);
                 let _ = writeln!(
                     s,
-                    "{},{n},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{n},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     j.judge,
                     a.value,
                     a.low,
@@ -508,7 +638,9 @@ impl Bench {
                     self.sampling.value,
                     j.within_auroc.value,
                     j.pooled_auroc,
-                    j.ece
+                    j.ece,
+                    j.ablations.map_or(f64::NAN, |a| a.blank_within.value),
+                    j.ablations.map_or(f64::NAN, |a| a.shuffled_within.value)
                 );
             }
         }
@@ -646,6 +778,8 @@ mod tests {
     fn image(prompt: usize, tag: &str, correct: &[bool], p: &[f64]) -> Image {
         Image {
             p_steps: Vec::new(),
+            p_blank: Vec::new(),
+            p_shuffled: Vec::new(),
             prompt_index: prompt,
             image_index: 0,
             tag: tag.into(),
@@ -707,6 +841,51 @@ mod tests {
         let md = b.markdown();
         assert!(md.contains("| j | 1.000"), "{md}");
         assert!(b.csv().lines().count() == 1 + b.n_primes.len());
+    }
+
+    #[test]
+    fn ablations_are_measured_as_the_judge_and_reliability_bins_count_every_candidate() {
+        // A judge that sees the verdict, blanked to its prompt-level mean and shuffled by
+        // swapping each image's candidates: at chance (or worse) within images.
+        let imgs: Vec<Image> = (0..16)
+            .map(|i| {
+                let c = [i % 2 == 0, i % 3 != 0];
+                let p: Vec<f64> = c.iter().map(|&x| if x { 0.85 } else { 0.15 }).collect();
+                let mut img = image(i, ["a", "b"][i % 2], &c, &p);
+                img.p_blank = vec![vec![0.4; 2]];
+                img.p_shuffled = vec![vec![p[1], p[0]]];
+                img
+            })
+            .collect();
+        let b = Bench::compute(prov(), &imgs, 50, 2, 0.95);
+        let j = &b.judges[0];
+        assert_eq!(j.within_auroc.value, 1.0);
+        let a = j.ablations.expect("ablations");
+        assert_eq!(a.blank_within.value, 0.5);
+        assert_eq!(a.blank_pooled, 0.5);
+        assert_eq!(a.shuffled_within.value, 0.0);
+        let counted: usize = j.reliability.iter().map(|b| b.candidates).sum();
+        assert_eq!(counted, 32);
+        assert!(j
+            .reliability
+            .iter()
+            .all(|b| b.right == 0.0 || b.right == 1.0));
+        let md = b.markdown();
+        assert!(
+            md.contains("| j | 1.000") && md.contains("| j | [0.8, 0.9) | "),
+            "{md}"
+        );
+        // Without ablations the section is absent.
+        let plain: Vec<Image> = imgs
+            .iter()
+            .map(|i| Image {
+                p_blank: Vec::new(),
+                p_shuffled: Vec::new(),
+                ..i.clone()
+            })
+            .collect();
+        let b = Bench::compute(prov(), &plain, 50, 2, 0.95);
+        assert!(b.judges[0].ablations.is_none() && !b.markdown().contains("## Ablations"));
     }
 
     #[test]

@@ -570,6 +570,10 @@ pub struct EvalArgs {
     /// question, by step).
     #[arg(long)]
     pub by_step: bool,
+    /// `eval judge --bank`: also ask every judge with the image taken away — blank, and
+    /// shuffled among the image's candidates — which must rank at chance (seeded by --seed).
+    #[arg(long)]
+    pub ablations: bool,
     /// Markdown report to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

@@ -266,8 +266,11 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
         cfg.n,
         opened.generator.as_ref(),
         &refs,
-        cfg.batch_prompts * cfg.images_per_prompt,
-        args.by_step,
+        bank::judge::Asks {
+            batch_jobs: cfg.batch_prompts * cfg.images_per_prompt,
+            by_step: args.by_step,
+            ablations: args.ablations.then_some(args.seed),
+        },
         &mut |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
@@ -310,7 +313,12 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
             "\nMade by `evalcot eval judge --bank {} --judges {}{} --out {}` ({seconds:.0} s on this machine). Every P(yes): {}; per N′: {}; plot: {}.\n",
             dir.display(),
             args.judges,
-            if args.by_step { " --by-step" } else { "" },
+            match (args.by_step, args.ablations) {
+                (true, true) => " --by-step --ablations",
+                (true, false) => " --by-step",
+                (false, true) => " --ablations",
+                (false, false) => "",
+            },
             out.display(),
             sibling("-scores.csv").display(),
             sibling(".csv").display(),

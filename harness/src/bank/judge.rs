@@ -17,26 +17,60 @@ pub struct JudgedImage {
     pub correct: Vec<bool>,
     /// `p_yes[j][c]`: judge j's P(yes) (task `final`) for candidate c.
     pub p_yes: Vec<Vec<f64>>,
+    /// With ablations: `p_blank[j][c]`, judge j's P(yes) for candidate c's prompt with a blank
+    /// image, and `p_shuffled[j][c]`, for candidate c's prompt with another candidate's image of
+    /// the same image job (a random derangement); empty otherwise. A judge that finds the prompt
+    /// in the image ranks at chance with either.
+    pub p_blank: Vec<Vec<f64>>,
+    pub p_shuffled: Vec<Vec<f64>>,
     /// With `by_step`: `p_steps[j][c][t]`, judge j's P(yes) of task `potential` on candidate c's
     /// preview after step t + 1 (the last is the final image); empty otherwise.
     pub p_steps: Vec<Vec<Vec<f64>>>,
 }
 
+/// What [`judge_bank`] asks besides the final question on every candidate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Asks {
+    /// Jobs decoded and judged together.
+    pub batch_jobs: usize,
+    /// Also every preview, with task `potential` (what PARM's potential question sees).
+    pub by_step: bool,
+    /// Also the two ablations (blank image; images shuffled among the job's candidates), the
+    /// derangements drawn from this seed, the prompt and the image index.
+    pub ablations: Option<u64>,
+}
+
+/// The uniform image that stands for "no image" in the blank ablation: GenEval's neutral
+/// background grey (#999), of the candidate's size.
+pub fn blank_like(image: &image::RgbImage) -> image::RgbImage {
+    image::RgbImage::from_pixel(image.width(), image.height(), image::Rgb([0x99; 3]))
+}
+
+/// A derangement of `0..n` (no candidate keeps its own image when n > 1): a random order read
+/// as a cycle, each element sent to its successor. Seeded, so the ablation is reproducible.
+pub fn derangement(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    crate::rng::Rng::new(seed).shuffle(&mut order);
+    let mut to = vec![0; n];
+    for k in 0..n {
+        to[order[k]] = order[(k + 1) % n];
+    }
+    to
+}
+
 /// Decodes the first `n` final candidates of every job of bank `dir` with `generator` (the
-/// bank's, checked beforehand) and asks every judge about them, `batch_jobs` jobs at a time;
-/// with `by_step`, also about every preview (what PARM's potential question sees).
-#[allow(clippy::too_many_arguments)]
+/// bank's, checked beforehand) and asks every judge about them, `asks.batch_jobs` jobs at a
+/// time, plus what `asks` names.
 pub fn judge_bank(
     dir: &Path,
     jobs: &[Job],
     n: usize,
     generator: &dyn Generator,
     judges: &[&dyn Judge],
-    batch_jobs: usize,
-    by_step: bool,
+    asks: Asks,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<JudgedImage>> {
-    let chunks: Vec<&[Job]> = jobs.chunks(batch_jobs.max(1)).collect();
+    let chunks: Vec<&[Job]> = jobs.chunks(asks.batch_jobs.max(1)).collect();
     let width = if generator.concurrent() && judges.iter().all(|j| j.concurrent()) {
         rayon::current_num_threads().max(1)
     } else {
@@ -47,7 +81,7 @@ pub fn judge_bank(
     crate::waves::in_order(
         &chunks,
         width,
-        |chunk| judge_chunk(dir, chunk, n, generator, judges, by_step),
+        |chunk| judge_chunk(dir, chunk, n, generator, judges, asks),
         |_, judged| {
             out.extend(judged?);
             progress(out.len(), jobs.len());
@@ -63,8 +97,9 @@ fn judge_chunk(
     n: usize,
     generator: &dyn Generator,
     judges: &[&dyn Judge],
-    by_step: bool,
+    asks: Asks,
 ) -> Result<Vec<JudgedImage>> {
+    let by_step = asks.by_step;
     let banked = jobs
         .iter()
         .map(|j| read_job(dir, j.prompt_index, j.image_index, &j.metadata.prompt, n))
@@ -95,12 +130,46 @@ fn judge_chunk(
             step: None,
         })
         .collect();
-    let mut p: Vec<Vec<f64>> = Vec::with_capacity(judges.len());
-    for judge in judges {
-        let verdicts = judge.judge(&requests).map_err(fail)?;
-        crate::judge::check_verdicts(judge.name(), &requests, &verdicts).map_err(fail)?;
-        p.push(verdicts.into_iter().map(|v| v.p_yes).collect());
-    }
+    let ask = |requests: &[JudgeRequest<'_>]| -> Result<Vec<Vec<f64>>> {
+        let mut p: Vec<Vec<f64>> = Vec::with_capacity(judges.len());
+        for judge in judges {
+            let verdicts = judge.judge(requests).map_err(fail)?;
+            crate::judge::check_verdicts(judge.name(), requests, &verdicts).map_err(fail)?;
+            p.push(verdicts.into_iter().map(|v| v.p_yes).collect());
+        }
+        Ok(p)
+    };
+    let p = ask(&requests)?;
+    let (p_blank, p_shuffled) = match asks.ablations {
+        None => (Vec::new(), Vec::new()),
+        Some(seed) => {
+            // Only the image changes; the task, the prompt and everything else the judge is
+            // told stay the candidate's own.
+            let blanks: Vec<_> = images.iter().map(blank_like).collect();
+            let blanked: Vec<JudgeRequest<'_>> = requests
+                .iter()
+                .zip(&blanks)
+                .map(|(r, image)| JudgeRequest { image, ..r.clone() })
+                .collect();
+            let mut from = Vec::with_capacity(images.len());
+            for (k, j) in jobs.iter().enumerate() {
+                let to = derangement(
+                    n,
+                    crate::rng::derive_seed(seed, &[j.prompt_index as u64, j.image_index as u64]),
+                );
+                from.extend(to.into_iter().map(|c| k * n + c));
+            }
+            let shuffled: Vec<JudgeRequest<'_>> = requests
+                .iter()
+                .zip(&from)
+                .map(|(r, &f)| JudgeRequest {
+                    image: &images[f],
+                    ..r.clone()
+                })
+                .collect();
+            (ask(&blanked)?, ask(&shuffled)?)
+        }
+    };
     // steps[j][i][t]: judge j, candidate i of the chunk, preview after step t + 1.
     let mut steps: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); finals.len()]; judges.len()];
     if by_step {
@@ -154,6 +223,34 @@ fn judge_chunk(
             tag: j.metadata.tag.as_str().to_string(),
             correct: b.candidates[..n].iter().map(|c| c.correct).collect(),
             p_yes: p.iter().map(|pj| pj[k * n..(k + 1) * n].to_vec()).collect(),
+            p_blank: p_blank
+                .iter()
+                .map(|pj| pj[k * n..(k + 1) * n].to_vec())
+                .collect(),
+            p_shuffled: p_shuffled
+                .iter()
+                .map(|pj| pj[k * n..(k + 1) * n].to_vec())
+                .collect(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derangement;
+
+    #[test]
+    fn derangements_move_every_candidate_and_are_permutations() {
+        for n in 2..12 {
+            for seed in 0..20 {
+                let to = derangement(n, seed);
+                let mut seen = to.clone();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..n).collect::<Vec<_>>());
+                assert!(to.iter().enumerate().all(|(c, &t)| c != t), "{to:?}");
+            }
+        }
+        assert_eq!(derangement(1, 3), vec![0]);
+        assert_eq!(derangement(8, 5), derangement(8, 5));
+    }
 }
