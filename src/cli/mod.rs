@@ -281,6 +281,11 @@ pub struct RunSettings {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<harness::run::Decision>,
+    /// PARM: keep the best SHARE of an image's paths by potential P(yes) (at least one)
+    /// instead of each path's own yes/no.
+    #[arg(long, value_name = "SHARE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_best: Option<f64>,
     /// Evaluation detector: a folder, `first-stage` (the embedded one without its second
     /// stage), `ext:CMD` (a worker) or `embedded`; the embedded one when omitted, for evalcot's
     /// own generators only (an `ext:` generator needs this flag).
@@ -329,6 +334,9 @@ pub struct ReplayArgs {
     /// PARM's decisions: sample or threshold.
     #[arg(long)]
     pub decision: Option<harness::run::Decision>,
+    /// PARM: keep the best SHARE of an image's paths by potential P(yes), as `run`.
+    #[arg(long, value_name = "SHARE")]
+    pub keep_best: Option<f64>,
     /// Output folder (default runs/replay-<strategy>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

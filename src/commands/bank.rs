@@ -123,6 +123,7 @@ pub fn bank(args: &RunArgs) -> anyhow::Result<i32> {
         rules: harness::RuleConfig::default(),
         judge: None,
         decision: cfg.decision,
+        keep_best: cfg.keep_best,
     };
     let bar = ProgressBar::new(jobs.len() as u64);
     bar.set_style(
@@ -209,6 +210,10 @@ fn replay_config(bank: &BankManifest, args: &ReplayArgs) -> anyhow::Result<RunCo
     if let Some(d) = args.decision {
         cfg.decision = d;
     }
+    if args.keep_best.is_some() {
+        cfg.keep_best = args.keep_best;
+    }
+    cfg.validate().map_err(|e| anyhow!("{e}"))?;
     Ok(cfg)
 }
 

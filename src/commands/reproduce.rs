@@ -220,6 +220,7 @@ fn serves(bank: &BankManifest, cfg: &RunConfig) -> bool {
     want.judge = cfg.judge.clone();
     want.n = cfg.n;
     want.decision = cfg.decision;
+    want.keep_best = cfg.keep_best;
     want.batch_prompts = cfg.batch_prompts;
     want.forward_batch = cfg.forward_batch;
     want.slice_rows = cfg.slice_rows;

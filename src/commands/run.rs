@@ -187,6 +187,7 @@ pub fn execute_with(
             judge.as_deref()
         },
         decision: cfg.decision,
+        keep_best: cfg.keep_best,
     };
     let plan = RunPlan {
         out: &out,

@@ -3,13 +3,18 @@
 //! counted); best-of-N′ over the survivors with the final question; if none survives, the path
 //! with the lowest P(no) from the potential assessment, run to its end.
 //!
+//! With `keep_best` (not the paper's), the potential decision is relative to the image's best
+//! paths: a path is kept when fewer than K = ⌈share · N⌉ of the image's assessed paths have a
+//! higher potential P(yes) (ties to the lower index), so at least one always survives.
+//!
 //! ```text
 //! for i in 1..N:
 //!   clear = False; keep_i = True; s_i = 1.0
 //!   for t in 0..T-1:
 //!     c_i = Generator.step(c_i); x = decode(full prediction)
 //!     if not clear and clarity(x) == yes:
-//!       clear = True; keep_i = potential(x) == yes; s_i = P_no(potential, x)
+//!       clear = True; s_i = P_no(potential, x)
+//!       keep_i = potential(x) == yes        # or: #{j assessed : s_j < s_i} < K
 //!       if not keep_i: truncate c_i
 //! S = {i : keep_i}
 //! out = argmax_{i∈S} P_yes(final, c_i)  if S  else  argmin_i s_i  (finished)
@@ -85,9 +90,14 @@ pub fn select(
         }
         let images: Vec<_> = newly.iter().map(|&k| images[k].clone()).collect();
         let potential = cands.ask(KIND, JudgeTask::Potential, &clear, &images, At::Step)?;
-        for (&i, p) in clear.iter().zip(potential) {
-            paths[i].keep = cands.decide(i, POTENTIAL, p);
+        for (&i, &p) in clear.iter().zip(&potential) {
             paths[i].p_no = 1.0 - p;
+        }
+        for (&i, &p) in clear.iter().zip(&potential) {
+            paths[i].keep = match cands.keep_best() {
+                None => cands.decide(i, POTENTIAL, p),
+                Some(k) => ahead(&paths, cands.of_job(i / cands.n()), i) < k,
+            };
         }
     }
     let mut out = Vec::with_capacity(cands.jobs());
@@ -122,6 +132,16 @@ pub fn select(
         ));
     }
     Ok(out)
+}
+
+/// How many assessed paths of `job` rank above path `i` by potential (lower P(no); on ties,
+/// the lower index).
+fn ahead(paths: &[Path], job: std::ops::Range<usize>, i: usize) -> usize {
+    job.filter(|&j| {
+        paths[j].clear_at.is_some()
+            && (paths[j].p_no < paths[i].p_no || (paths[j].p_no == paths[i].p_no && j < i))
+    })
+    .count()
 }
 
 impl Strategy for Parm {

@@ -28,6 +28,7 @@ fn context<'a>(g: &'a DummyGenerator, n: usize) -> Context<'a> {
         rules: RuleConfig::default(),
         judge: None,
         decision: harness::run::Decision::Threshold,
+        keep_best: None,
     }
 }
 
@@ -214,6 +215,33 @@ fn verifiers_improve_on_the_baseline_and_account_for_compute() {
     assert!(plus_out
         .iter()
         .any(|o| o.trace.as_array().is_some_and(|a| a.len() > 1)));
+}
+
+#[test]
+fn parm_relative_to_the_best_paths_keeps_a_share_of_each_image_and_never_falls_back() {
+    let g = DummyGenerator::default();
+    let judge = harness::testkit::DummyJudge { sharpness: 0.9 };
+    let js = jobs(24);
+    for (share, keep) in [(0.25, 2u64), (0.3, 3), (0.01, 1), (1.0, 8)] {
+        let cx = Context {
+            keep_best: Some(share),
+            ..judged(&g, &judge, 8)
+        };
+        let outs = by_name("parm").unwrap().run(&cx, &js).unwrap();
+        for o in &outs {
+            let kept: Vec<bool> = serde_json::from_value(o.trace["kept"].clone()).unwrap();
+            // Every path of an image is assessed at the last step at the latest; the kept
+            // ones are the best `keep` by potential, and one always survives.
+            assert_eq!(
+                kept.iter().filter(|&&k| k).count() as u64,
+                keep,
+                "{}",
+                o.trace
+            );
+            assert_eq!(o.compute.truncated, 8 - keep);
+            assert_eq!(o.trace["fallback_lowest_p_no"], false);
+        }
+    }
 }
 
 /// [`harness::testkit::DummyJudge`], except that every answer about a prompt containing `word`

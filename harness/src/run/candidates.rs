@@ -166,6 +166,15 @@ impl<'c> Candidates<'c> {
         Ok(p)
     }
 
+    /// How many of a job's paths a relative potential rule keeps: ⌈share · N⌉, at least one;
+    /// `None` when each path keeps to its own yes/no (see [`crate::run::RunConfig::keep_best`]).
+    pub fn keep_best(&self) -> Option<usize> {
+        // The small slack keeps 0.3 × 20 at 6, not 7 (0.3 × 20 = 6.000000000000001 in f64).
+        self.cx
+            .keep_best
+            .map(|q| ((q * self.n as f64 - 1e-9).ceil() as usize).clamp(1, self.n.max(1)))
+    }
+
     /// A yes/no decision on probability `p` for candidate `i` (the context's [`Decision`]
     /// rule), drawn from the candidate's seed, `salt` (which question) and its current step —
     /// never from the order in which candidates are decided.

@@ -175,6 +175,12 @@ pub struct RunConfig {
     pub judge: String,
     /// PARM's yes/no decisions.
     pub decision: Decision,
+    /// PARM's potential rule relative to the image's best paths: a path is kept when its
+    /// potential P(yes) is among the best `keep_best` share of the image's N paths (at least
+    /// one), instead of by its own yes/no; absent (the paper's rule, and what older runs were
+    /// made with) when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_best: Option<f64>,
     /// The evaluation detector: a folder or `ext:CMD`; the embedded one when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detector: Option<String>,
@@ -225,6 +231,7 @@ impl Default for RunConfig {
             batch_prompts: 8,
             judge: "fine-tuned".into(),
             decision: Decision::Sample,
+            keep_best: None,
             detector: None,
             device: None,
             draws: None,
@@ -251,6 +258,19 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.n == 0 {
             return Err("n: must be at least 1 candidate per image".into());
+        }
+        if let Some(k) = self.keep_best {
+            if !(k > 0.0 && k <= 1.0) {
+                return Err(format!(
+                    "keep_best: {k} is not a share of an image's paths in (0, 1]"
+                ));
+            }
+            if !matches!(self.strategy.as_str(), "parm" | "parm++") {
+                return Err(format!(
+                    "keep_best: only parm and parm++ assess potential (strategy is {})",
+                    self.strategy
+                ));
+            }
         }
         if self.images_per_prompt == 0 {
             return Err("images_per_prompt: must be at least 1".into());

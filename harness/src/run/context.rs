@@ -93,6 +93,8 @@ pub struct Context<'a> {
     pub judge: Option<&'a dyn Judge>,
     /// How PARM turns a judge's probability into a yes/no decision.
     pub decision: Decision,
+    /// PARM's relative potential rule (see [`crate::run::RunConfig::keep_best`]).
+    pub keep_best: Option<f64>,
 }
 
 impl Context<'_> {
