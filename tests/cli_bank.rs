@@ -102,14 +102,28 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
         "--resamples",
         "50",
         "--ablations",
+        "--potential",
+        "2",
+        "--rollouts",
+        "2",
         "--out",
         path(&report),
     ]));
     let md = std::fs::read_to_string(&report).unwrap();
     assert!(
-        md.contains("## Ablations") && md.contains("## Calibration"),
+        md.contains("## Ablations") && md.contains("## Calibration") && md.contains("## Potential"),
         "{md}"
     );
+    // Values of every candidate's state after step 2 of each image with mixed outcomes: shares
+    // of two rollouts.
+    let values =
+        std::fs::read_to_string(dir.path().join("judges").join("judges-values.csv")).unwrap();
+    let rows: Vec<&str> = values.lines().skip(1).collect();
+    assert!(!rows.is_empty() && rows.len() % 3 == 0, "{values}");
+    for r in rows {
+        let v: f64 = r.rsplit(',').next().unwrap().parse().unwrap();
+        assert!([0.0, 0.5, 1.0].contains(&v), "{r}");
+    }
     assert!(
         md.contains("within-image AUROC") && md.contains("24 images of 24 prompts"),
         "{md}"

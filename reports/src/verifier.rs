@@ -761,6 +761,186 @@ pub fn by_step_markdown(judges: &[String], images: &[Image]) -> String {
     s
 }
 
+/// Within-image AUROC of `score(image, candidate)` against the verdicts, over `images`:
+/// (wins, pairs), ties one half.
+fn within(images: &[(&[bool], Vec<f64>)]) -> (f64, f64) {
+    let (mut won, mut pairs) = (0.0, 0.0);
+    for (correct, score) in images {
+        for (c, &ok) in correct.iter().enumerate() {
+            for (d, &other) in correct.iter().enumerate() {
+                if ok && !other {
+                    pairs += 1.0;
+                    won += match score[c].total_cmp(&score[d]) {
+                        std::cmp::Ordering::Greater => 1.0,
+                        std::cmp::Ordering::Equal => 0.5,
+                        std::cmp::Ordering::Less => 0.0,
+                    };
+                }
+            }
+        }
+    }
+    (won, pairs)
+}
+
+/// PARM's choice with a potential `score` assessed at one step and `keep` paths kept: the
+/// best `keep` by score (ties to the lower index, as the strategy's relative rule), then the
+/// highest final P(yes) among them (the first on ties, in index order).
+fn parm_pick(score: &[f64], final_p: &[f64], keep: usize) -> usize {
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    let mut kept: Vec<usize> = order.into_iter().take(keep.max(1)).collect();
+    kept.sort_unstable();
+    let best = kept.iter().map(|&c| final_p[c]).collect::<Vec<_>>();
+    kept[pick(&best)]
+}
+
+/// What a potential judge could know at step t, against what it knows: the within-image AUROC
+/// of the Monte-Carlo values of the states after each step of `at` (the ceiling of any potential
+/// judge there) beside each judge's preview P(yes) on the same images; and PARM with the
+/// relative rule simulated with either as its potential, at each clarity step and kept share,
+/// with its generator forwards as a share of ORM's. `images` carry every judge's previews
+/// (`--by-step`); `valued` the values of the images with mixed outcomes.
+pub fn potential_markdown(
+    judges: &[String],
+    images: &[Image],
+    valued: &[harness::bank::value::Valued],
+    at: &[usize],
+    steps: usize,
+    rollouts: usize,
+) -> String {
+    let mut s = String::new();
+    let by_key: BTreeMap<(usize, usize), &harness::bank::value::Valued> = valued
+        .iter()
+        .map(|v| ((v.prompt_index, v.image_index), v))
+        .collect();
+    let mixed: Vec<(&Image, &harness::bank::value::Valued)> = images
+        .iter()
+        .filter_map(|i| {
+            by_key
+                .get(&(i.prompt_index, i.image_index))
+                .map(|v| (i, *v))
+        })
+        .collect();
+    let n = images.iter().map(|i| i.correct.len()).min().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "\n## Potential: what the preview tells, against what the state holds\n"
+    );
+    let _ = writeln!(
+        s,
+        "The value of a state is the share of {rollouts} fresh continuations from it (other draws for the remaining steps) that the evaluation detector finds right — the best any potential judge could know at that step (Monte-Carlo, on the {} images with mixed outcomes; an image with one outcome is decided whatever PARM keeps). Within-image AUROC against the candidates' own final verdicts.\n",
+        mixed.len()
+    );
+    let mut head = String::from("| after step | value: within-image AUROC | mean value, ends right | mean value, ends wrong |");
+    let mut rule = String::from("|---:|---:|---:|---:|");
+    for j in judges {
+        head.push_str(&format!(" {j}: preview AUROC |"));
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(s, "{head}\n{rule}");
+    for (a, &t) in at.iter().enumerate() {
+        let vals: Vec<(&[bool], Vec<f64>)> = mixed
+            .iter()
+            .map(|(i, v)| (i.correct.as_slice(), v.value[a].clone()))
+            .collect();
+        let (won, pairs) = within(&vals);
+        let mean = |right: bool| {
+            let xs: Vec<f64> = mixed
+                .iter()
+                .flat_map(|(i, v)| {
+                    i.correct
+                        .iter()
+                        .zip(&v.value[a])
+                        .filter(move |(&ok, _)| ok == right)
+                        .map(|(_, &x)| x)
+                })
+                .collect();
+            ratio(xs.iter().sum(), xs.len() as f64)
+        };
+        let mut row = format!(
+            "| {t} | {} | {} | {} |",
+            f3(ratio(won, pairs)),
+            f3(mean(true)),
+            f3(mean(false))
+        );
+        for j in 0..judges.len() {
+            let previews: Vec<(&[bool], Vec<f64>)> = mixed
+                .iter()
+                .map(|(i, _)| {
+                    let p = i.p_steps.get(j).map_or(Vec::new(), |pj| {
+                        pj.iter()
+                            .map(|c| c.get(t - 1).copied().unwrap_or(f64::NAN))
+                            .collect()
+                    });
+                    (i.correct.as_slice(), p)
+                })
+                .filter(|(_, p)| p.len() == n && p.iter().all(|x| x.is_finite()))
+                .collect();
+            let (w, p) = within(&previews);
+            row.push_str(&format!(" {} |", f3(ratio(w, p))));
+        }
+        let _ = writeln!(s, "{row}");
+    }
+    // PARM simulated: overall accuracy (mean over tags) over every image.
+    let overall = |correct_of: &dyn Fn(&Image) -> bool| {
+        let mut tags: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for i in images {
+            let e = tags.entry(i.tag.as_str()).or_default();
+            e.0 += correct_of(i) as u8 as f64;
+            e.1 += 1.0;
+        }
+        ratio(tags.values().map(|(c, k)| c / k).sum(), tags.len() as f64)
+    };
+    let shares = [0.125, 0.25, 0.5];
+    let _ = writeln!(
+        s,
+        "\nPARM simulated over all {} images with the relative rule (`--keep-best`): every path clear after step t, the best ⌈share · N⌉ by potential kept, the final pick by the judge's P(yes) among them; generator forwards as a share of ORM's (N paths × {steps} steps). *value*: the Monte-Carlo value as the potential (the ceiling, not a strategy: its rollouts are not counted); *preview*: the judge's own potential P(yes), what `run --strategy parm --keep-best` does.\n",
+        images.len()
+    );
+    let _ = writeln!(
+        s,
+        "| judge | after step | kept share | forwards vs ORM | accuracy, value as potential | accuracy, preview as potential |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    for (j, name) in judges.iter().enumerate() {
+        let final_p = |i: &Image| i.p_yes[j].clone();
+        let orm = overall(&|i: &Image| i.correct[pick(&final_p(i))]);
+        let _ = writeln!(
+            s,
+            "| {name} | – | 1 (ORM) | 1.000 | {} | {} |",
+            f3(orm),
+            f3(orm)
+        );
+        for (a, &t) in at.iter().enumerate() {
+            for &q in &shares {
+                let keep = ((q * n as f64 - 1e-9).ceil() as usize).clamp(1, n.max(1));
+                let key = |i: &Image| (i.prompt_index, i.image_index);
+                let with_value = overall(&|i: &Image| match by_key.get(&key(i)) {
+                    Some(v) => i.correct[parm_pick(&v.value[a], &final_p(i), keep)],
+                    None => i.correct[0],
+                });
+                let with_preview = overall(&|i: &Image| {
+                    let p: Vec<f64> = i.p_steps.get(j).map_or(vec![0.0; n], |pj| {
+                        pj.iter()
+                            .map(|c| c.get(t - 1).copied().unwrap_or(0.0))
+                            .collect()
+                    });
+                    i.correct[parm_pick(&p, &final_p(i), keep)]
+                });
+                let forwards = (n * t + keep * steps.saturating_sub(t)) as f64 / (n * steps) as f64;
+                let _ = writeln!(
+                    s,
+                    "| {name} | {t} | {q} ({keep} of {n}) | {} | {} | {} |",
+                    f3(forwards),
+                    f3(with_value),
+                    f3(with_preview)
+                );
+            }
+        }
+    }
+    s
+}
+
 fn est(e: Est) -> String {
     if !e.value.is_finite() {
         return "—".into();

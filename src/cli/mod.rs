@@ -582,6 +582,14 @@ pub struct EvalArgs {
     /// shuffled among the image's candidates — which must rank at chance (seeded by --seed).
     #[arg(long)]
     pub ablations: bool,
+    /// `eval judge --bank`: value the states after these steps (comma-separated) by
+    /// Monte-Carlo rollouts, judged by the evaluation detector — the ceiling of any potential
+    /// judge — and simulate PARM with them beside the judges' previews (implies --by-step).
+    #[arg(long, value_name = "STEPS")]
+    pub potential: Option<String>,
+    /// `eval judge --bank --potential`: continuations per state.
+    #[arg(long, default_value_t = 4)]
+    pub rollouts: usize,
     /// Markdown report to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

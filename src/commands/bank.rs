@@ -246,6 +246,28 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
         args.any_build,
     )?;
     let device = cfg.device.unwrap_or(harness::run::Device::Cpu);
+    let steps = cfg
+        .steps
+        .unwrap_or_else(|| opened.generator.default_steps());
+    let at: Vec<usize> = match &args.potential {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|t| {
+                t.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&t| t >= 1 && t < steps)
+                    .ok_or_else(|| {
+                        anyhow!("--potential {list:?}: {t:?} is not a step in 1..{steps}")
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    if args.potential.is_some() && args.rollouts == 0 {
+        anyhow::bail!("--rollouts 0: a state's value needs at least one continuation");
+    }
+    let by_step = args.by_step || !at.is_empty();
     let names: Vec<String> = args
         .judges
         .split(',')
@@ -273,12 +295,39 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
         &refs,
         bank::judge::Asks {
             batch_jobs: cfg.batch_prompts * cfg.images_per_prompt,
-            by_step: args.by_step,
+            by_step,
             ablations: args.ablations.then_some(args.seed),
         },
         &mut |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
+    let valued = if at.is_empty() {
+        Vec::new()
+    } else {
+        let bar = ProgressBar::new(jobs.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "rollouts {{bar:40}} {{pos}}/{{len}} images ({} per state), {{elapsed}} elapsed, eta {{eta}}",
+                args.rollouts
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let v = bank::value::values(
+            dir,
+            &jobs,
+            cfg.n,
+            opened.generator.as_ref(),
+            opened.detector.as_ref(),
+            bank::value::Rollouts {
+                at: &at,
+                k: args.rollouts,
+                batch_jobs: cfg.batch_prompts,
+            },
+            &mut |done, _| bar.set_position(done as u64),
+        )?;
+        bar.finish_and_clear();
+        v
+    };
     let seconds = started.elapsed().as_secs_f64();
     let provenance = reports::verifier::Provenance {
         bank: match shard {
@@ -312,18 +361,47 @@ pub fn judge_bank(args: &EvalArgs, dir: &Path) -> anyhow::Result<i32> {
             }
         }
     }
+    let potential = if at.is_empty() {
+        String::new()
+    } else {
+        let mut csv =
+            String::from("prompt_index,image_index,tag,after_step,candidate,correct,value\n");
+        for v in &valued {
+            for (a, t) in at.iter().enumerate() {
+                for (c, x) in v.value[a].iter().enumerate() {
+                    csv.push_str(&format!(
+                        "{},{},{},{t},{c},{},{x}\n",
+                        v.prompt_index, v.image_index, v.tag, v.correct[c] as u8
+                    ));
+                }
+            }
+        }
+        harness::fsutil::write_atomic(&sibling("-values.csv"), csv.as_bytes())?;
+        reports::verifier::potential_markdown(&names, &images, &valued, &at, steps, args.rollouts)
+            + &format!("\nEvery value: {}.\n", sibling("-values.csv").display())
+    };
     let md = bench.markdown()
         + &reports::verifier::by_step_markdown(&names, &images)
+        + &potential
         + &format!(
             "\nMade by `evalcot eval judge --bank {} --judges {}{} --out {}` ({seconds:.0} s on this machine). Every P(yes): {}; per N′: {}; plot: {}.\n",
             dir.display(),
             args.judges,
-            match (args.by_step, args.ablations) {
-                (true, true) => " --by-step --ablations",
-                (true, false) => " --by-step",
-                (false, true) => " --ablations",
-                (false, false) => "",
-            },
+            [
+                (args.by_step, " --by-step".to_string()),
+                (args.ablations, " --ablations".to_string()),
+                (
+                    args.potential.is_some(),
+                    format!(
+                        " --potential {} --rollouts {}",
+                        args.potential.as_deref().unwrap_or(""),
+                        args.rollouts
+                    )
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(on, flag)| on.then_some(flag))
+            .collect::<String>(),
             out.display(),
             sibling("-scores.csv").display(),
             sibling(".csv").display(),

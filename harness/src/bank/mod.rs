@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod judge;
 pub mod serve;
+pub mod value;
 pub mod write;
 
 use crate::error::{Error, Location, Result};
