@@ -119,7 +119,7 @@ fn replays_equal_live_runs_for_every_bankable_strategy() {
     let values =
         std::fs::read_to_string(dir.path().join("judges").join("judges-values.csv")).unwrap();
     let rows: Vec<&str> = values.lines().skip(1).collect();
-    assert!(!rows.is_empty() && rows.len() % 3 == 0, "{values}");
+    assert!(!rows.is_empty() && rows.len().is_multiple_of(3), "{values}");
     for r in rows {
         let v: f64 = r.rsplit(',').next().unwrap().parse().unwrap();
         assert!([0.0, 0.5, 1.0].contains(&v), "{r}");
