@@ -39,6 +39,85 @@ pub struct EvidenceJudge {
     name: String,
     rules: RuleConfig,
     clarity_from: f64,
+    head: Option<Head>,
+}
+
+/// The evidence of one image for a prompt, summed over the prompt's clauses by kind: ln of
+/// P(count), P(colour), P(position) of the include clauses and of P(pass) of the exclude
+/// clauses, each floored at [`Head::FLOOR`]. Every entry is about the image: with no prompted
+/// object, all are at the floor whatever the prompt.
+pub type Features = [f64; 4];
+
+/// What the features are called, in order (reports, head files).
+pub const FEATURES: [&str; 4] = ["count", "colour", "position", "exclude"];
+
+/// A learned combination of the evidence: P(yes) = σ(bias + Σₖ (wₖ + w_{tag,k}) · featureₖ).
+/// The only prompt-dependent parameters multiply evidence from the image (a tag's weights), so
+/// no term can carry the verdict from the prompt alone; the bias is one number for all prompts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    pub format: String,
+    pub bias: f64,
+    pub weights: [f64; 4],
+    /// Per tag (its official name), added to `weights`; a tag absent here uses `weights`.
+    pub tag_weights: std::collections::BTreeMap<String, [f64; 4]>,
+    /// The annotator folder whose evidence the head was trained on (the judge reads the same).
+    pub detector: String,
+    /// How the head was made (config, data, command), for its report; not read.
+    #[serde(default)]
+    pub made_by: serde_json::Value,
+}
+
+impl Head {
+    pub const FORMAT: &'static str = "evalcot-evidence-head-1";
+    /// Each probability's floor before its logarithm: an absent object is strong evidence, not
+    /// infinite evidence.
+    pub const FLOOR: f64 = 1e-4;
+
+    /// The logit of P(yes).
+    pub fn logit(&self, f: &Features, tag: &str) -> f64 {
+        let extra = self.tag_weights.get(tag).copied().unwrap_or([0.0; 4]);
+        self.bias
+            + f.iter()
+                .zip(self.weights.iter().zip(extra))
+                .map(|(x, (w, e))| (w + e) * x)
+                .sum::<f64>()
+    }
+
+    pub fn p_yes(&self, f: &Features, tag: &str) -> f64 {
+        1.0 / (1.0 + (-self.logit(f, tag)).exp())
+    }
+
+    /// Reads `head.json`, naming the file and what is wrong with it.
+    pub fn load(path: &std::path::Path) -> crate::error::Result<Head> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
+        let head: Head = serde_json::from_str(&text).map_err(|e| {
+            crate::error::Error::invalid(
+                crate::error::Location::file(path.display().to_string()),
+                format!("not an evidence head: {e}"),
+            )
+        })?;
+        if head.format != Head::FORMAT {
+            return Err(crate::error::Error::invalid(
+                crate::error::Location::file(path.display().to_string()),
+                format!("format {:?}: expected {:?}", head.format, Head::FORMAT),
+            ));
+        }
+        let finite = head.bias.is_finite()
+            && head
+                .weights
+                .iter()
+                .chain(head.tag_weights.values().flatten())
+                .all(|w| w.is_finite());
+        if !finite {
+            return Err(crate::error::Error::invalid(
+                crate::error::Location::file(path.display().to_string()),
+                "a weight is not finite",
+            ));
+        }
+        Ok(head)
+    }
 }
 
 impl EvidenceJudge {
@@ -49,7 +128,53 @@ impl EvidenceJudge {
             name,
             rules: RuleConfig::default(),
             clarity_from: CLARITY_FROM,
+            head: None,
         }
+    }
+
+    /// P(yes) from `head` over the evidence instead of the product of the clauses' P(pass).
+    pub fn with_head(mut self, head: Head, name: &str) -> Self {
+        self.name = format!("{name}({})", self.detector.name());
+        self.head = Some(head);
+        self
+    }
+
+    /// The evidence features of each image for its prompt (what a head learns from).
+    pub fn features(
+        &self,
+        images: &[image::RgbImage],
+        metas: &[&Metadata],
+    ) -> Result<Vec<Features>, ModelFault> {
+        let objects = self.detect(&images.iter().collect::<Vec<_>>())?;
+        Ok(objects
+            .iter()
+            .zip(metas)
+            .map(|(o, m)| self.clauses(m, o).1)
+            .collect())
+    }
+
+    /// The detector's objects in each image, in the image's own pixels.
+    fn detect(&self, images: &[&image::RgbImage]) -> Result<Vec<Vec<DetectedObject>>, ModelFault> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let size = self.detector.input_size();
+        let resized: Vec<_> = images
+            .iter()
+            .map(|i| crate::scoring::resize_for_detector(i, size))
+            .collect();
+        let inputs: Vec<_> = resized.iter().map(|(i, _, _)| i.clone()).collect();
+        let outputs = self
+            .detector
+            .detect(&inputs)
+            .map_err(|e| e.context(format!("judge {}", self.name)))?;
+        Ok(outputs
+            .into_iter()
+            .zip(&resized)
+            .map(|(objects, (_, sx, sy))| {
+                objects.into_iter().map(|o| o.rescaled(*sx, *sy)).collect()
+            })
+            .collect())
     }
 
     /// Previews count as clear from `share` of the schedule on.
@@ -125,8 +250,15 @@ fn bbox64(o: &DetectedObject) -> [f64; 4] {
 }
 
 impl EvidenceJudge {
-    /// Per-clause P(pass), explanation and region, from the objects detected in one image.
-    fn clauses(&self, meta: &Metadata, objects: &[DetectedObject]) -> Vec<ClauseVerdict> {
+    /// Per-clause P(pass), explanation and region, from the objects detected in one image, and
+    /// the evidence summed by kind.
+    fn clauses(
+        &self,
+        meta: &Metadata,
+        objects: &[DetectedObject],
+    ) -> (Vec<ClauseVerdict>, Features) {
+        let ln = |p: f64| p.max(Head::FLOOR).ln();
+        let mut features = [0.0; 4];
         let of = |c: ClassId| {
             let mut v: Vec<&DetectedObject> = objects
                 .iter()
@@ -172,6 +304,9 @@ impl EvidenceJudge {
                     .product()
             });
             let p = p_count * p_color * p_position;
+            features[0] += ln(p_count);
+            features[1] += ln(p_color);
+            features[2] += ln(p_position);
             let region = top.first().map(|o| o.bbox);
             out.push(ClauseVerdict {
                 clause: format!("include[{i}]"),
@@ -188,6 +323,7 @@ impl EvidenceJudge {
             let objs = of(req.class);
             let k = req.count as usize;
             let p = 1.0 - objs.at_least(k);
+            features[3] += ln(p);
             out.push(ClauseVerdict {
                 clause: format!("exclude[{i}]"),
                 p_pass: p,
@@ -198,7 +334,7 @@ impl EvidenceJudge {
                     .flatten(),
             });
         }
-        out
+        (out, features)
     }
 }
 
@@ -209,24 +345,12 @@ impl Judge for EvidenceJudge {
 
     fn judge(&self, requests: &[JudgeRequest<'_>]) -> Result<Vec<Verdict>, ModelFault> {
         // Clarity needs no detection (it follows the step); every other task looks.
-        let looks: Vec<usize> = (0..requests.len())
-            .filter(|&i| requests[i].task != JudgeTask::Clarity)
-            .collect();
-        let size = self.detector.input_size();
-        let resized: Vec<_> = looks
+        let looks: Vec<&image::RgbImage> = requests
             .iter()
-            .map(|&i| crate::scoring::resize_for_detector(requests[i].image, size))
+            .filter(|r| r.task != JudgeTask::Clarity)
+            .map(|r| r.image)
             .collect();
-        let inputs: Vec<_> = resized.iter().map(|(i, _, _)| i.clone()).collect();
-        let mut outputs = if inputs.is_empty() {
-            Vec::new()
-        } else {
-            self.detector
-                .detect(&inputs)
-                .map_err(|e| e.context(format!("judge {}", self.name)))?
-        }
-        .into_iter()
-        .zip(&resized);
+        let mut outputs = self.detect(&looks)?.into_iter();
         Ok(requests
             .iter()
             .map(|r| {
@@ -236,11 +360,12 @@ impl Judge for EvidenceJudge {
                         clauses: Vec::new(),
                     };
                 }
-                let (objects, (_, sx, sy)) = outputs.next().expect("one output per looked image");
-                let objects: Vec<DetectedObject> =
-                    objects.into_iter().map(|o| o.rescaled(*sx, *sy)).collect();
-                let clauses = self.clauses(r.metadata, &objects);
-                let p_yes: f64 = clauses.iter().map(|c| c.p_pass).product();
+                let objects = outputs.next().expect("one output per looked image");
+                let (clauses, features) = self.clauses(r.metadata, &objects);
+                let p_yes: f64 = match &self.head {
+                    Some(head) => head.p_yes(&features, r.metadata.tag.as_str()),
+                    None => clauses.iter().map(|c| c.p_pass).product(),
+                };
                 Verdict {
                     p_yes,
                     clauses: if r.task == JudgeTask::Reflect {

@@ -5,6 +5,7 @@ pub mod ar;
 pub mod checkpoint;
 pub mod detector;
 pub mod embedded;
+pub mod evidence;
 pub mod judge;
 pub mod maskgit;
 pub mod open;

@@ -266,7 +266,36 @@ pub fn judge(spec: &str, device: Device) -> Result<Box<dyn Judge>, ModelError> {
             None => judge,
         }));
     }
+    if let Some((dir, clarity)) = head_spec(spec) {
+        let head = harness::evidence::Head::load(&dir.join(HEAD_FILE))?;
+        let annotator = detector(Some(Path::new(&head.detector)), device)?;
+        let name = dir
+            .file_name()
+            .map_or("evidence-head".into(), |n| n.to_string_lossy().into_owned());
+        let judge = harness::evidence::EvidenceJudge::new(annotator).with_head(head, &name);
+        return Ok(Box::new(match clarity {
+            Some(c) => judge.with_clarity_from(c),
+            None => judge,
+        }));
+    }
     on_backend!(device, B, dev => Ok(Box::new(judge_on::<B>(spec, &dev)?)))
+}
+
+/// The file of a trained evidence head (`evalcot train evidence-head`).
+pub const HEAD_FILE: &str = "head.json";
+
+/// `DIR[@SHARE]` where DIR holds an evidence head: the folder and the clarity share. A share
+/// that does not parse leaves the spec to the other judge kinds (and their errors).
+fn head_spec(spec: &str) -> Option<(std::path::PathBuf, Option<f64>)> {
+    let (dir, clarity) = match spec.rsplit_once('@') {
+        Some((d, c)) => (
+            d,
+            Some(c.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v))?),
+        ),
+        None => (spec, None),
+    };
+    let dir = std::path::PathBuf::from(dir);
+    dir.join(HEAD_FILE).is_file().then_some((dir, clarity))
 }
 
 /// The annotator, whose verdicts the judges are trained on, and the default detector of the

@@ -523,6 +523,9 @@ pub enum TrainModel {
     Generator,
     /// A judge (zero-shot on renders, or fine-tuned on the generator with the annotator).
     Judge,
+    /// A head over the annotator's evidence per clause, trained on an annotator-labelled bank
+    /// (the `evidence-fine-tuned` judge).
+    EvidenceHead,
     /// Preference alignment of a generator: DPO, iterative DPO, reward-guided DPO.
     Dpo,
     /// The autoregressive (raster-order) generator, the second generator family.

@@ -1,0 +1,95 @@
+//! The head's data: every final candidate of a bank, its evidence features by the annotator,
+//! and its label (the bank's verdict, which must be the annotator's).
+
+use harness::detector::Detector;
+use harness::evidence::{EvidenceJudge, Features};
+use harness::generator::Generator;
+use harness::run::Job;
+use std::path::Path;
+
+/// One banked image: its candidates' features and labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    pub prompt_index: usize,
+    pub prompt: String,
+    pub tag: String,
+    pub features: Vec<Features>,
+    pub correct: Vec<bool>,
+}
+
+/// Reads bank `dir`, decodes its final candidates with `generator` (the bank's: the name is
+/// checked) and measures them with `annotator`; refuses a bank whose verdicts are not the
+/// annotator's (training on the evaluation detector's verdicts would grade the judge on its
+/// own labels).
+pub fn features_from_bank(
+    dir: &Path,
+    generator: &dyn Generator,
+    annotator: Box<dyn Detector>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> harness::Result<Vec<Labelled>> {
+    let invalid = |m: String| {
+        harness::Error::invalid(
+            harness::error::Location::file(dir.join(harness::bank::MANIFEST).display().to_string()),
+            m,
+        )
+    };
+    let manifest = harness::bank::read_manifest(dir)?
+        .ok_or_else(|| invalid("no bank here (evalcot bank writes bank.json)".into()))?;
+    if !manifest.detector.starts_with(annotator.name()) {
+        return Err(invalid(format!(
+            "detector {:?}: the head learns from the annotator's labels; make the bank with \
+             --detector {} (labels by {})",
+            manifest.detector,
+            "the annotator's folder",
+            annotator.name()
+        )));
+    }
+    if manifest.generator != generator.name() {
+        return Err(invalid(format!(
+            "generator {:?}: expected {:?}",
+            manifest.generator,
+            generator.name()
+        )));
+    }
+    let cfg = &manifest.config;
+    let prompts = cfg.prompts()?;
+    let jobs = harness::run::shard::Shard::select(
+        manifest
+            .shard
+            .map(|[k, n]| harness::run::shard::Shard { index: k, count: n }),
+        Job::all(&prompts, cfg.images_per_prompt, cfg.seed),
+    );
+    let judge = EvidenceJudge::new(annotator);
+    let mut out = Vec::with_capacity(jobs.len());
+    progress(0, jobs.len());
+    for chunk in jobs.chunks(cfg.batch_prompts.max(1)) {
+        for job in chunk {
+            let banked = harness::bank::read_job(
+                dir,
+                job.prompt_index,
+                job.image_index,
+                &job.metadata.prompt,
+                cfg.n,
+            )?;
+            let finals: Vec<_> = banked.candidates.iter().map(|c| c.last().clone()).collect();
+            let fault = |e: harness::error::ModelFault| {
+                invalid(format!(
+                    "prompt {} image {}: {e}",
+                    job.prompt_index, job.image_index
+                ))
+            };
+            let images = generator.decode(&finals).map_err(fault)?;
+            let metas = vec![&job.metadata; images.len()];
+            let features = judge.features(&images, &metas).map_err(fault)?;
+            out.push(Labelled {
+                prompt_index: job.prompt_index,
+                prompt: job.metadata.prompt.clone(),
+                tag: job.metadata.tag.as_str().to_string(),
+                features,
+                correct: banked.candidates.iter().map(|c| c.correct).collect(),
+            });
+        }
+        progress(out.len(), jobs.len());
+    }
+    Ok(out)
+}
