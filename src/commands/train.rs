@@ -294,6 +294,20 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
     }
     let judged: Vec<JudgedPrompt> = dpo::cached_samples(&args.out, &cfg.pairs, || {
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
+        if cfg.pairs.bank.is_some() {
+            let (sampler, _) = crate::open::generator(
+                sampler_spec,
+                SamplingOptions::default(),
+                &Default::default(),
+                Device::Cpu,
+            )?;
+            let evaluator = models::open::detector(None, Device::Cpu)?;
+            return anyhow::Ok(dpo::bank_samples(
+                &cfg.pairs,
+                sampler.name(),
+                evaluator.name(),
+            )?);
+        }
         // Pairs are sampled and judged on the CPU on every training device, so that a cached
         // sample file means the same thing wherever it was made.
         let (sampler, _) = crate::open::generator(
@@ -432,6 +446,8 @@ mod tests {
                 check(&path, models::ar::ArTrainConfig::validate)
             } else if name.starts_with("generator") {
                 check(&path, GeneratorTrainConfig::validate)
+            } else if name.starts_with("evidence-head") {
+                check(&path, models::evidence::HeadTrainConfig::validate)
             } else if name.starts_with("judge") {
                 check(&path, JudgeTrainConfig::validate)
             } else if name.starts_with("dpo") {

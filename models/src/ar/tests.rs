@@ -137,6 +137,7 @@ fn dpo_config(reward: bool) -> DpoTrainConfig {
         reference: None,
         pairs: PairsConfig {
             sampler: None,
+            bank: None,
             judge: "none".into(),
             prompts: 2,
             samples_per_prompt: 2,

@@ -52,6 +52,13 @@ pub struct PairsConfig {
     #[serde(default)]
     pub steps: Option<usize>,
     pub seed: u64,
+    /// Take the samples and their labels from this bank instead of sampling and judging: the
+    /// first `prompts` prompts, the first `samples_per_prompt` candidates of each, P(yes) 1 for
+    /// a candidate its detector and the GenEval rules find right and 0 otherwise. The bank's
+    /// generator must be the sampler, its detector an annotator (never the evaluation
+    /// detector), and `judge` then reads `bank`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank: Option<String>,
     /// How a prompt's judged samples become a pair (the paper's `verdict` by default).
     #[serde(default)]
     pub rule: PairRule,

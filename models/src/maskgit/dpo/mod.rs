@@ -16,7 +16,7 @@ pub mod training;
 
 pub use config::{DpoTrainConfig, PairRule, PairsConfig, RewardConfig};
 pub use pairs::{
-    build_pairs, cached_samples, judge_samples, select_pairs, write_pairs, JudgedPrompt, Pair,
-    PairStats,
+    bank_samples, build_pairs, cached_samples, judge_samples, select_pairs, write_pairs,
+    JudgedPrompt, Pair, PairStats,
 };
 pub use training::{dpo_loss, total_steps, train, DpoModels};

@@ -138,6 +138,85 @@ pub(super) fn judge_chunk(
         .collect())
 }
 
+/// The samples of `cfg.bank` (see [`PairsConfig::bank`]), made by generator `sampler` (its
+/// name) and labelled by a detector other than `evaluator` (the evaluation detector's name).
+pub fn bank_samples(
+    cfg: &PairsConfig,
+    sampler: &str,
+    evaluator: &str,
+) -> Result<Vec<JudgedPrompt>, ModelError> {
+    let Some(dir) = cfg.bank.as_deref().map(Path::new) else {
+        return Err(err("pairs.bank: no bank named"));
+    };
+    let at = |m: String| {
+        ModelError::from(harness::Error::invalid(
+            harness::error::Location::file(dir.join(harness::bank::MANIFEST).display().to_string()),
+            m,
+        ))
+    };
+    let manifest = harness::bank::read_manifest(dir)?
+        .ok_or_else(|| at("no bank here (evalcot bank writes bank.json)".into()))?;
+    if cfg.judge != "bank" {
+        return Err(err(format!(
+            "pairs.judge {:?}: with pairs.bank the labels are the bank's verdicts; write judge: bank",
+            cfg.judge
+        )));
+    }
+    if manifest.detector.starts_with(evaluator) {
+        return Err(at(format!(
+            "detector {:?} is the evaluation detector: pairs are labelled by an annotator (evalcot bank … --detector models/weights/annotator)",
+            manifest.detector
+        )));
+    }
+    if manifest.generator != sampler {
+        return Err(at(format!(
+            "generator {:?}: the pairs' sampler is {sampler:?}",
+            manifest.generator
+        )));
+    }
+    if manifest.shard.is_some() || manifest.config.images_per_prompt != 1 {
+        return Err(at("a whole bank of one image per prompt is expected".into()));
+    }
+    let k = cfg.samples_per_prompt;
+    if k < 2 || k > manifest.config.n {
+        return Err(at(format!(
+            "pairs.samples_per_prompt {k}: the bank holds {} candidates per prompt (2 or more needed)",
+            manifest.config.n
+        )));
+    }
+    let prompts = manifest.config.prompts()?;
+    if cfg.prompts > prompts.len() {
+        return Err(at(format!(
+            "pairs.prompts {}: the bank holds {} prompts",
+            cfg.prompts,
+            prompts.len()
+        )));
+    }
+    let jobs = harness::run::Job::all(&prompts[..cfg.prompts], 1, manifest.config.seed);
+    jobs.iter()
+        .map(|job| {
+            let banked = harness::bank::read_job(
+                dir,
+                job.prompt_index,
+                job.image_index,
+                &job.metadata.prompt,
+                manifest.config.n,
+            )?;
+            Ok(JudgedPrompt {
+                prompt: job.metadata.prompt.clone(),
+                tokens: banked.candidates[..k]
+                    .iter()
+                    .map(|c| c.last().prediction.clone())
+                    .collect(),
+                p_yes: banked.candidates[..k]
+                    .iter()
+                    .map(|c| if c.correct { 1.0 } else { 0.0 })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 /// One pair per judged prompt by `cfg.rule`, or the reason it has none (counted in the stats).
 /// Draws come from `(cfg.seed, prompt)`.
 pub fn select_pairs(cfg: &PairsConfig, judged: &[JudgedPrompt]) -> (Vec<Pair>, PairStats) {

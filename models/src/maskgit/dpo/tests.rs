@@ -89,6 +89,7 @@ fn config(reward: Option<f64>) -> DpoTrainConfig {
         reference: None,
         pairs: PairsConfig {
             sampler: None,
+            bank: None,
             judge: "red".into(),
             prompts: 8,
             samples_per_prompt: 4,

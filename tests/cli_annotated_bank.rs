@@ -1,6 +1,6 @@
-//! The trained evidence judge end to end: an annotator-labelled bank of training prompts, a
-//! head trained on it (deterministic for its config), the head as a judge of `eval judge`, and
-//! a bank labelled by the evaluation detector refused as training data.
+//! An annotator-labelled bank of training prompts as training data, end to end: the evidence
+//! head trained on it (deterministic for its config) and used as a judge by `eval judge`, DPO
+//! pairs taken from it; a bank labelled by the evaluation detector is refused by both.
 
 mod common;
 
@@ -13,7 +13,7 @@ fn ok(o: Output) -> Output {
 }
 
 #[test]
-fn a_head_trains_on_annotator_labels_and_judges_a_bank() {
+fn heads_and_dpo_pairs_learn_from_annotator_labels_never_the_evaluation_detector_s() {
     let dir = tempfile::tempdir().unwrap();
     let prompts = dir.path().join("train.jsonl");
     ok(evalcot(&[
@@ -121,5 +121,59 @@ fn a_head_trains_on_annotator_labels_and_judges_a_bank() {
     assert!(
         err.contains("bank.json") && err.contains("annotator"),
         "{err}"
+    );
+
+    // DPO pairs from the labelled bank: one right and one wrong candidate of each prompt that
+    // has both, and no sampling.
+    let dpo = |bank: &std::path::Path, name: &str| {
+        let c = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &c,
+            format!(
+                "name: {name}\nseed: 3\ninit: base\npairs:\n  judge: bank\n  bank: {}\n  prompts: 15\n  samples_per_prompt: 4\n  seed: 4\nepochs: 1\nbatch_size: 2\nlr: 0.0001\nwarmup_ratio: 0.0\nweight_decay: 0.01\nbeta: 0.1\ncheckpoint_every: 100\nlog_every: 1\n",
+                bank.display()
+            ),
+        )
+        .unwrap();
+        evalcot(&[
+            "train",
+            "dpo",
+            "--config",
+            path(&c),
+            "--out",
+            path(&dir.path().join(name)),
+        ])
+    };
+    let o = ok(dpo(&labelled, "dpo-annotated"));
+    let err = text(&o.stderr);
+    assert!(err.contains("from 15 prompts"), "{err}");
+    let stats: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("dpo-annotated").join("pairs.json")).unwrap(),
+    )
+    .unwrap();
+    let s = &stats[1];
+    assert_eq!(
+        s["pairs"].as_u64().unwrap()
+            + s["all_yes"].as_u64().unwrap()
+            + s["all_no"].as_u64().unwrap(),
+        15,
+        "{stats}"
+    );
+    assert_eq!(stats[0]["bank"], path(&labelled));
+    let pairs =
+        std::fs::read_to_string(dir.path().join("dpo-annotated").join("pairs.jsonl")).unwrap();
+    for line in pairs.lines() {
+        let p: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (p["p_chosen"].as_f64(), p["p_rejected"].as_f64()),
+            (Some(1.0), Some(0.0))
+        );
+    }
+    let o = dpo(&graded, "dpo-graded");
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("evaluation detector"),
+        "{}",
+        text(&o.stderr)
     );
 }
