@@ -526,7 +526,7 @@ impl Bench {
             );
             let _ = writeln!(
                 s,
-                "*Blank*: every candidate shown as a uniform #999 image, the prompt and task unchanged. *Shuffled*: each candidate shown another candidate's image of the same image job (a seeded derangement). A judge whose ranking comes from the image is at 0.5 within images with both; the pooled AUROC that remains is what the prompt alone (blank) or the prompt's difficulty (shuffled) carries.\n"
+                "*Blank*: every candidate shown as a uniform #999 image, the prompt and task unchanged. *Shuffled*: each candidate shown the image of a candidate of the same image job drawn by a seeded random permutation (its own as often as any other, so that no candidate is favoured). A judge whose ranking comes from the image is at 0.5 within images with both; the pooled AUROC that remains is what the prompt alone (blank) or the prompt's difficulty (shuffled) carries.\n"
             );
             let _ = writeln!(
                 s,

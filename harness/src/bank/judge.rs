@@ -18,8 +18,8 @@ pub struct JudgedImage {
     /// `p_yes[j][c]`: judge j's P(yes) (task `final`) for candidate c.
     pub p_yes: Vec<Vec<f64>>,
     /// With ablations: `p_blank[j][c]`, judge j's P(yes) for candidate c's prompt with a blank
-    /// image, and `p_shuffled[j][c]`, for candidate c's prompt with another candidate's image of
-    /// the same image job (a random derangement); empty otherwise. A judge that finds the prompt
+    /// image, and `p_shuffled[j][c]`, for candidate c's prompt with the image of candidate π(c)
+    /// of the same image job (π a seeded random permutation); empty otherwise. A judge that finds the prompt
     /// in the image ranks at chance with either.
     pub p_blank: Vec<Vec<f64>>,
     pub p_shuffled: Vec<Vec<f64>>,
@@ -36,7 +36,7 @@ pub struct Asks {
     /// Also every preview, with task `potential` (what PARM's potential question sees).
     pub by_step: bool,
     /// Also the two ablations (blank image; images shuffled among the job's candidates), the
-    /// derangements drawn from this seed, the prompt and the image index.
+    /// permutations drawn from this seed, the prompt and the image index.
     pub ablations: Option<u64>,
 }
 
@@ -46,15 +46,15 @@ pub fn blank_like(image: &image::RgbImage) -> image::RgbImage {
     image::RgbImage::from_pixel(image.width(), image.height(), image::Rgb([0x99; 3]))
 }
 
-/// A derangement of `0..n` (no candidate keeps its own image when n > 1): a random order read
-/// as a cycle, each element sent to its successor. Seeded, so the ablation is reproducible.
-pub fn derangement(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    crate::rng::Rng::new(seed).shuffle(&mut order);
-    let mut to = vec![0; n];
-    for k in 0..n {
-        to[order[k]] = order[(k + 1) % n];
-    }
+/// A uniformly random permutation of `0..n`, seeded so that the ablation is reproducible. Not a
+/// derangement: barring a candidate from its own image would show a right candidate fewer right
+/// images than a wrong one ((r−1)/(n−1) against r/(n−1) with r right of n), and a judge that
+/// sees the verdict would rank *below* chance (0.45 for the evidence judge on the development
+/// bank). Under a uniform permutation the images of any two candidates are an exchangeable pair,
+/// so every judge is at 0.5 in expectation.
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut to: Vec<usize> = (0..n).collect();
+    crate::rng::Rng::new(seed).shuffle(&mut to);
     to
 }
 
@@ -153,7 +153,7 @@ fn judge_chunk(
                 .collect();
             let mut from = Vec::with_capacity(images.len());
             for (k, j) in jobs.iter().enumerate() {
-                let to = derangement(
+                let to = shuffled(
                     n,
                     crate::rng::derive_seed(seed, &[j.prompt_index as u64, j.image_index as u64]),
                 );
@@ -237,20 +237,27 @@ fn judge_chunk(
 
 #[cfg(test)]
 mod tests {
-    use super::derangement;
+    use super::shuffled;
 
     #[test]
-    fn derangements_move_every_candidate_and_are_permutations() {
-        for n in 2..12 {
-            for seed in 0..20 {
-                let to = derangement(n, seed);
-                let mut seen = to.clone();
-                seen.sort_unstable();
-                assert_eq!(seen, (0..n).collect::<Vec<_>>());
-                assert!(to.iter().enumerate().all(|(c, &t)| c != t), "{to:?}");
+    fn shuffles_are_seeded_uniform_permutations() {
+        // Over many seeds every candidate lands at every position about equally often.
+        let n = 4;
+        let mut counts = vec![vec![0usize; n]; n];
+        for seed in 0..4000 {
+            let to = shuffled(n, seed);
+            let mut seen = to.clone();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>());
+            for (c, &t) in to.iter().enumerate() {
+                counts[c][t] += 1;
             }
         }
-        assert_eq!(derangement(1, 3), vec![0]);
-        assert_eq!(derangement(8, 5), derangement(8, 5));
+        for row in &counts {
+            for &k in row {
+                assert!((850..1150).contains(&k), "{counts:?}");
+            }
+        }
+        assert_eq!(shuffled(8, 5), shuffled(8, 5));
     }
 }
