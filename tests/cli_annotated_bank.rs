@@ -169,6 +169,24 @@ fn heads_and_dpo_pairs_learn_from_annotator_labels_never_the_evaluation_detector
             (Some(1.0), Some(0.0))
         );
     }
+    // The zero-shot head: the world's scenes through the tokenizer, no generator sample.
+    let zero = dir.path().join("zero.yaml");
+    std::fs::write(
+        &zero,
+        "name: zero\nworld:\n  prompts: 8\n  per_prompt: 2\n  seed: 5\n  held_out_split: 21\n  tokenizer: models/weights/tokenizer-canonical-8k\nannotator: models/weights/annotator\nseed: 3\nval_share: 0.25\niterations: 30\nlr: 0.05\nrank_weight: 1.0\ncalibration_weight: 1.0\ntag_l2: 0.05\n",
+    )
+    .unwrap();
+    let zero_out = dir.path().join("head-zero");
+    ok(evalcot(&[
+        "train",
+        "evidence-head",
+        "--config",
+        path(&zero),
+        "--out",
+        path(&zero_out),
+    ]));
+    let report = std::fs::read_to_string(zero_out.join("report.md")).unwrap();
+    assert!(report.contains("no generator sample"), "{report}");
     let o = dpo(&graded, "dpo-graded");
     assert!(!o.status.success());
     assert!(

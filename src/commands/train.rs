@@ -47,28 +47,56 @@ fn train_head(args: &TrainArgs) -> anyhow::Result<()> {
     let cfg: models::evidence::HeadTrainConfig =
         prepare(args, models::evidence::HeadTrainConfig::validate)?;
     let started = std::time::Instant::now();
-    let bank = Path::new(&cfg.bank);
-    let manifest = harness::bank::read_manifest(bank)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: bank {}: no bank.json",
-            args.config.display(),
-            bank.display()
-        )
-    })?;
-    let generator = models::open::cpu_generator(&manifest.config.generator)?;
     let annotator = models::open::detector(Some(Path::new(&cfg.annotator)), Device::Cpu)?;
     let reading = ProgressBar::new(0);
     reading.set_style(
         ProgressStyle::with_template(
-            "evidence of the bank {bar:40} {pos}/{len} images, {elapsed}, eta {eta}",
+            "evidence of the data {bar:40} {pos}/{len} images, {elapsed}, eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let data =
-        models::evidence::features_from_bank(bank, &generator, annotator, &mut |done, total| {
-            reading.set_length(total as u64);
-            reading.set_position(done as u64);
-        })?;
+    let mut shown = |done: usize, total: usize| {
+        reading.set_length(total as u64);
+        reading.set_position(done as u64);
+    };
+    // Where the labels come from, for the report and head.json.
+    let (data, source) = match (&cfg.bank, &cfg.world) {
+        (Some(bank), _) => {
+            let bank = Path::new(bank);
+            let manifest = harness::bank::read_manifest(bank)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: bank {}: no bank.json",
+                    args.config.display(),
+                    bank.display()
+                )
+            })?;
+            let generator = models::open::cpu_generator(&manifest.config.generator)?;
+            let data =
+                models::evidence::features_from_bank(bank, &generator, annotator, &mut shown)?;
+            let source = format!(
+                "bank `{}` ({} images of generator `{}`, labels by {}, prompts digest {})",
+                bank.display(),
+                data.len(),
+                manifest.generator,
+                manifest.detector,
+                manifest.suite_digest
+            );
+            (data, source)
+        }
+        (None, Some(w)) => {
+            let tokenizer = models::vq::VqTokenizer::<models::Cpu>::load_dir(
+                Path::new(&w.tokenizer),
+                &Default::default(),
+            )?;
+            let data = models::evidence::features_from_world(w, &tokenizer, annotator, &mut shown)?;
+            let source = format!(
+                "the world: {} training prompts (seed {}) × {} scenes, matching and near misses alternately, labels by construction, through tokenizer `{}`; no generator sample",
+                w.prompts, w.seed, w.per_prompt, w.tokenizer
+            );
+            (data, source)
+        }
+        (None, None) => anyhow::bail!("{}: bank, world: no source of data", args.config.display()),
+    };
     reading.finish_and_clear();
     let bar = bar(cfg.iterations);
     let mut trained = models::evidence::train(&cfg, &data, &mut |it, _, loss| {
@@ -85,8 +113,7 @@ fn train_head(args: &TrainArgs) -> anyhow::Result<()> {
     );
     trained.head.made_by = serde_json::json!({
         "config": cfg,
-        "bank": manifest.suite_digest,
-        "bank_images": data.len(),
+        "data": source,
         "command": command,
         "seconds": seconds,
     });
@@ -96,11 +123,8 @@ fn train_head(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let (h, p) = (trained.val_head, trained.val_product);
     let report = format!(
-        "# Evidence head `{}`\n\nTrained by `{command}` in {seconds:.0} s: bank `{}` ({} images, labels by {}), {} training and {} held-out images (prompts split by a seeded hash, seed {}).\n\n| on the held-out prompts | within-image AUROC | pairs | pooled AUROC | ECE |\n|---|---:|---:|---:|---:|\n| head | {:.3} | {} | {:.3} | {:.3} |\n| evidence product (untrained) | {:.3} | {} | {:.3} | {:.3} |\n\nWeights: bias {:.3}; shared {:?} over ({}); per tag {:?}.\n",
+        "# Evidence head `{}`\n\nTrained by `{command}` in {seconds:.0} s on {source}: {} training and {} held-out images (prompts split by a seeded hash, seed {}).\n\n| on the held-out prompts | within-image AUROC | pairs | pooled AUROC | ECE |\n|---|---:|---:|---:|---:|\n| head | {:.3} | {} | {:.3} | {:.3} |\n| evidence product (untrained) | {:.3} | {} | {:.3} | {:.3} |\n\nWeights: bias {:.3}; shared {:?} over ({}); per tag {:?}.\n",
         cfg.name,
-        cfg.bank,
-        data.len(),
-        manifest.detector,
         trained.train_images,
         trained.val_images,
         cfg.seed,

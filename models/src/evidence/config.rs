@@ -7,9 +7,16 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct HeadTrainConfig {
     pub name: String,
-    /// A bank whose verdicts are the annotator's (`evalcot bank … --detector ANNOTATOR`): the
-    /// labels. A bank judged by the evaluation detector is refused.
-    pub bank: String,
+    /// Fine-tuned: a bank whose verdicts are the annotator's (`evalcot bank … --detector
+    /// ANNOTATOR`), the generator's own samples and their labels. A bank judged by the
+    /// evaluation detector is refused. Exactly one of `bank` and `world`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank: Option<String>,
+    /// Zero-shot: no generator sample, only the world's scenes of training prompts — matching
+    /// and near misses, labelled by construction — drawn in the generator's style and passed
+    /// through its tokenizer, so that they look as the generator's images do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<WorldData>,
     /// The annotator whose evidence the head reads (the same one that labelled the bank).
     pub annotator: String,
     pub seed: u64,
@@ -27,8 +34,37 @@ pub struct HeadTrainConfig {
     pub tag_l2: f64,
 }
 
+/// The zero-shot head's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldData {
+    /// Training prompts drawn (`world::prompts::training_prompts`, never the GenEval ones).
+    pub prompts: usize,
+    /// Scenes per prompt: the even ones match the prompt, the odd ones are near misses (one
+    /// clause broken), so every prompt has both.
+    pub per_prompt: usize,
+    pub seed: u64,
+    /// Prompts in the validation split of this split seed are left out, so that the
+    /// development prompts (`evalcot world prompts --seed 21 --split val`) stay held out.
+    pub held_out_split: u64,
+    /// The tokenizer folder the scenes pass through (the generator's).
+    pub tokenizer: String,
+}
+
 impl HeadTrainConfig {
     pub fn validate(&self) -> Result<(), String> {
+        match (&self.bank, &self.world) {
+            (Some(_), None) => {}
+            (None, Some(w)) => {
+                if w.prompts == 0 || w.per_prompt < 2 {
+                    return Err(format!(
+                        "world: {} prompts × {} scenes; at least 1 prompt and 2 scenes (one matching, one near miss) are needed",
+                        w.prompts, w.per_prompt
+                    ));
+                }
+            }
+            _ => return Err("bank, world: exactly one source of data is needed".into()),
+        }
         if !(self.val_share >= 0.0 && self.val_share < 1.0) {
             return Err(format!("val_share: {} is not in [0, 1)", self.val_share));
         }
@@ -51,5 +87,53 @@ impl HeadTrainConfig {
             return Err("rank_weight and calibration_weight: one must be positive".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_source_of_data() {
+        let world = WorldData {
+            prompts: 4,
+            per_prompt: 2,
+            seed: 1,
+            held_out_split: 21,
+            tokenizer: "t".into(),
+        };
+        let cfg = HeadTrainConfig {
+            name: "h".into(),
+            bank: Some("b".into()),
+            world: Some(world.clone()),
+            annotator: "a".into(),
+            seed: 1,
+            val_share: 0.2,
+            iterations: 10,
+            lr: 0.1,
+            rank_weight: 1.0,
+            calibration_weight: 1.0,
+            tag_l2: 0.0,
+        };
+        assert!(cfg.validate().unwrap_err().contains("exactly one"));
+        let only_world = HeadTrainConfig {
+            bank: None,
+            ..cfg.clone()
+        };
+        assert!(only_world.validate().is_ok());
+        let neither = HeadTrainConfig {
+            world: None,
+            ..only_world.clone()
+        };
+        assert!(neither.validate().is_err());
+        let one_scene = HeadTrainConfig {
+            world: Some(WorldData {
+                per_prompt: 1,
+                ..world
+            }),
+            ..only_world
+        };
+        assert!(one_scene.validate().unwrap_err().contains("near miss"));
     }
 }

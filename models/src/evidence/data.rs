@@ -7,6 +7,63 @@ use harness::generator::Generator;
 use harness::run::Job;
 use std::path::Path;
 
+/// The zero-shot head's data (see [`crate::evidence::config::WorldData`]): per training prompt,
+/// `per_prompt` scenes in the generator's style, matching (even) or near misses (odd), through
+/// `tokenizer`, measured by `annotator`; labels by construction.
+pub fn features_from_world(
+    w: &crate::evidence::config::WorldData,
+    tokenizer: &crate::vq::VqTokenizer<crate::Cpu>,
+    annotator: Box<dyn Detector>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Labelled>, crate::ModelError> {
+    let drawn = world::prompts::training_prompts(w.prompts, w.seed);
+    let prompts = world::prompts::split(&drawn, w.held_out_split).0;
+    let opts = world::SceneOptions::in_style(tokenizer.meta.train.style);
+    let judge = EvidenceJudge::new(annotator);
+    let mut out = Vec::with_capacity(prompts.len());
+    progress(0, prompts.len());
+    for (i, m) in prompts.iter().enumerate() {
+        let mut images = Vec::with_capacity(w.per_prompt);
+        let mut correct = Vec::with_capacity(w.per_prompt);
+        for s in 0..w.per_prompt {
+            let seed = harness::rng::derive_seed(w.seed, &[i as u64, s as u64]);
+            let scene = if s % 2 == 0 {
+                world::scene_for_metadata(m, seed, &opts)
+            } else {
+                world::nearmiss::near_miss(m, seed, &opts).map(|n| n.scene)
+            }
+            .map_err(|e| {
+                crate::ModelError::config(
+                    "evidence head world data",
+                    format!("prompt {:?}: {e}", m.prompt),
+                )
+            })?;
+            images.push(scene.image);
+            correct.push(s % 2 == 0);
+        }
+        let grids = tokenizer.encode(&images);
+        let refs: Vec<&[u32]> = grids.iter().map(|g| g.as_slice()).collect();
+        let fault = |e: harness::error::ModelFault| {
+            crate::ModelError::config(
+                "evidence head world data",
+                format!("prompt {:?}: {e}", m.prompt),
+            )
+        };
+        let decoded = tokenizer.decode(&refs).map_err(fault)?;
+        let metas = vec![m; decoded.len()];
+        let features = judge.features(&decoded, &metas).map_err(fault)?;
+        out.push(Labelled {
+            prompt_index: i,
+            prompt: m.prompt.clone(),
+            tag: m.tag.as_str().to_string(),
+            features,
+            correct,
+        });
+        progress(i + 1, prompts.len());
+    }
+    Ok(out)
+}
+
 /// One banked image: its candidates' features and labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Labelled {

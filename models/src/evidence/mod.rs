@@ -13,5 +13,5 @@ pub mod data;
 pub mod training;
 
 pub use config::HeadTrainConfig;
-pub use data::{features_from_bank, Labelled};
+pub use data::{features_from_bank, features_from_world, Labelled};
 pub use training::{train, Trained};

@@ -256,7 +256,8 @@ mod tests {
     fn cfg() -> HeadTrainConfig {
         HeadTrainConfig {
             name: "t".into(),
-            bank: String::new(),
+            bank: None,
+            world: None,
             annotator: String::new(),
             seed: 1,
             val_share: 0.3,
