@@ -15,6 +15,7 @@ pub mod generator;
 pub mod judge;
 pub mod layout;
 pub mod metadata;
+pub mod metrics;
 pub mod npsort;
 pub mod profile;
 pub mod pyjson;

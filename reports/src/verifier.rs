@@ -10,6 +10,7 @@
 
 use crate::scaling::{Curve, Point, Scaling, N_PRIMES};
 use crate::tables::f3;
+use harness::metrics::{ece, pooled_auroc};
 use harness::rng::Rng;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -141,18 +142,7 @@ fn sums(img: &Image, judge: usize, n_primes: &[usize]) -> Sums {
         first: c[0] as u8 as f64,
         ..Sums::default()
     };
-    for (i, &ri) in c.iter().enumerate() {
-        for (k, &rk) in c.iter().enumerate() {
-            if ri && !rk {
-                s.pairs += 1.0;
-                s.won += match p[i].partial_cmp(&p[k]) {
-                    Some(std::cmp::Ordering::Greater) => 1.0,
-                    Some(std::cmp::Ordering::Equal) => 0.5,
-                    _ => 0.0,
-                };
-            }
-        }
-    }
+    (s.won, s.pairs) = harness::metrics::within_image(c, p);
     for &n in n_primes {
         s.pick.push(c[pick(&p[..n])] as u8 as f64);
         s.oracle.push(c[..n].iter().any(|&x| x) as u8 as f64);
@@ -230,22 +220,6 @@ fn interval(value: f64, mut draws: Vec<f64>, level: f64) -> Est {
     }
 }
 
-/// Expected calibration error over 10 equal-width bins of P(yes).
-fn ece(points: &[(f64, bool)]) -> f64 {
-    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
-    for &(p, y) in points {
-        let b = ((p * 10.0) as usize).min(9);
-        bins[b].0 += p;
-        bins[b].1 += y as u8 as f64;
-        bins[b].2 += 1;
-    }
-    let n = points.len().max(1) as f64;
-    bins.iter()
-        .filter(|b| b.2 > 0)
-        .map(|b| (b.0 - b.1).abs() / n)
-        .sum()
-}
-
 /// The reliability table over the ECE's bins.
 fn reliability(points: &[(f64, bool)]) -> Vec<Bin> {
     (0..10)
@@ -264,30 +238,6 @@ fn reliability(points: &[(f64, bool)]) -> Vec<Bin> {
             })
         })
         .collect()
-}
-
-/// Pooled AUROC: every (right, wrong) pair of candidates of the whole bank (Mann–Whitney, ties
-/// one half).
-fn pooled_auroc(points: &[(f64, bool)]) -> f64 {
-    let mut sorted: Vec<(f64, bool)> = points.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut pos, mut i) = (0.0, 0.0, 0);
-    while i < sorted.len() {
-        let mut j = i;
-        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
-            j += 1;
-        }
-        let mid = (i + j + 1) as f64 / 2.0;
-        for s in &sorted[i..j] {
-            if s.1 {
-                rank_sum += mid;
-                pos += 1.0;
-            }
-        }
-        i = j;
-    }
-    let neg = sorted.len() as f64 - pos;
-    ratio(rank_sum - pos * (pos + 1.0) / 2.0, pos * neg)
 }
 
 impl Bench {
@@ -761,25 +711,12 @@ pub fn by_step_markdown(judges: &[String], images: &[Image]) -> String {
     s
 }
 
-/// Within-image AUROC of `score(image, candidate)` against the verdicts, over `images`:
-/// (wins, pairs), ties one half.
+/// Within-image AUROC over `images` (verdicts, scores): (wins, pairs), ties one half.
 fn within(images: &[(&[bool], Vec<f64>)]) -> (f64, f64) {
-    let (mut won, mut pairs) = (0.0, 0.0);
-    for (correct, score) in images {
-        for (c, &ok) in correct.iter().enumerate() {
-            for (d, &other) in correct.iter().enumerate() {
-                if ok && !other {
-                    pairs += 1.0;
-                    won += match score[c].total_cmp(&score[d]) {
-                        std::cmp::Ordering::Greater => 1.0,
-                        std::cmp::Ordering::Equal => 0.5,
-                        std::cmp::Ordering::Less => 0.0,
-                    };
-                }
-            }
-        }
-    }
-    (won, pairs)
+    images.iter().fold((0.0, 0.0), |(w, p), (c, s)| {
+        let (dw, dp) = harness::metrics::within_image(c, s);
+        (w + dw, p + dp)
+    })
 }
 
 /// PARM's choice with a potential `score` assessed at one step and `keep` paths kept: the

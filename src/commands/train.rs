@@ -318,20 +318,6 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
     }
     let judged: Vec<JudgedPrompt> = dpo::cached_samples(&args.out, &cfg.pairs, || {
         let sampler_spec = cfg.pairs.sampler.as_deref().unwrap_or(&cfg.init);
-        if cfg.pairs.bank.is_some() {
-            let (sampler, _) = crate::open::generator(
-                sampler_spec,
-                SamplingOptions::default(),
-                &Default::default(),
-                Device::Cpu,
-            )?;
-            let evaluator = models::open::detector(None, Device::Cpu)?;
-            return anyhow::Ok(dpo::bank_samples(
-                &cfg.pairs,
-                sampler.name(),
-                evaluator.name(),
-            )?);
-        }
         // Pairs are sampled and judged on the CPU on every training device, so that a cached
         // sample file means the same thing wherever it was made.
         let (sampler, _) = crate::open::generator(
@@ -340,6 +326,14 @@ fn train_dpo<B: AutodiffBackend>(args: &TrainArgs, device: &B::Device) -> anyhow
             &Default::default(),
             Device::Cpu,
         )?;
+        if cfg.pairs.bank.is_some() {
+            let evaluator = models::open::detector(None, Device::Cpu)?;
+            return anyhow::Ok(dpo::bank_samples(
+                &cfg.pairs,
+                sampler.name(),
+                evaluator.name(),
+            )?);
+        }
         let labeller = open_judge(&cfg.pairs.judge, Device::Cpu)?;
         let making = ProgressBar::new(cfg.pairs.prompts as u64);
         making.set_style(

@@ -134,49 +134,20 @@ pub fn measure(
     images: &[&Labelled],
     p: &dyn Fn(&Labelled, usize) -> f64,
 ) -> (f64, usize, f64, f64) {
-    let (mut won, mut pairs) = (0.0, 0usize);
+    let (mut won, mut pairs) = (0.0, 0.0);
     let mut pooled: Vec<(f64, bool)> = Vec::new();
     for l in images {
         let ps: Vec<f64> = (0..l.correct.len()).map(|i| p(l, i)).collect();
-        for (r, &cr) in l.correct.iter().enumerate() {
-            pooled.push((ps[r], cr));
-            for (w, &cw) in l.correct.iter().enumerate() {
-                if cr && !cw {
-                    pairs += 1;
-                    won += if ps[r] > ps[w] {
-                        1.0
-                    } else if ps[r] == ps[w] {
-                        0.5
-                    } else {
-                        0.0
-                    };
-                }
-            }
-        }
+        let (w, n) = harness::metrics::within_image(&l.correct, &ps);
+        (won, pairs) = (won + w, pairs + n);
+        pooled.extend(ps.into_iter().zip(l.correct.iter().copied()));
     }
-    // Pooled AUROC by ranks (ties one half), ECE over 10 equal-width bins.
-    pooled.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut pos, mut i) = (0.0, 0.0, 0);
-    while i < pooled.len() {
-        let mut j = i;
-        while j < pooled.len() && pooled[j].0 == pooled[i].0 {
-            j += 1;
-        }
-        let mid = (i + j + 1) as f64 / 2.0;
-        pos += pooled[i..j].iter().filter(|x| x.1).count() as f64;
-        rank_sum += mid * pooled[i..j].iter().filter(|x| x.1).count() as f64;
-        i = j;
-    }
-    let neg = pooled.len() as f64 - pos;
-    let pooled_auroc = (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg);
-    let mut bins = [(0.0f64, 0.0f64); 10];
-    for &(p, y) in &pooled {
-        let b = ((p * 10.0) as usize).min(9);
-        bins[b].0 += p;
-        bins[b].1 += y as u8 as f64;
-    }
-    let ece = bins.iter().map(|b| (b.0 - b.1).abs()).sum::<f64>() / pooled.len().max(1) as f64;
-    (won / pairs.max(1) as f64, pairs, pooled_auroc, ece)
+    (
+        won / pairs.max(1.0),
+        pairs as usize,
+        harness::metrics::pooled_auroc(&pooled),
+        harness::metrics::ece(&pooled),
+    )
 }
 
 /// Whether a prompt is held out: a seeded hash of its text, so every copy goes to one side.
