@@ -96,7 +96,7 @@ fn heads_and_dpo_pairs_learn_from_annotator_labels_never_the_evaluation_detector
         "--bank",
         path(&labelled),
         "--judges",
-        &format!("evidence,{}", path(&heads[0])),
+        &format!("evidence,evidence-fine-tuned,{}", path(&heads[0])),
         "--ablations",
         "--resamples",
         "20",

@@ -284,7 +284,8 @@ pub fn judge(spec: &str, device: Device) -> Result<Box<dyn Judge>, ModelError> {
 /// The file of a trained evidence head (`evalcot train evidence-head`).
 pub const HEAD_FILE: &str = "head.json";
 
-/// `DIR[@SHARE]` where DIR holds an evidence head: the folder and the clarity share. A share
+/// `DIR[@SHARE]` where DIR holds an evidence head (`evidence-zero-shot` and
+/// `evidence-fine-tuned` name the shipped ones): the folder and the clarity share. A share
 /// that does not parse leaves the spec to the other judge kinds (and their errors).
 fn head_spec(spec: &str) -> Option<(std::path::PathBuf, Option<f64>)> {
     let (dir, clarity) = match spec.rsplit_once('@') {
@@ -294,7 +295,11 @@ fn head_spec(spec: &str) -> Option<(std::path::PathBuf, Option<f64>)> {
         ),
         None => (spec, None),
     };
-    let dir = std::path::PathBuf::from(dir);
+    let dir = std::path::PathBuf::from(match dir {
+        "evidence-zero-shot" => "models/weights/judge-evidence-zero-shot",
+        "evidence-fine-tuned" => "models/weights/judge-evidence-fine-tuned",
+        other => other,
+    });
     dir.join(HEAD_FILE).is_file().then_some((dir, clarity))
 }
 

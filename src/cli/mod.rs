@@ -272,8 +272,9 @@ pub struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_prompts: Option<usize>,
     /// Judge of orm/prm/parm/parm++: zero-shot, fine-tuned, a folder with judge.json, evidence
-    /// (the soft GenEval rules over the annotator; evidence:DIR over another detector), or
-    /// `ext:CMD` (a worker).
+    /// (the soft GenEval rules over the annotator; evidence:DIR over another detector),
+    /// evidence-zero-shot or evidence-fine-tuned (learned heads over that evidence; a folder
+    /// with head.json), or `ext:CMD` (a worker).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judge: Option<String>,
