@@ -70,6 +70,20 @@ impl DetectedObject {
 }
 
 /// An object detector with a colour classifier.
+/// A detector's model name without the file it was loaded from: `annotator-v2` for
+/// "annotator-v2 (models/weights/annotator/detector.bpk)", so that the same weights reached by
+/// another path are the same detector.
+pub fn model_name(label: &str) -> &str {
+    label.split(" (").next().unwrap_or(label).trim()
+}
+
+/// Whether a detector label (as banks and summaries record it) names the evaluation detector
+/// `evaluator` (its label) or a part of it: the same model, or its first stage alone.
+pub fn is_evaluation_detector(label: &str, evaluator: &str) -> bool {
+    let eval = model_name(evaluator);
+    model_name(label) == eval || label.contains(&format!("first stage of {eval}"))
+}
+
 pub trait Detector: Send + Sync {
     /// A short name for messages and run records.
     fn name(&self) -> &str;
@@ -83,6 +97,27 @@ pub trait Detector: Send + Sync {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_evaluation_detector_is_known_by_its_model_whatever_its_path() {
+        let eval = "evaluator-v2-rescored (embedded models/weights/detector)";
+        for label in [
+            eval,
+            "evaluator-v2-rescored (models/weights/detector/detector.bpk)",
+            "evaluator-v2 (first stage of evaluator-v2-rescored (embedded models/weights/detector))",
+        ] {
+            assert!(super::is_evaluation_detector(label, eval), "{label}");
+        }
+        assert!(!super::is_evaluation_detector(
+            "annotator-v2 (./models/weights/annotator/detector.bpk)",
+            eval
+        ));
+        assert_eq!(
+            super::model_name("annotator-v2 (models/weights/annotator/detector.bpk)"),
+            "annotator-v2"
+        );
+    }
+
     use super::*;
 
     fn obj(score: f32, probs: [f32; 10]) -> DetectedObject {

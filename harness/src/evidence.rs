@@ -44,8 +44,11 @@ pub struct EvidenceJudge {
 
 /// The evidence of one image for a prompt, summed over the prompt's clauses by kind: ln of
 /// P(count), P(colour), P(position) of the include clauses and of P(pass) of the exclude
-/// clauses, each floored at [`Head::FLOOR`]. Every entry is about the image: with no prompted
-/// object, all are at the floor whatever the prompt.
+/// clauses, each floored at [`Head::FLOOR`]. Every entry comes from the image, but how many
+/// factors a prompt has does not: with no object drawn, a two-object prompt's count entry is
+/// twice a one-object prompt's, and a factor the prompt does not ask for is 0. So a head's
+/// P(yes) for an empty image still depends on the prompt's shape (the blank ablation's pooled
+/// AUROC shows how much); within one prompt's candidates it cannot.
 pub type Features = [f64; 4];
 
 /// What the features are called, in order (reports, head files).

@@ -295,12 +295,15 @@ fn head_spec(spec: &str) -> Option<(std::path::PathBuf, Option<f64>)> {
         ),
         None => (spec, None),
     };
-    let dir = std::path::PathBuf::from(match dir {
-        "evidence-zero-shot" => "models/weights/judge-evidence-zero-shot",
-        "evidence-fine-tuned" => "models/weights/judge-evidence-fine-tuned",
-        other => other,
-    });
-    dir.join(HEAD_FILE).is_file().then_some((dir, clarity))
+    // A shipped name is a head even when its folder is missing here (run from elsewhere than
+    // the repository root): loading then names the file it looked for.
+    let (dir, named) = match dir {
+        "evidence-zero-shot" => ("models/weights/judge-evidence-zero-shot", true),
+        "evidence-fine-tuned" => ("models/weights/judge-evidence-fine-tuned", true),
+        other => (other, false),
+    };
+    let dir = std::path::PathBuf::from(dir);
+    (named || dir.join(HEAD_FILE).is_file()).then_some((dir, clarity))
 }
 
 /// The annotator, whose verdicts the judges are trained on, and the default detector of the

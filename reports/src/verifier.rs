@@ -723,8 +723,11 @@ fn within(images: &[(&[bool], Vec<f64>)]) -> (f64, f64) {
 /// best `keep` by score (ties to the lower index, as the strategy's relative rule), then the
 /// highest final P(yes) among them (the first on ties, in index order).
 fn parm_pick(score: &[f64], final_p: &[f64], keep: usize) -> usize {
+    // Ranked by 1 − score, as the strategy ranks by P(no): potentials within 10⁻¹⁶ of 0 tie
+    // there too and go to the lower index.
+    let p_no: Vec<f64> = score.iter().map(|s| 1.0 - s).collect();
     let mut order: Vec<usize> = (0..score.len()).collect();
-    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| p_no[a].total_cmp(&p_no[b]).then(a.cmp(&b)));
     let mut kept: Vec<usize> = order.into_iter().take(keep.max(1)).collect();
     kept.sort_unstable();
     let best = kept.iter().map(|&c| final_p[c]).collect::<Vec<_>>();

@@ -48,6 +48,15 @@ fn train_head(args: &TrainArgs) -> anyhow::Result<()> {
         prepare(args, models::evidence::HeadTrainConfig::validate)?;
     let started = std::time::Instant::now();
     let annotator = models::open::detector(Some(Path::new(&cfg.annotator)), Device::Cpu)?;
+    let evaluator = models::open::detector(None, Device::Cpu)?;
+    if harness::detector::is_evaluation_detector(annotator.name(), evaluator.name()) {
+        anyhow::bail!(
+            "{}: annotator {}: that is the evaluation detector ({}); a judge learns from an annotator trained apart from it",
+            args.config.display(),
+            cfg.annotator,
+            evaluator.name()
+        );
+    }
     let reading = ProgressBar::new(0);
     reading.set_style(
         ProgressStyle::with_template(
@@ -123,7 +132,7 @@ fn train_head(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let (h, p) = (trained.val_head, trained.val_product);
     let report = format!(
-        "# Evidence head `{}`\n\nTrained by `{command}` in {seconds:.0} s on {source}: {} training and {} held-out images (prompts split by a seeded hash, seed {}).\n\n| on the held-out prompts | within-image AUROC | pairs | pooled AUROC | ECE |\n|---|---:|---:|---:|---:|\n| head | {:.3} | {} | {:.3} | {:.3} |\n| evidence product (untrained) | {:.3} | {} | {:.3} | {:.3} |\n\nWeights: bias {:.3}; shared {:?} over ({}); per tag {:?}.\n",
+        "# Evidence head `{}`\n\nTrained by `{command}` in {seconds:.0} s on {source}: {} training and {} held-out images (prompts split by a seeded hash, seed {}).\n\n| on the held-out prompts | within-image AUROC | pairs | pooled AUROC | ECE |\n|---|---:|---:|---:|---:|\n| head | {:.3} | {} | {:.3} | {:.3} |\n| evidence product, factors floored (untrained) | {:.3} | {} | {:.3} | {:.3} |\n\nWeights: bias {:.3}; shared {:?} over ({}); per tag {:?}.\n",
         cfg.name,
         trained.train_images,
         trained.val_images,

@@ -175,10 +175,13 @@ pub struct RunConfig {
     pub judge: String,
     /// PARM's yes/no decisions.
     pub decision: Decision,
-    /// PARM's potential rule relative to the image's best paths: a path is kept when its
-    /// potential P(yes) is among the best `keep_best` share of the image's N paths (at least
-    /// one), instead of by its own yes/no; absent (the paper's rule, and what older runs were
-    /// made with) when not set.
+    /// PARM's potential rule relative to the image's best paths, instead of each path's own
+    /// yes/no: a path is kept when fewer than ⌈keep_best · N⌉ of the image's paths assessed so
+    /// far (itself and those assessed before it) have a higher potential P(yes). When every path
+    /// is assessed at one step (clarity from a share of the schedule) that is the best share of
+    /// the N paths; with paths clear at different steps, an early path is never truncated later,
+    /// so more may be kept. At least one always is. Absent (the paper's rule, and what older
+    /// runs were made with) when not set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_best: Option<f64>,
     /// The evaluation detector: a folder or `ext:CMD`; the embedded one when absent.

@@ -20,8 +20,9 @@ pub struct HeadTrainConfig {
     /// The annotator whose evidence the head reads (the same one that labelled the bank).
     pub annotator: String,
     pub seed: u64,
-    /// Share of the bank's prompts held out (by a seeded hash of the prompt text) to report
-    /// on and to choose nothing with but the stopping iteration.
+    /// Share of the prompts held out (by a seeded hash of the prompt text): reported on, and
+    /// their loss logged beside the training loss; nothing is chosen with them (the head is the
+    /// last iteration's).
     pub val_share: f64,
     /// Full-batch optimisation steps (Adam).
     pub iterations: usize,

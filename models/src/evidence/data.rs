@@ -92,7 +92,8 @@ pub fn features_from_bank(
     };
     let manifest = harness::bank::read_manifest(dir)?
         .ok_or_else(|| invalid("no bank here (evalcot bank writes bank.json)".into()))?;
-    if !manifest.detector.starts_with(annotator.name()) {
+    let model_name = harness::detector::model_name;
+    if model_name(&manifest.detector) != model_name(annotator.name()) {
         return Err(invalid(format!(
             "detector {:?}: the head learns from the annotator's labels; make the bank with \
              --detector {} (labels by {})",

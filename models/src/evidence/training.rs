@@ -15,7 +15,8 @@ pub struct Trained {
     pub train_images: usize,
     pub val_images: usize,
     /// On the held-out prompts: (within-image AUROC, pairs, pooled AUROC, ECE) of the head and
-    /// of the untrained evidence product over the same images.
+    /// of the untrained product of the floored factors (the `evidence` judge's product, except
+    /// that each factor is floored at [`Head::FLOOR`]) over the same images.
     pub val_head: (f64, usize, f64, f64),
     pub val_product: (f64, usize, f64, f64),
 }
@@ -143,7 +144,7 @@ pub fn measure(
         pooled.extend(ps.into_iter().zip(l.correct.iter().copied()));
     }
     (
-        won / pairs.max(1.0),
+        if pairs > 0.0 { won / pairs } else { f64::NAN },
         pairs as usize,
         harness::metrics::pooled_auroc(&pooled),
         harness::metrics::ece(&pooled),

@@ -162,7 +162,7 @@ pub fn bank_samples(
             cfg.judge
         )));
     }
-    if manifest.detector.starts_with(evaluator) {
+    if harness::detector::is_evaluation_detector(&manifest.detector, evaluator) {
         return Err(at(format!(
             "detector {:?} is the evaluation detector: pairs are labelled by an annotator (evalcot bank … --detector models/weights/annotator)",
             manifest.detector
