@@ -220,6 +220,51 @@ claims:
         "{prm}"
     );
     assert!(!md_live.contains("bank `"), "{md_live}");
+    // `--only` runs the configurations of the rows named, marks the others not run, and says so
+    // in the command the report cites; an unknown id names the matrix and its rows.
+    let part = tmp.path().join("part");
+    let (md, err) = reproduce(
+        &part,
+        &tmp.path().join("part.md"),
+        &["--bank", path(&bank), "--only", "o,x"],
+    );
+    assert_eq!(err.matches("replayed from").count(), 2, "{err}");
+    let stems: Vec<_> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(stems.len(), 2, "{stems:?}");
+    assert!(
+        md.contains("not selected (`--only`)") && md.contains("--only o,x"),
+        "{md}"
+    );
+    for stem in ["orm-zero-shot", "oracle"] {
+        assert_eq!(
+            std::fs::read_to_string(part.join(stem).join("results.jsonl")).unwrap(),
+            std::fs::read_to_string(banked.join(stem).join("results.jsonl"))
+                .unwrap()
+                .replace(path(&banked), path(&part)),
+            "{stem}"
+        );
+    }
+    let o = evalcot(&[
+        "reproduce",
+        "paper",
+        "--matrix",
+        path(&matrix),
+        "--runs",
+        path(&part),
+        "--out",
+        path(&tmp.path().join("bad.md")),
+        "--only",
+        "o,nope",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("--only nope") && text(&o.stderr).contains("b, o, x, p, r"),
+        "{}",
+        text(&o.stderr)
+    );
     // A bank of other steps serves nothing (it would replay other images under this config).
     let steps4 = make_bank("bank-steps4", "4");
     let (_, err) = reproduce(

@@ -54,7 +54,7 @@ pub type Features = [f64; 4];
 /// What the features are called, in order (reports, head files).
 pub const FEATURES: [&str; 4] = ["count", "colour", "position", "exclude"];
 
-/// A learned combination of the evidence: P(yes) = σ(bias + Σₖ (wₖ + w_{tag,k}) · featureₖ).
+/// A learned combination of the evidence: P(yes) = ε + (1 − 2ε)·σ(bias + Σₖ (wₖ + w_{tag,k}) · featureₖ).
 /// The only prompt-dependent parameters multiply evidence from the image (a tag's weights), so
 /// no term can carry the verdict from the prompt alone; the bias is one number for all prompts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -65,6 +65,10 @@ pub struct Head {
     pub weights: [f64; 4],
     /// Per tag (its official name), added to `weights`; a tag absent here uses `weights`.
     pub tag_weights: std::collections::BTreeMap<String, [f64; 4]>,
+    /// ε of the noise layer: P(yes) = ε + (1 − 2ε)·σ(logit), so that the head is never surer
+    /// than its labels are right (0 in heads made before it).
+    #[serde(default)]
+    pub label_noise: f64,
     /// The annotator folder whose evidence the head was trained on (the judge reads the same).
     pub detector: String,
     /// How the head was made (config, data, command), for its report; not read.
@@ -89,7 +93,8 @@ impl Head {
     }
 
     pub fn p_yes(&self, f: &Features, tag: &str) -> f64 {
-        1.0 / (1.0 + (-self.logit(f, tag)).exp())
+        let q = 1.0 / (1.0 + (-self.logit(f, tag)).exp());
+        self.label_noise + (1.0 - 2.0 * self.label_noise) * q
     }
 
     /// Reads `head.json`, naming the file and what is wrong with it.
@@ -105,6 +110,15 @@ impl Head {
             return Err(crate::error::Error::invalid(
                 crate::error::Location::file(path.display().to_string()),
                 format!("format {:?}: expected {:?}", head.format, Head::FORMAT),
+            ));
+        }
+        if !(0.0..0.5).contains(&head.label_noise) {
+            return Err(crate::error::Error::invalid(
+                crate::error::Location::file(path.display().to_string()),
+                format!(
+                    "label_noise {}: expected a rate in [0, 0.5)",
+                    head.label_noise
+                ),
             ));
         }
         let finite = head.bias.is_finite()

@@ -93,6 +93,11 @@ pub struct ReproduceArgs {
     /// Accept banks written by another evalcot build (as `replay --any-build`).
     #[arg(long)]
     pub any_build: bool,
+    /// Run only the configurations of these rows (matrix ids, comma-separated); the report
+    /// marks every other row as not run. A long study can go in parts: a later call without
+    /// `--only` resumes the finished runs and reports them all.
+    #[arg(long, value_name = "ID,ID", value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

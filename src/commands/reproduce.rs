@@ -25,9 +25,22 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
         .runs
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("paper-{}", args.scale)));
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|id| !matrix.rows().any(|r| &r.id == *id))
+    {
+        let known: Vec<&str> = matrix.rows().map(|r| r.id.as_str()).collect();
+        anyhow::bail!(
+            "--only {unknown}: {} has no row of that id; its rows: {}",
+            args.matrix.display(),
+            known.join(", ")
+        );
+    }
+    let selected = |id: &str| args.only.is_empty() || args.only.iter().any(|o| o == id);
     // One run per configuration file, in the matrix's order.
     let mut configs: Vec<String> = Vec::new();
-    for r in matrix.rows() {
+    for r in matrix.rows().filter(|r| selected(&r.id)) {
         if let Some(c) = &r.config {
             if !configs.contains(c) {
                 configs.push(c.clone());
@@ -131,6 +144,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
                     },
                 },
                 (None, Some(Err(why))) => Outcome::NotRun(why.clone()),
+                _ if !selected(&r.id) => Outcome::NotRun("not selected (`--only`)".into()),
                 _ => Outcome::NotRun("not run".into()),
             },
         };
@@ -154,6 +168,9 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<i32> {
     }
     if args.any_build {
         command += " --any-build";
+    }
+    if !args.only.is_empty() {
+        command += &format!(" --only {}", args.only.join(","));
     }
     command += &format!(" --out {}", args.out.display());
     let text = reports::paper::render(&matrix, &outcomes, &args.scale, &command);

@@ -33,6 +33,13 @@ pub struct HeadTrainConfig {
     pub calibration_weight: f64,
     /// L2 penalty on the per-tag weights (they are offsets from the shared ones).
     pub tag_l2: f64,
+    /// ε of the head's noise layer, P(yes) = ε + (1 − 2ε)·σ(logit), trained through it: the
+    /// labels (and the evidence, read by the same annotator) are wrong at about this rate, so a
+    /// head surer than that is over-confident wherever another detector has the last word. Set
+    /// to the annotator's measured error on the ground-truth suite (docs/annotator.md). The
+    /// layer is monotone: no ranking changes. 0 when absent.
+    #[serde(default)]
+    pub label_noise: f64,
 }
 
 /// The zero-shot head's data.
@@ -84,6 +91,12 @@ impl HeadTrainConfig {
                 return Err(format!("{name}: {w} must be ≥ 0"));
             }
         }
+        if !(0.0..0.5).contains(&self.label_noise) {
+            return Err(format!(
+                "label_noise: {} is not a rate in [0, 0.5)",
+                self.label_noise
+            ));
+        }
         if self.rank_weight + self.calibration_weight == 0.0 {
             return Err("rank_weight and calibration_weight: one must be positive".into());
         }
@@ -116,8 +129,15 @@ mod tests {
             rank_weight: 1.0,
             calibration_weight: 1.0,
             tag_l2: 0.0,
+            label_noise: 0.0,
         };
         assert!(cfg.validate().unwrap_err().contains("exactly one"));
+        let noisy = HeadTrainConfig {
+            bank: None,
+            label_noise: 0.5,
+            ..cfg.clone()
+        };
+        assert!(noisy.validate().unwrap_err().contains("label_noise"));
         let only_world = HeadTrainConfig {
             bank: None,
             ..cfg.clone()

@@ -37,6 +37,7 @@ fn softplus(x: f64) -> f64 {
 /// The parameters as one vector: bias, 4 shared weights, 4 per tag (in `tags` order).
 struct Params<'a> {
     tags: &'a [String],
+    label_noise: f64,
 }
 
 impl Params<'_> {
@@ -61,6 +62,7 @@ impl Params<'_> {
                     (name.clone(), w)
                 })
                 .collect(),
+            label_noise: self.label_noise,
             detector: String::new(),
             made_by: serde_json::Value::Null,
         }
@@ -95,12 +97,15 @@ fn loss(
         let s: Vec<f64> = l.features.iter().map(|f| score(f, *t)).collect();
         let mut ds = vec![0.0; s.len()];
         for (i, &y) in l.correct.iter().enumerate() {
-            let p = sigmoid(s[i]);
+            // P(yes) through the noise layer: ε + (1 − 2ε)·σ(s); with ε = 0, dBCE/ds = p − y.
+            let (e, q) = (cfg.label_noise, sigmoid(s[i]));
+            let p = e + (1.0 - 2.0 * e) * q;
             let y = y as u8 as f64;
             total += cfg.calibration_weight
                 * -(y * p.max(1e-12).ln() + (1.0 - y) * (1.0 - p).max(1e-12).ln())
                 / samples as f64;
-            ds[i] += cfg.calibration_weight * (p - y) / samples as f64;
+            let dp = (p - y) / (p * (1.0 - p)).max(1e-12);
+            ds[i] += cfg.calibration_weight * dp * (1.0 - 2.0 * e) * q * (1.0 - q) / samples as f64;
         }
         if pairs > 0 {
             for (r, &cr) in l.correct.iter().enumerate() {
@@ -180,7 +185,10 @@ pub fn train(
         train.iter().map(|l| (*l, index[l.tag.as_str()])).collect();
     let val_set: Vec<(&Labelled, usize)> =
         val.iter().map(|l| (*l, index[l.tag.as_str()])).collect();
-    let params = Params { tags: &tags };
+    let params = Params {
+        tags: &tags,
+        label_noise: cfg.label_noise,
+    };
     // Start at the evidence product's ordering: logit = ln Π p (shared weights 1, bias 0).
     let mut theta = vec![0.0; params.len()];
     theta[1..5].iter_mut().for_each(|w| *w = 1.0);
@@ -238,6 +246,7 @@ mod tests {
             rank_weight: 1.0,
             calibration_weight: 1.0,
             tag_l2: 0.01,
+            label_noise: 0.0,
         }
     }
 
@@ -265,9 +274,16 @@ mod tests {
         let set: Vec<(&Labelled, usize)> = data.iter().map(|l| (l, (l.prompt_index % 2))).collect();
         let theta: Vec<f64> = (0..13).map(|i| 0.3 - 0.07 * i as f64).collect();
         let mut g = vec![0.0; 13];
-        let c = cfg();
+        let c = HeadTrainConfig {
+            label_noise: 0.04,
+            ..cfg()
+        };
         loss(&theta, &set, &c, &mut g);
-        assert_eq!(Params { tags: &tags }.len(), 13);
+        let params = Params {
+            tags: &tags,
+            label_noise: 0.0,
+        };
+        assert_eq!(params.len(), 13);
         let mut scratch = vec![0.0; 13];
         for i in 0..13 {
             let (mut up, mut down) = (theta.clone(), theta.clone());
@@ -313,5 +329,26 @@ mod tests {
             "{a:?}"
         );
         assert!(a.val_images > 20 && a.train_images > 60);
+        // Label noise bounds P(yes) to [ε, 1 − ε] and leaves the ranking.
+        let noisy = train(
+            &HeadTrainConfig {
+                label_noise: 0.1,
+                ..cfg()
+            },
+            &data,
+            &mut |_, _, _| {},
+        );
+        let top = |t: &Trained| {
+            data.iter()
+                .flat_map(|l| l.features.iter().map(|f| t.head.p_yes(f, &l.tag)))
+                .fold(0.0, f64::max)
+        };
+        assert!(
+            top(&noisy) <= 0.9 + 1e-12 && top(&a) > 0.95,
+            "{} {}",
+            top(&a),
+            top(&noisy)
+        );
+        assert!(noisy.val_head.0 > 0.95, "{noisy:?}");
     }
 }
